@@ -1,0 +1,1 @@
+"""Alert channels: one module per kind (email, webhook)."""
