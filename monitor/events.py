@@ -8,6 +8,7 @@ Standard library only.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class Event:
         return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_data(cls: type[E], data: Mapping[str, Any]) -> E:
+    def from_data(cls: builtins.type[E], data: Mapping[str, Any]) -> E:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: _decode(k, v) for k, v in data.items() if k in names}
         return cls(**kwargs)
@@ -93,6 +94,9 @@ class ConfigApplied(Event):
     channels_added: tuple[str, ...] = ()
     channels_removed: tuple[str, ...] = ()
     channels_changed: tuple[str, ...] = ()
+    # kind ("feeds", "milestones", "channels", "settings") -> id -> sha256 of its settings,
+    # so the next start can tell what changed without the old file
+    fingerprints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def stream(self) -> str:

@@ -62,3 +62,6 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """One fixture, both backends: the contract suite runs against each."""
     name = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return str(request.getfixturevalue(name))
+
+
+from tests.feedserver import feed_server  # noqa: E402,F401  (fixture for every module)

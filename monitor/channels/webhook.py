@@ -1,0 +1,188 @@
+"""Webhook channel: Standard Webhooks signing and one POST, outcomes as DeliveryError kinds.
+
+A 2xx is delivered; everything else raises DeliveryError:
+
+    3xx            redirect      retryable, never followed (the signed URL is the contract)
+    410            gone          permanent, disables the channel
+    429            rate_limited  retryable, honours Retry-After
+    5xx            http_5xx      retryable, honours Retry-After
+    other 4xx      http_4xx      permanent
+    timeout        timeout       retryable (wall-clock deadline over the whole exchange)
+    connect        connect       retryable
+    other network  network       retryable
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from monitor.errors import DeliveryError, FetchError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "milestone-monitor/0.1 (webhook)"
+RESPONSE_CAP = 20_000  # bytes of a response body kept for the record
+SECRET_PREFIX = "whsec_"
+
+
+def sign(secrets: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` per secret, space-separated.
+
+    Several secrets (during a rotation) give several signatures; a receiver accepts any one.
+    """
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    signatures = []
+    for secret in secrets.split():
+        digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+        signatures.append("v1," + base64.b64encode(digest).decode("ascii"))
+    if not signatures:
+        raise DeliveryError("config", "webhook secret is empty", permanent=True)
+    return " ".join(signatures)
+
+
+def _key(secret: str) -> bytes:
+    encoded = secret.removeprefix(SECRET_PREFIX).rstrip("=")
+    try:
+        # Padding is optional in the wild: restore exactly what base64 needs.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except ValueError:
+        # The message must not quote the secret it rejects.
+        raise DeliveryError(
+            "config", "webhook secret is not base64 after its whsec_ prefix", permanent=True
+        ) from None
+    if not key:
+        raise DeliveryError("config", "webhook secret is empty", permanent=True)
+    return key
+
+
+async def send_webhook(
+    client: httpx.AsyncClient,
+    *,
+    url: str,
+    secrets: str,
+    alert_id: str,
+    body: bytes,
+    timestamp: int,
+    timeout: float,
+) -> str:
+    """POST the signed body once; returns e.g. "200 OK" or raises DeliveryError."""
+    headers = {
+        "webhook-id": alert_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secrets, alert_id, timestamp, body),
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        # The answer is kept for the record only: plain bytes, so no decompression bomb.
+        "accept-encoding": "identity",
+    }
+    where = _where(url)
+    try:
+        async with asyncio.timeout(timeout):
+            status, reason, response_headers, text = await _post(
+                client, url, headers, body, timeout
+            )
+    except (TimeoutError, httpx.TimeoutException):
+        raise DeliveryError("timeout", f"webhook {where}: no answer within {timeout:g} s") from None
+    except httpx.ConnectError as exc:
+        raise DeliveryError("connect", f"webhook {where}: cannot connect ({_cause(exc)})") from None
+    except httpx.TransportError as exc:
+        raise DeliveryError("network", f"webhook {where}: {_cause(exc)}") from None
+    except FetchError as exc:  # the address-checking client refuses private targets this way
+        raise DeliveryError(exc.kind, f"webhook {where}: {exc.message}", permanent=True) from None
+    status_line = f"{status} {reason}".strip()
+    log.debug("webhook %s answered %s for %s", where, status_line, alert_id)
+    if 200 <= status < 300:
+        return status_line
+    raise _failure(where, status, status_line, response_headers, text)
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes, timeout: float
+) -> tuple[int, str, httpx.Headers, str]:
+    request = client.build_request("POST", url, headers=headers, content=body, timeout=timeout)
+    response = await client.send(request, stream=True, follow_redirects=False)
+    try:
+        kept = bytearray()
+        async for chunk in response.aiter_bytes():
+            kept += chunk[: RESPONSE_CAP - len(kept)]
+            if len(kept) >= RESPONSE_CAP:
+                break  # an endless body is not read past the cap
+    finally:
+        await response.aclose()
+    return (
+        response.status_code,
+        response.reason_phrase,
+        response.headers,
+        kept.decode("utf-8", "replace"),
+    )
+
+
+def _failure(
+    where: str, status: int, status_line: str, headers: httpx.Headers, text: str
+) -> DeliveryError:
+    response = f"{status_line}\n{text}" if text else status_line
+    said = f"webhook {where}: receiver answered {status_line}"
+    if 300 <= status < 400:
+        location = _printable(headers.get("location", ""))[:200] or "no Location"
+        return DeliveryError("redirect", f"{said}, not followed (to {location})", response=response)
+    if status == 410:
+        return DeliveryError(
+            "gone",
+            f"{said}; the channel is disabled",
+            permanent=True,
+            disable_channel=True,
+            response=response,
+        )
+    retry_after = _retry_after(headers.get("retry-after"))
+    note = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
+    if status == 429:
+        return DeliveryError(
+            "rate_limited", said + note, retry_after=retry_after, response=response
+        )
+    if status >= 500:
+        return DeliveryError("http_5xx", said + note, retry_after=retry_after, response=response)
+    return DeliveryError("http_4xx", said, permanent=True, response=response)
+
+
+def _retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date, RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000" means UTC with no zone information (RFC 5322 §3.3)
+        when = when.replace(tzinfo=UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _where(url: str) -> str:
+    # Scheme, host and port only: webhook paths and queries often carry access tokens.
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+    except ValueError:
+        return "(invalid URL)"
+
+
+def _cause(exc: Exception) -> str:
+    return _printable(str(exc)) or type(exc).__name__
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text).strip()

@@ -1,0 +1,152 @@
+"""Commands about the outbox: list alerts, re-queue an abandoned one, send a test alert."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from monitor.cli.common import JsonOpt, alerts_app, command, opened, out, print_json
+from monitor.errors import MonitorError, UsageError
+
+
+@alerts_app.callback()
+def alerts(ctx: typer.Context, json_: JsonOpt = False) -> None:
+    """Pending, delivered and abandoned alerts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    command(_list)(json_)
+
+
+def _list(json_: bool) -> None:
+    from monitor import reports
+    from monitor.review import local
+
+    with opened() as (config, store):
+        rows = reports.alert_rows(store)
+    if json_:
+        for row in rows:
+            print_json(row)
+        return
+    table = Table(
+        "alert",
+        "channel",
+        "status",
+        "attempts",
+        "next attempt",
+        "subject",
+        "last error",
+        box=None,
+        pad_edge=False,
+    )
+    for r in rows:
+        table.add_row(
+            r["alert_id"],
+            escape(r["channel_id"]),
+            r["status"],
+            str(r["attempts"]),
+            local(r.get("due_at"), config.settings.timezone),
+            escape(r["subject"][:60]),
+            escape(r.get("last_error") or ""),
+        )
+    out.print(table)
+
+
+@alerts_app.command()
+@command
+def retry(
+    alert_id: str,
+    reason: Annotated[str, typer.Option("--reason")] = "re-queued by an operator",
+) -> None:
+    """Re-queue an abandoned alert: a new attempt with the same alert id."""
+    from monitor import workstate
+    from monitor.events import AlertRequeued
+    from monitor.store import NewEvent
+
+    who = os.environ.get("USER") or getpass.getuser()
+    with opened() as (_, store), store.transaction() as tx:
+        row = tx.state("outbox", alert_id)
+        if row is None:
+            raise UsageError(
+                f"alert '{alert_id}' does not exist", hint="`monitor alerts` lists the alert ids"
+            )
+        if row["status"] != "abandoned":
+            raise UsageError(f"alert '{alert_id}' is {row['status']}, not abandoned")
+        now = datetime.now(UTC)
+        event = AlertRequeued(
+            alert_id=alert_id, channel_id=row["channel_id"], operator=who, reason=reason
+        )
+        tx.append([NewEvent(event, meta={"operator": who})], now=now)
+        workstate.queue_alert(tx.conn, alert_id, row["channel_id"], now.timestamp())
+    out.print(f"alert {alert_id} re-queued")
+
+
+@alerts_app.command()
+@command
+def test(channel: str) -> None:
+    """Send a clearly marked test alert through the real outbox and channel."""
+    asyncio.run(_send_test(channel))
+
+
+async def _send_test(channel_id: str) -> None:
+    from monitor import deliver, workstate
+    from monitor.config import secrets_for
+    from monitor.events import AlertQueued
+    from monitor.fetch import guarded_client
+    from monitor.runtime import instance_name
+    from monitor.store import NewEvent
+
+    with opened() as (config, store):
+        try:
+            channel = config.channel(channel_id)
+        except KeyError:
+            raise UsageError(f"channel '{channel_id}' is not configured") from None
+        secrets = secrets_for(config, os.environ)
+        now = datetime.now(UTC)
+        alert_id = f"alt_test_{uuid.uuid4().hex[:24]}"
+        head = store.head()
+        payload = {
+            "milestone": {
+                "id": "test",
+                "title": "Test alert from milestone-monitor",
+                "expected_by": None,
+            },
+            "from": "pending",
+            "to": "pending",
+            "reason": "a test requested by an operator",
+            "source": None,
+            "evidence": [],
+            "event_position": head[0] if head else 0,
+            "chain_head": {"position": head[0] if head else 0, "hash": head[1] if head else ""},
+            "test": True,
+        }
+        queued = AlertQueued(
+            alert_id=alert_id,
+            channel_id=channel.id,
+            milestone_id="test",
+            subject="[milestone-monitor] [TEST] test alert",
+            payload=payload,
+            test=True,
+        )
+        with store.transaction() as tx:
+            tx.append([NewEvent(queued, meta={"instance": "cli"})], now=now)
+            workstate.queue_alert(tx.conn, alert_id, channel.id, now.timestamp())
+        s = config.settings
+        async with guarded_client(
+            allow_private=s.allow_private_networks, timeout=30, user_agent=s.user_agent
+        ) as client:
+            d = deliver.Dispatcher(config, store, secrets, client, instance_name())
+            outcome = await deliver.deliver_one(d, alert_id, now)
+    out.print(
+        f"test alert {alert_id} on '{escape(channel_id)}': {outcome.status}"
+        + (f" ({escape(outcome.detail)})" if outcome.detail else "")
+    )
+    if outcome.status != "delivered":
+        raise MonitorError(f"test alert on '{channel_id}' was not delivered: {outcome.detail}")

@@ -1,0 +1,118 @@
+"""What every command shares: consoles, the error boundary, opening config and store.
+
+Exit codes: 0 ok, 1 runtime failure, 2 configuration or usage error. Heavy modules are
+imported inside the commands so that quick commands stay quick.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from monitor.errors import ConfigError, MonitorError, UsageError
+
+if TYPE_CHECKING:
+    from monitor.config import Config
+    from monitor.store import EventStore
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Watch news feeds for evidence that milestones happened, slipped or are overdue.",
+)
+alerts_app = typer.Typer(
+    help="The alert outbox: pending, delivered and abandoned alerts.", invoke_without_command=True
+)
+app.add_typer(alerts_app, name="alerts")
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", envvar="MONITOR_CONFIG", help="configuration file")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object per line")]
+
+
+class State:
+    config_path: Path = Path("feeds.toml")
+    debug: bool = False
+
+
+STATE = State()
+
+
+@app.callback()
+def _main(
+    config: ConfigOpt = Path("feeds.toml"),
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+) -> None:
+    STATE.config_path, STATE.debug = config, debug
+
+
+def fail(error: MonitorError) -> NoReturn:
+    """The CLI's error boundary: one line per problem, a hint, the exit code."""
+    lines = error.problems if isinstance(error, ConfigError) else [str(error)]
+    for line in lines:
+        err.print(f"error: {escape(line)}")
+    if error.hint:
+        err.print(f"hint: {escape(error.hint)}")
+    raise typer.Exit(2 if isinstance(error, ConfigError | UsageError) else 1)
+
+
+@contextmanager
+def boundary() -> Iterator[None]:
+    try:
+        yield
+    except MonitorError as exc:
+        if STATE.debug:
+            raise
+        fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def load() -> Config:
+    from monitor.config import load_config
+
+    return load_config(STATE.config_path, os.environ)
+
+
+@contextmanager
+def opened() -> Iterator[tuple[Config, EventStore]]:
+    from monitor.runtime import open_store
+
+    config = load()
+    store = open_store(config)
+    try:
+        yield config, store
+    finally:
+        store.close()
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj, default=str) + b"\n")
+
+
+def command(fn: Callable[..., None]) -> Callable[..., None]:
+    """Run a command inside the error boundary."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        with boundary():
+            fn(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,230 @@
+"""Commands that review the log: log, show, verify, rebuild, export."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from monitor.cli.common import (
+    JsonOpt,
+    STATE,
+    app,
+    command as _command,
+    err,
+    load,
+    opened,
+    out,
+    print_json,
+)
+from monitor.config import Config
+from monitor.errors import MonitorError, UsageError
+
+
+# --- reviewing the log ---------------------------------------------------------------------
+
+
+SinceOpt = Annotated[str | None, typer.Option("--since", help="date or ISO time")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="date or ISO time")]
+TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="event type (repeatable)")]
+
+
+def _filter(
+    config: Config,
+    since: str | None,
+    until: str | None,
+    types: list[str] | None,
+    stream: str | None,
+    milestone: str | None,
+    feed: str | None,
+    grep: str | None,
+) -> Any:
+    from monitor.review import Filter, parse_when
+
+    tz = config.settings.timezone
+    return Filter(
+        types=tuple(types or ()),
+        stream=stream,
+        milestone=milestone,
+        feed=feed,
+        grep=grep,
+        since=parse_when(since, timezone=tz) if since else None,
+        until=parse_when(until, timezone=tz, end=True) if until else None,
+    )
+
+
+@app.command("log")
+@_command
+def log_(
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    type_: TypeOpt = None,
+    stream: Annotated[str | None, typer.Option("--stream")] = None,
+    milestone: Annotated[str | None, typer.Option("--milestone")] = None,
+    feed: Annotated[str | None, typer.Option("--feed")] = None,
+    grep: Annotated[str | None, typer.Option("--grep", help="text anywhere in the data")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="the newest N")] = None,
+    json_: JsonOpt = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="stream new events")] = False,
+) -> None:
+    """Review the event log."""
+    with opened() as (config, store):
+        selection = _filter(config, since, until, type_, stream, milestone, feed, grep)
+        last = 0
+        if limit is not None:
+            # the newest N: scan back from the head in widening windows, never the whole log
+            head = (store.head() or (0, ""))[0]
+            window, records = limit * 8, []
+            while True:
+                after = max(head - window, 0)
+                records = list(selection.select(store, after=after))
+                if len(records) >= limit or after == 0:
+                    break
+                window *= 4
+            records = records[-limit:]
+            _emit(records, json_, config.settings.timezone)
+            last = head
+        else:
+            for chunk in _chunks(selection.select(store), 500):
+                _emit(chunk, json_, config.settings.timezone)
+                last = chunk[-1].position
+            last = max(last, (store.head() or (0, ""))[0])
+        if follow:
+            for record in store.follow(after=last):
+                if selection.matches(record):
+                    _emit([record], json_, config.settings.timezone)
+
+
+def _chunks(records: Any, size: int) -> Iterator[list[Any]]:
+    import itertools
+
+    it = iter(records)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def _emit(records: list[Any], as_json: bool, timezone: str) -> None:
+    from monitor import review
+
+    if as_json:
+        for line in review.json_lines(records):
+            sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+        return
+    if not records:
+        return
+    table = Table("pos", "recorded", "type", "stream", "what", box=None, pad_edge=False)
+    for row in review.columns(records, timezone):
+        table.add_row(*(escape(c) for c in row))
+    out.print(table)
+
+
+@app.command()
+@_command
+def show(position: int) -> None:
+    """One event in full, with what caused it and what it caused."""
+    from monitor import review
+
+    with opened() as (config, store):
+        record = store.get(position)
+        if record is None:
+            raise UsageError(f"position {position}: no such event")
+        doc = review.as_json(record)
+        cause = record.meta.get("causation")
+        cause_rec = store.get(int(cause)) if isinstance(cause, int) else None
+        doc["caused_by"] = (
+            {
+                "position": cause_rec.position,
+                "type": cause_rec.type,
+                "summary": review.summary(cause_rec),
+            }
+            if cause_rec
+            else None
+        )
+        doc["caused"] = [
+            {"position": r.position, "type": r.type, "summary": review.summary(r)}
+            for r in store.caused_by(position)
+        ]
+        out.print_json(orjson.dumps(doc, default=str).decode())
+
+
+@app.command()
+@_command
+def verify(
+    expect: Annotated[
+        str | None, typer.Option("--expect", help="POSITION:HASH seen before")
+    ] = None,
+) -> None:
+    """Walk the hash chain; exit 1 naming the first bad position."""
+    from monitor.review import parse_expect
+
+    expected = parse_expect(expect) if expect else None
+    with opened() as (_, store):
+        report = store.verify(expect=expected)
+    if report.head:
+        out.print(f"head {report.head[0]}:{report.head[1]}")
+    if not report.ok:
+        err.print(f"error: chain broken: {escape(report.problem or '')}")
+        raise typer.Exit(1)
+    out.print(f"ok: {report.checked} events verified")
+
+
+@app.command()
+@_command
+def rebuild() -> None:
+    """Recompute every projection from position 1."""
+    from rich.progress import Progress
+
+    from monitor import workstate
+
+    with opened() as (_, store), Progress(console=err, transient=True) as progress:
+        head = store.head()
+        task = progress.add_task("replaying", total=head[0] if head else 0)
+        count = store.rebuild(progress=lambda n: progress.update(task, completed=n))
+        with workstate.work_tx(store) as conn:
+            workstate.restore_alerts(conn, store.states("outbox").values())
+    out.print(f"rebuilt projections from {count} events")
+
+
+@app.command()
+@_command
+def export(
+    format_: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    type_: TypeOpt = None,
+    stream: Annotated[str | None, typer.Option("--stream")] = None,
+    milestone: Annotated[str | None, typer.Option("--milestone")] = None,
+    feed: Annotated[str | None, typer.Option("--feed")] = None,
+) -> None:
+    """The whole log, or a filtered part, for other tools."""
+    from monitor import review
+
+    if format_ not in ("jsonl", "csv"):
+        raise UsageError(f"--format '{format_}': use jsonl or csv")
+    with opened() as (config, store):
+        records = _filter(config, since, until, type_, stream, milestone, feed, None).select(store)
+        sink = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        count = 0
+        try:
+            lines = (
+                review.json_lines(records)
+                if format_ == "jsonl"
+                else (s.encode() for s in review.csv_lines(records))
+            )
+            for line in lines:
+                sink.write(line)
+                count += 1
+        finally:
+            if output:
+                sink.close()
+    if output:
+        err.print(f"wrote {count - (format_ == 'csv')} events to {output}")

@@ -1,0 +1,150 @@
+"""Commands that run things: check, run, poll."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from monitor.cli.common import (
+    JsonOpt,
+    STATE,
+    app,
+    command as _command,
+    err,
+    load,
+    opened,
+    out,
+    print_json,
+)
+from monitor.config import Config
+from monitor.errors import MonitorError, UsageError
+
+
+# --- configuration and the daemon ----------------------------------------------------------
+
+
+@app.command()
+@_command
+def check() -> None:
+    """Validate the configuration, list every problem at once, print it with secrets redacted."""
+    from monitor.config import check_secrets, redacted
+
+    config = load()
+    check_secrets(config, os.environ)
+    out.print_json(orjson.dumps(redacted(config), default=str).decode())
+    err.print(
+        f"configuration ok: {len(config.feeds)} feeds, {len(config.milestones)} "
+        f"milestones, {len(config.channels)} channels"
+    )
+
+
+@app.command()
+@_command
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="poll every feed once, deliver, exit")
+    ] = False,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json")] = "",
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info or warning")]
+    = "info",
+) -> None:
+    """Run the daemon in the foreground (logs to stderr)."""
+    import asyncio
+    import logging
+
+    from monitor import daemon, logs
+    from monitor.config import secrets_for
+
+    if log_format not in ("", "text", "json"):
+        raise UsageError(f"--log-format '{log_format}': use text or json")
+    if log_level not in ("debug", "info", "warning"):
+        raise UsageError(f"--log-level '{log_level}': use debug, info or warning")
+    config = load()
+    secrets = secrets_for(config, os.environ)
+    logs.setup(fmt=log_format or config.settings.log_format, secrets=secrets.values(),
+               level=getattr(logging, log_level.upper()))
+    raise typer.Exit(asyncio.run(daemon.run(config, os.environ, once=once)))
+
+
+@app.command()
+@_command
+def health(
+    max_age: Annotated[int, typer.Option("--max-age", help="seconds", min=1)] = 120,
+) -> None:
+    """Exit 0 when the daemon's heartbeat (MONITOR_HEARTBEAT) is fresh; for healthchecks."""
+    import time
+
+    path = os.environ.get("MONITOR_HEARTBEAT")
+    if not path:
+        raise UsageError(
+            "MONITOR_HEARTBEAT is not set",
+            hint="set it to the file the daemon touches on every tick",
+        )
+    try:
+        age = time.time() - Path(path).stat().st_mtime
+    except OSError:
+        raise MonitorError(f"{path}: no heartbeat yet") from None
+    if age > max_age:
+        raise MonitorError(f"{path}: last heartbeat {age:.0f} s ago (more than {max_age} s)")
+    out.print(f"alive: heartbeat {age:.0f} s ago")
+
+
+@app.command()
+@_command
+def poll(feed_id: str) -> None:
+    """Poll one feed now and print what happened."""
+    import asyncio
+
+    from monitor import logs
+
+    logs.setup(fmt="text")
+    report = asyncio.run(_poll_one(feed_id))
+    out.print(
+        f"feed '{escape(feed_id)}': {report.outcome}; {report.discovered} new items, "
+        f"{report.sighted} seen elsewhere, {report.transitions} transitions"
+        + (f"; {escape(report.error)}" if report.error else "")
+    )
+    if report.outcome == "failed":
+        raise typer.Exit(1)
+
+
+async def _poll_one(feed_id: str) -> Any:
+    import time
+
+    from monitor import poll as polling
+    from monitor import runtime, workstate
+    from monitor.daemon import fetch_limits
+    from monitor.fetch import Fetcher
+
+    with opened() as (config, store):
+        try:
+            config.feed(feed_id)
+        except KeyError:
+            raise UsageError(
+                f"feed '{feed_id}' is not configured",
+                hint="see the [[feeds]] ids in the configuration",
+            ) from None
+        instance = runtime.instance_name()
+        workstate.sync_feeds(store, config, now=time.time(), rng=__import__("random").Random())
+        works = workstate.claim_feeds(
+            store,
+            owner=instance,
+            now=time.time(),
+            lease=120,
+            limit=1,
+            feed_ids=[feed_id],
+            due_only=False,
+        )
+        if not works:
+            raise MonitorError(f"feed '{feed_id}' is being polled by another process")
+        async with Fetcher(fetch_limits(config)) as fetcher:
+            poller = polling.poller_for(config, store, fetcher, instance)
+            return await polling.poll_feed(poller, works[0])

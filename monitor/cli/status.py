@@ -1,0 +1,227 @@
+"""Commands about milestones: status, explain, backtest, note."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from monitor.cli.common import JsonOpt, app, command, load, opened, out, print_json
+from monitor.errors import UsageError
+
+
+@app.command()
+@command
+def status(json_: JsonOpt = False) -> None:
+    """Milestones (state, since, evidence, deadline) and feeds (health, last success, next poll)."""
+    from monitor import reports
+
+    with opened() as (config, store):
+        now = datetime.now(UTC)
+        milestones = reports.milestone_rows(store, config, now)
+        feeds = reports.feed_rows(store, config)
+        alerts = reports.alert_rows(store)
+    abandoned = [a for a in alerts if a.get("status") == "abandoned"]
+    pending = [a for a in alerts if a.get("status") == "pending"]
+    if json_:
+        for m in milestones:
+            print_json({"kind": "milestone", **m})
+        for f in feeds:
+            print_json({"kind": "feed", **f})
+        print_json(
+            {
+                "kind": "alerts",
+                "pending": len(pending),
+                "abandoned": len(abandoned),
+                "delivered": len(alerts) - len(pending) - len(abandoned),
+            }
+        )
+        return
+    from monitor.review import local
+
+    tz = config.settings.timezone
+    table = Table(
+        "milestone",
+        "status",
+        "since",
+        "evidence",
+        "newest evidence",
+        "deadline",
+        title="Milestones",
+        box=None,
+        pad_edge=False,
+    )
+    for m in milestones:
+        deadline = "—"
+        if m["expected_by"]:
+            deadline = f"{m['expected_by']} ({m['days_left']} days left)"
+        table.add_row(
+            escape(m["id"]),
+            m["status"],
+            local(m["since"], tz),
+            f"{m['evidence']} ({len(m['publishers'])} publishers)",
+            escape((m["newest_evidence"] or "—")[:60]),
+            deadline,
+        )
+    out.print(table)
+    feeds_table = Table(
+        "feed",
+        "health",
+        "last success",
+        "next poll",
+        "problem",
+        title="Feeds",
+        box=None,
+        pad_edge=False,
+    )
+    for f in feeds:
+        feeds_table.add_row(
+            escape(f["id"]),
+            f["health"],
+            local(f["last_success_at"], tz),
+            local(f["next_poll_at"], tz),
+            escape(f["problem"] or ""),
+        )
+    out.print(feeds_table)
+    out.print(f"alerts: {len(pending)} pending, {len(abandoned)} abandoned")
+    for a in abandoned:
+        out.print(
+            f"[red]abandoned[/red] {a['alert_id']} on '{escape(a['channel_id'])}': "
+            f"{escape(a.get('last_error') or '')}"
+        )
+
+
+@app.command()
+@command
+def explain(text: str, json_: JsonOpt = False) -> None:
+    """Which milestone rules the text matches, and why (the spans highlighted)."""
+    from monitor import evaluate
+
+    config = load()
+    matcher = evaluate.compile_rules(config)
+    doc = {"title": text, "summary": text, "content": text}
+    verdicts = evaluate.evaluate(matcher, doc)
+    if json_:
+        for v in verdicts:
+            print_json(
+                {
+                    "milestone": v.milestone_id,
+                    "kind": v.kind,
+                    "rule": v.match.rule,
+                    "hits": list(v.hits()),
+                }
+            )
+        return
+    if not verdicts:
+        out.print("no milestone rule matches")
+        return
+    for v in verdicts:
+        shown = Text(text)
+        for h in v.match.hits:
+            shown.stylize("bold reverse", h.start, h.end)
+        out.print(f"[bold]{escape(v.milestone_id)}[/bold] ({v.kind}, rule {escape(v.match.rule)})")
+        out.print(shown)
+        for h in v.match.hits:
+            group = "any" if h.group is None else f"group {h.group + 1}"
+            out.print(
+                f"  {group}: {escape(h.term)} matched {escape(h.text)!r} "
+                f"in {h.field} [{h.start}:{h.end}]"
+            )
+
+
+@app.command()
+@command
+def backtest(
+    since: Annotated[str | None, typer.Option("--since", help="only items recorded since")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Re-run today's rules over every stored item; print the transitions; write nothing."""
+    from monitor import reports
+    from monitor.review import local, parse_when
+
+    with opened() as (config, store):
+        start = parse_when(since, timezone=config.settings.timezone) if since else None
+        rows = list(reports.backtest(store, config, since=start, now=datetime.now(UTC)))
+    if json_:
+        for t in rows:
+            print_json(
+                {
+                    "at": t.at.isoformat(),
+                    "milestone": t.milestone_id,
+                    "from": t.from_status,
+                    "to": t.to_status,
+                    "reason": t.reason,
+                    "item_id": t.item_id,
+                    "item_title": t.item_title,
+                    "position": t.position,
+                }
+            )
+        return
+    table = Table("when", "milestone", "transition", "reason", "item", box=None, pad_edge=False)
+    for t in rows:
+        table.add_row(
+            local(t.at, config.settings.timezone),
+            escape(t.milestone_id),
+            f"{t.from_status} → {t.to_status}",
+            escape(t.reason),
+            escape((t.item_title or "")[:60]),
+        )
+    out.print(table)
+    out.print(f"{len(rows)} transitions (nothing was written)")
+
+
+@app.command()
+@command
+def note(
+    milestone: str,
+    status_: Annotated[str, typer.Option("--status", help="the milestone's new status")],
+    source: Annotated[str, typer.Option("--source", help="URL of the evidence")],
+    reason: Annotated[str, typer.Option("--reason")] = "operator's note",
+    operator: Annotated[str | None, typer.Option("--operator", help="who (default: $USER)")] = None,
+) -> None:
+    """Record an operator's fact about a milestone, with who and why."""
+    from monitor import evaluate, milestones
+    from monitor.events import Status
+    from monitor.record import append_decisions
+    from monitor.runtime import instance_name
+
+    try:
+        target = Status(status_)
+    except ValueError:
+        raise UsageError(
+            f"--status '{status_}': use one of " + ", ".join(s.value for s in Status)
+        ) from None
+    if not source.startswith(("http://", "https://")):
+        raise UsageError(f"--source '{source}': not an http(s) URL")
+    who = operator or os.environ.get("USER") or getpass.getuser()
+    with opened() as (config, store):
+        try:
+            m = config.milestone(milestone)
+        except KeyError:
+            raise UsageError(f"milestone '{milestone}' is not configured") from None
+        now = datetime.now(UTC)
+        with store.transaction() as tx:
+            state = milestones.MilestoneState.from_json(tx.state("milestones", m.id))
+            change = milestones.decide_declared(
+                state, evaluate.policy(m), status=target, reason=reason, source=source
+            )
+            if change is None:
+                out.print(f"'{escape(m.id)}' is already {target.value}: nothing recorded")
+                return
+            append_decisions(
+                tx,
+                config,
+                [change],
+                now=now,
+                hits={},
+                meta={"operator": who, "instance": instance_name()},
+            )
+    out.print(
+        f"recorded: {escape(m.id)} {change.from_status} → {change.to_status} (by {escape(who)})"
+    )

@@ -1,0 +1,59 @@
+"""feeds.toml and the MONITOR_* environment → a frozen, validated Config; the only reader of either.
+
+    load_config(path, env)     read and validate the file; every problem in one ConfigError
+    check_secrets(config, env) every channel secret variable set and well-formed
+    secrets_for(config, env)   channel id → secret, for the channels at start-up
+    redacted(config)           the effective configuration for `monitor check`, secrets hidden
+    diff(old, new)             ids added / removed / changed, as events.ConfigApplied records them
+
+Settings enter at the entry points and are passed down; there is no global configuration.
+"""
+
+from monitor.config.load import DATABASE_URL_ENV, load_config, resolve_sqlite_path
+from monitor.config.models import (
+    Baseline,
+    Channel,
+    Config,
+    ConfigFile,
+    Confirm,
+    EmailChannel,
+    Feed,
+    Milestone,
+    Rule,
+    Settings,
+    WebhookChannel,
+)
+from monitor.config.secrets import check_secrets, secrets_for
+from monitor.config.values import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_RETRY_SCHEDULE,
+    format_duration,
+    parse_duration,
+)
+from monitor.config.view import diff, redact_url, redacted
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_RETRY_SCHEDULE",
+    "Baseline",
+    "Channel",
+    "Config",
+    "ConfigFile",
+    "Confirm",
+    "EmailChannel",
+    "Feed",
+    "Milestone",
+    "Rule",
+    "Settings",
+    "WebhookChannel",
+    "check_secrets",
+    "diff",
+    "format_duration",
+    "load_config",
+    "parse_duration",
+    "redact_url",
+    "redacted",
+    "resolve_sqlite_path",
+    "secrets_for",
+]

@@ -1,0 +1,62 @@
+"""Channel secrets from the environment: checked at start-up, handed to channels, never shown."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+
+from monitor.config.models import Config, EmailChannel
+from monitor.errors import ConfigError
+
+WEBHOOK_PREFIX = "whsec_"
+
+
+def check_secrets(config: Config, env: Mapping[str, str]) -> None:
+    """Raise ConfigError naming every channel secret variable that is unset or malformed."""
+    problems: list[str] = []
+    for i, channel in enumerate(config.channels):
+        key = "password_env" if isinstance(channel, EmailChannel) else "secret_env"
+        variable = channel.password_env if isinstance(channel, EmailChannel) else channel.secret_env
+        if variable is None:
+            continue
+        where = f"{config.path}: channels[{i}].{key}"
+        value = env.get(variable, "")
+        if not value.strip():
+            problems.append(f"{where}: environment variable {variable} is not set")
+        elif key == "secret_env":
+            problems.extend(f"{where}: {variable}: {p}" for p in _webhook_secret_problems(value))
+    if problems:
+        raise ConfigError(
+            problems, hint="set each variable named above in the daemon's environment"
+        )
+
+
+def secrets_for(config: Config, env: Mapping[str, str]) -> dict[str, str]:
+    """Channel id → its secret: the SMTP password, or the space-separated whsec_ list."""
+    check_secrets(config, env)
+    found: dict[str, str] = {}
+    for channel in config.channels:
+        if isinstance(channel, EmailChannel):
+            if channel.password_env is not None:
+                found[channel.id] = env[channel.password_env]
+        else:
+            found[channel.id] = " ".join(env[channel.secret_env].split())
+    return found
+
+
+def _webhook_secret_problems(value: str) -> list[str]:
+    """What is wrong with a rotation list of Standard Webhooks secrets; never quotes them."""
+    problems = []
+    for n, secret in enumerate(value.split(), start=1):
+        if not secret.startswith(WEBHOOK_PREFIX):
+            problems.append(f"secret {n} does not start with '{WEBHOOK_PREFIX}'")
+            continue
+        try:
+            key = base64.b64decode(secret[len(WEBHOOK_PREFIX) :], validate=True)
+        except (binascii.Error, ValueError):
+            problems.append(f"secret {n} is not base64 after '{WEBHOOK_PREFIX}'")
+            continue
+        if not key:
+            problems.append(f"secret {n} has no key after '{WEBHOOK_PREFIX}'")
+    return problems

@@ -1,0 +1,174 @@
+"""The configuration's value types: durations, ids, URLs, addresses, rule terms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    Strict,
+    StrictInt,
+    StrictStr,
+)
+
+from monitor.match import TermError, check_term
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+DEFAULT_DATABASE_URL = "sqlite:///storage/events.db"
+DURATION_EXAMPLES = "use e.g. 30s, 15m, 6h, 14d"
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:\s*\d+\s*[wdhms])+\s*")
+_DURATION_PART = re.compile(r"(\d+)\s*([wdhms])")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# How monitor.match.TermError words a pattern that does not compile; reworded to the sentence
+# `monitor check` has always printed for it.
+_BAD_REGEX = re.compile(r"bad regular expression \((.*)\)", re.DOTALL)
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]{2,}")
+
+
+def toml_type(value: Any) -> str:
+    """The TOML name of a parsed value's type, for messages about wrong types."""
+    names = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array"}
+    if isinstance(value, dict):
+        return "table"
+    if hasattr(value, "hour") and hasattr(value, "day"):
+        return "date-time"
+    if isinstance(value, date):
+        return "date"
+    return names.get(type(value), type(value).__name__)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `6h`, `14d`, `1w` or a sum such as `1h30m` → a positive timedelta."""
+    if not isinstance(text, str) or not _DURATION.fullmatch(text):
+        shown = repr(text) if isinstance(text, str) else f"{toml_type(text)} {text!r}"
+        raise ValueError(f"{shown} is not a duration ({DURATION_EXAMPLES})")
+    seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+    if seconds == 0:
+        raise ValueError(f"{text!r} is not a positive duration ({DURATION_EXAMPLES})")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long to be a duration") from None
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest duration text that `parse_duration` reads back as `value`."""
+    if value.microseconds or value <= timedelta(0):
+        return f"{value.total_seconds():g}s"
+    rest, parts = int(value.total_seconds()), []
+    for unit in "dhms":
+        count, rest = divmod(rest, _UNITS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _duration(value: Any) -> Any:
+    return value if isinstance(value, timedelta) else parse_duration(value)
+
+
+def timezone_name(name: str) -> str:
+    """Accept an IANA time zone name that this system's zoneinfo knows."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Asia/Tokyo, UTC)") from None
+    return name
+
+
+def _http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url
+
+
+def check_database_url(url: str) -> str:
+    """Accept SQLite and PostgreSQL URLs; errors name only the scheme (URLs hold passwords)."""
+    scheme = url.partition(":")[0]
+    if scheme.partition("+")[0] not in ("sqlite", "postgresql", "postgres") or "://" not in url:
+        raise ValueError(
+            f"database URL scheme {scheme!r} is not supported "
+            "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
+        )
+    return url
+
+
+def _env_name(name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        # The value is not echoed: a secret pasted here by mistake must not reach the logs.
+        raise ValueError(
+            "must name an environment variable (e.g. MONITOR_SMTP_PASSWORD), "
+            "in capitals, digits and '_'; the secret itself goes in that variable"
+        )
+    return name
+
+
+def _email(address: str) -> str:
+    if not _EMAIL.fullmatch(address):
+        raise ValueError(f"{address!r} is not an email address")
+    return address
+
+
+def _domain(name: str) -> str:
+    if not _DOMAIN.fullmatch(name):
+        raise ValueError(f"{name!r} is not a registrable domain in lowercase (e.g. nedo.go.jp)")
+    return name
+
+
+def term_problem(term: str, aliases: Mapping[str, Sequence[str]]) -> str | None:
+    """Why `term` cannot be compiled, as a sentence; `monitor.match.check_term` decides."""
+    try:
+        check_term(term, aliases)
+    except TermError as exc:
+        regex = _BAD_REGEX.fullmatch(exc.reason)
+        if regex is not None and exc.term is not None:
+            return f"{exc.term!r} is not a valid regular expression: {regex.group(1)}"
+        return str(exc)
+    return None
+
+
+def _term(term: str) -> str:
+    """A rule term; compiled now so a bad one is a load-time problem (aliases: references.py)."""
+    if not term.strip():
+        raise ValueError("a term cannot be empty")
+    if term == "@":
+        raise ValueError("'@' names no alias (write @name)")
+    if term.startswith("/") and (len(term) < 3 or not term.endswith("/")):
+        # The matcher would take it as a literal; in a configuration it is almost surely a typo.
+        raise ValueError(f"{term!r} starts a regular expression but does not end with '/'")
+    problem = None if term.startswith("@") else term_problem(term, {})
+    if problem is not None:
+        raise ValueError(problem)
+    return term
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+NonEmpty = Annotated[StrictStr, Field(min_length=1)]
+Id = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
+HttpUrl = Annotated[StrictStr, AfterValidator(_http_url)]
+EnvName = Annotated[StrictStr, AfterValidator(_env_name)]
+Email = Annotated[StrictStr, AfterValidator(_email)]
+Domain = Annotated[StrictStr, AfterValidator(_domain)]
+Term = Annotated[StrictStr, AfterValidator(_term)]
+Terms = Annotated[tuple[Term, ...], Field(min_length=1)]
+Count = Annotated[StrictInt, Field(ge=1)]
+Day = Annotated[date, Strict()]
+RetrySchedule = Annotated[tuple[Duration, ...], Field(min_length=1)]
+DEFAULT_RETRY_SCHEDULE = tuple(
+    timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000)
+)

@@ -1,0 +1,330 @@
+"""The outbox dispatcher: claim due alerts, deliver them, append each outcome.
+
+Delivery is at-least-once. A crash after sending and before recording re-sends on the next
+claim with the same alert id, which receivers see as the same `webhook-id` / `Message-ID`.
+Abandonment is loud: an error log line, an AlertAbandoned event, and a line in
+`monitor status`; an alert is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from monitor import faults, outbox, workstate
+from monitor.channels import email as smtp
+from monitor.channels import webhook
+from monitor.channels.render import AlertMessage, email_message, webhook_body
+from monitor.config import Config, EmailChannel, WebhookChannel
+from monitor.errors import DeliveryError
+from monitor.events import (
+    AlertAbandoned,
+    AlertAttemptFailed,
+    AlertDelivered,
+    AlertQueued,
+    ChannelDisabled,
+    Event,
+)
+from monitor.store import EventStore, NewEvent
+
+log = logging.getLogger("monitor.deliver")
+
+LEASE_SECONDS = 300.0
+
+
+@dataclass
+class Dispatcher:
+    """What every delivery needs; built once per configuration."""
+
+    config: Config
+    store: EventStore
+    secrets: Mapping[str, str]
+    client: httpx.AsyncClient
+    instance: str
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    alert_id: str
+    status: str  # delivered | retry | abandoned | skipped
+    detail: str = ""
+
+
+async def deliver_due(
+    d: Dispatcher, *, now: datetime | None = None, limit: int = 50
+) -> list[Outcome]:
+    """Claim due alerts and deliver them concurrently; one slow channel delays no other."""
+    now = now or datetime.now(UTC)
+    claimed = await asyncio.to_thread(
+        workstate.claim_alerts,
+        d.store,
+        owner=d.instance,
+        now=now.timestamp(),
+        lease=LEASE_SECONDS,
+        limit=limit,
+    )
+    return list(await asyncio.gather(*(deliver_one(d, a, now) for a, _ in claimed)))
+
+
+async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
+    row = d.store.state("outbox", alert_id)
+    if row is None or row.get("status") != "pending":
+        await asyncio.to_thread(_finish, d, alert_id, None)
+        return Outcome(alert_id, "skipped", "not pending")
+    queued = _queued(d.store, row)
+    attempt = int(row.get("attempts", 0)) + 1
+    try:
+        channel = d.config.channel(queued.channel_id)
+    except KeyError:
+        return await _record(
+            d,
+            row,
+            [
+                _abandon(
+                    queued,
+                    attempt,
+                    "channel_removed",
+                    f"channel '{queued.channel_id}' is no longer configured",
+                )
+            ],
+            None,
+        )
+    disabled = d.store.state("channels", channel.id)
+    if disabled and disabled.get("disabled"):
+        return await _record(
+            d,
+            row,
+            [
+                _abandon(
+                    queued,
+                    attempt,
+                    "channel_disabled",
+                    f"channel '{channel.id}' is disabled: {disabled.get('reason')}",
+                )
+            ],
+            None,
+        )
+    message = AlertMessage(
+        alert_id=queued.alert_id,
+        channel_id=channel.id,
+        subject=queued.subject,
+        payload=queued.payload,
+        queued_at=datetime.fromisoformat(row["queued_at"]),
+        test=queued.test,
+    )
+    faults.crash_point("deliver:before_send")
+    if isinstance(channel, WebhookChannel):
+        events, due = await _send_webhook(d, channel, message, row, attempt, now)
+    else:
+        events, due = await _send_email(d, channel, message, row, attempt, now)
+    faults.crash_point("deliver:after_send")
+    return await _record(d, row, events, due)
+
+
+def _queued(store: EventStore, row: Mapping[str, Any]) -> AlertQueued:
+    record = store.get(int(row["queued_position"]))
+    assert record is not None and isinstance(record.event, AlertQueued)
+    return record.event
+
+
+async def _send_webhook(
+    d: Dispatcher,
+    channel: WebhookChannel,
+    message: AlertMessage,
+    row: Mapping[str, Any],
+    attempt: int,
+    now: datetime,
+) -> tuple[list[Event], float | None]:
+    body = webhook_body(message)
+    try:
+        response = await webhook.send_webhook(
+            d.client,
+            url=channel.url,
+            secrets=d.secrets.get(channel.id, ""),
+            alert_id=message.alert_id,
+            body=body,
+            timestamp=int(datetime.now(UTC).timestamp()),
+            timeout=channel.timeout.total_seconds(),
+        )
+    except DeliveryError as exc:
+        return _failed(d, channel, message, row, attempt, exc, now, {})
+    return [
+        AlertDelivered(
+            alert_id=message.alert_id, channel_id=channel.id, attempt=attempt, response=response
+        )
+    ], None
+
+
+async def _send_email(
+    d: Dispatcher,
+    channel: EmailChannel,
+    message: AlertMessage,
+    row: Mapping[str, Any],
+    attempt: int,
+    now: datetime,
+) -> tuple[list[Event], float | None]:
+    done = outbox.accepted_recipients(row)
+    pending = [r for r in channel.recipients if r not in done]
+    mail = email_message(
+        message,
+        sender=channel.sender,
+        recipients=channel.recipients,
+        timezone=d.config.settings.timezone,
+    )
+    try:
+        outcomes = await asyncio.to_thread(
+            smtp.send_email,
+            host=channel.host,
+            port=channel.port,
+            security=channel.security,
+            username=channel.username,
+            password=d.secrets.get(channel.id),
+            allow_insecure=channel.allow_insecure,
+            message=mail,
+            recipients=pending,
+            timeout=channel.timeout.total_seconds(),
+        )
+    except DeliveryError as exc:
+        return _failed(d, channel, message, row, attempt, exc, now, {})
+    replies = {addr: f"{o.status}: {o.code} {o.reply}".strip() for addr, o in outcomes.items()}
+    # earlier attempts count too: a recipient refused before keeps this alert from "success"
+    merged = {**row.get("recipients", {}), **replies}
+    retry = [a for a, r in replies.items() if r.startswith("retry")]
+    refused = [a for a, r in merged.items() if r.startswith("refused")]
+    if retry:
+        exc = DeliveryError("recipients_deferred", "deferred by " + ", ".join(retry))
+        return _failed(d, channel, message, row, attempt, exc, now, replies)
+    if refused:
+        return [
+            _abandon_msg(
+                message, attempt, "recipients_refused", "refused by " + ", ".join(refused), replies
+            )
+        ], None
+    return [
+        AlertDelivered(
+            alert_id=message.alert_id,
+            channel_id=channel.id,
+            attempt=attempt,
+            response="all recipients accepted",
+            recipients=replies,
+        )
+    ], None
+
+
+def _failed(
+    d: Dispatcher,
+    channel: EmailChannel | WebhookChannel,
+    message: AlertMessage,
+    row: Mapping[str, Any],
+    attempt: int,
+    exc: DeliveryError,
+    now: datetime,
+    replies: Mapping[str, str],
+) -> tuple[list[Event], float | None]:
+    events: list[Event] = []
+    if exc.disable_channel:
+        events.append(ChannelDisabled(channel_id=channel.id, reason=str(exc)))
+    retry_at = None
+    if not exc.permanent:
+        retry_at = outbox.next_attempt_at(
+            channel.retry_schedule,
+            outbox.attempts_in_schedule(row) + 1,
+            now=now,
+            rand=d.rng.random(),
+            retry_after=exc.retry_after,
+            rate_limited=exc.kind == "rate_limited",
+        )
+    if retry_at is None:
+        kind = exc.kind if exc.permanent else "retries_exhausted"
+        events.append(_abandon_msg(message, attempt, kind, str(exc), replies))
+        return events, None
+    events.append(
+        AlertAttemptFailed(
+            alert_id=message.alert_id,
+            channel_id=channel.id,
+            attempt=attempt,
+            kind=exc.kind,
+            message=str(exc),
+            retry_at=retry_at,
+            recipients=dict(replies),
+        )
+    )
+    return events, retry_at.timestamp()
+
+
+def _abandon(queued: AlertQueued, attempt: int, kind: str, message: str) -> AlertAbandoned:
+    return AlertAbandoned(
+        alert_id=queued.alert_id,
+        channel_id=queued.channel_id,
+        attempt=attempt,
+        kind=kind,
+        message=message,
+    )
+
+
+def _abandon_msg(
+    message: AlertMessage, attempt: int, kind: str, text: str, replies: Mapping[str, str]
+) -> AlertAbandoned:
+    return AlertAbandoned(
+        alert_id=message.alert_id,
+        channel_id=message.channel_id,
+        attempt=attempt,
+        kind=kind,
+        message=text,
+        recipients=dict(replies),
+    )
+
+
+async def _record(
+    d: Dispatcher, row: Mapping[str, Any], events: list[Event], due: float | None
+) -> Outcome:
+    return await asyncio.to_thread(_record_sync, d, row, events, due)
+
+
+def _record_sync(
+    d: Dispatcher, row: Mapping[str, Any], events: list[Event], due: float | None
+) -> Outcome:
+    alert_id = str(row["alert_id"])
+    meta = {"instance": d.instance, "causation": row["queued_position"]}
+    with d.store.transaction() as tx:
+        tx.append([NewEvent(e, meta=meta) for e in events])
+        workstate.finish_alert(tx.conn, alert_id, due)
+    for e in events:
+        if isinstance(e, ChannelDisabled):
+            log.error("channel '%s' disabled: %s", e.channel_id, e.reason)
+    last = events[-1]
+    if isinstance(last, AlertAbandoned):
+        log.error(
+            "alert %s on channel '%s' abandoned after attempt %d: %s: %s",
+            alert_id,
+            last.channel_id,
+            last.attempt,
+            last.kind,
+            last.message,
+        )
+        return Outcome(alert_id, "abandoned", f"{last.kind}: {last.message}")
+    if isinstance(last, AlertAttemptFailed):
+        log.warning(
+            "alert %s on channel '%s' attempt %d failed: %s: %s; retry at %s",
+            alert_id,
+            last.channel_id,
+            last.attempt,
+            last.kind,
+            last.message,
+            last.retry_at.isoformat(timespec="seconds"),
+        )
+        return Outcome(alert_id, "retry", f"{last.kind}: {last.message}")
+    return Outcome(alert_id, "delivered", getattr(last, "response", ""))
+
+
+def _finish(d: Dispatcher, alert_id: str, due: float | None) -> None:
+    with workstate.work_tx(d.store) as conn:
+        workstate.finish_alert(conn, alert_id, due)

@@ -1,0 +1,150 @@
+"""From an item to milestone events: rules compiled per configuration, decisions per item (pure).
+
+Shared by the poller (which records what this returns), `monitor explain` and
+`monitor backtest` (which only print it), so all three always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from monitor import milestones
+from monitor.config import Config, Milestone, Rule
+from monitor.events import Event, MilestoneStatusChanged, Status
+from monitor.match import Match, Matcher, RuleSpec, compile_matcher
+
+PROGRESS, SETBACK = "progress", "setback"
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneHit:
+    """One milestone's verdict on one item: the rule that decided it and why."""
+
+    milestone_id: str
+    kind: str  # progress | setback
+    match: Match
+
+    def hits(self) -> tuple[dict[str, Any], ...]:
+        return tuple(h.to_dict() for h in self.match.hits)
+
+
+def rule_key(milestone_id: str, kind: str, index: int = 0) -> str:
+    return f"{milestone_id}:{kind}" if kind == PROGRESS else f"{milestone_id}:{kind}:{index}"
+
+
+def _spec(rule: Rule) -> RuleSpec:
+    return RuleSpec(all=rule.all, any=rule.any, none=rule.none, fields=tuple(rule.fields))
+
+
+def compile_rules(config: Config) -> Matcher:
+    """One matcher for every milestone's progress and setback rules."""
+    rules: dict[str, RuleSpec] = {}
+    for m in config.milestones:
+        rules[rule_key(m.id, PROGRESS)] = _spec(m.match)
+        for i, setback in enumerate(m.setback):
+            rules[rule_key(m.id, SETBACK, i)] = _spec(setback)
+    return compile_matcher(rules, config.aliases)
+
+
+def evaluate(matcher: Matcher, doc: Mapping[str, str]) -> list[MilestoneHit]:
+    """Each milestone's verdict on a document; a setback outranks progress in the same item."""
+    verdicts: dict[str, MilestoneHit] = {}
+    for found in matcher.match(doc):
+        milestone_id, kind = found.rule.split(":")[:2]
+        if kind == SETBACK or milestone_id not in verdicts:
+            if milestone_id in verdicts and verdicts[milestone_id].kind == SETBACK:
+                continue
+            verdicts[milestone_id] = MilestoneHit(milestone_id, kind, found)
+    return [verdicts[k] for k in sorted(verdicts)]
+
+
+def policy(m: Milestone) -> milestones.Policy:
+    return milestones.Policy(
+        milestone_id=m.id,
+        publishers=m.confirm.publishers,
+        within=m.confirm.within,
+        authoritative=tuple(m.confirm.authoritative),
+        expected_by=m.expected_by,
+    )
+
+
+def item_events(
+    config: Config,
+    matcher: Matcher,
+    states: MutableMapping[str, milestones.MilestoneState],
+    *,
+    item_id: str,
+    doc: Mapping[str, str],
+    publisher: str | None,
+    published_at: datetime | None,
+    now: datetime,
+) -> list[Event]:
+    """The milestone events an item causes, folding them into `states` as it goes."""
+    out: list[Event] = []
+    for verdict in evaluate(matcher, doc):
+        m = config.milestone(verdict.milestone_id)
+        state = states.get(m.id, milestones.MilestoneState())
+        events = milestones.decide_match(
+            state,
+            policy(m),
+            item_id=item_id,
+            kind=verdict.kind,
+            rule=verdict.match.rule,
+            hits=verdict.hits(),
+            publisher=publisher,
+            published_at=published_at,
+            now=now,
+        )
+        for event in events:
+            state = milestones.apply(state, event, now)
+        states[m.id] = state
+        out.extend(events)
+    return out
+
+
+def baseline_events(
+    config: Config, states: Mapping[str, milestones.MilestoneState]
+) -> list[MilestoneStatusChanged]:
+    """Configured baselines not yet reflected in the state."""
+    out = []
+    for m in config.milestones:
+        if m.baseline is None:
+            continue
+        changed = milestones.decide_declared(
+            states.get(m.id, milestones.MilestoneState()),
+            policy(m),
+            status=Status(m.baseline.status),
+            reason=m.baseline.reason or "baseline from configuration",
+            source=m.baseline.source,
+            effective=m.baseline.since,
+        )
+        if changed is not None:
+            out.append(changed)
+    return out
+
+
+def deadline_events(
+    config: Config, states: Mapping[str, milestones.MilestoneState], now: datetime
+) -> list[MilestoneStatusChanged]:
+    out = []
+    for m in config.milestones:
+        changed = milestones.decide_deadline(
+            states.get(m.id, milestones.MilestoneState()),
+            policy(m),
+            timezone=config.settings.timezone,
+            now=now,
+        )
+        if changed is not None:
+            out.append(changed)
+    return out
+
+
+def doc_of(title: str, summary: str, content: str = "") -> dict[str, str]:
+    return {"title": title, "summary": summary, "content": content}
+
+
+def notifying(events: Iterable[Event]) -> list[MilestoneStatusChanged]:
+    return [e for e in events if isinstance(e, MilestoneStatusChanged)]

@@ -1,0 +1,248 @@
+"""Item identity: text normalization with offset maps, canonical URLs, item ids, publishers."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from typing import Any
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
+
+# Query keys that only track the reader; a link with and without them is the same article.
+_TRACKING_KEYS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "yclid", "_ga", "_gl",
+        "igshid", "ref_src", "gbraid", "wbraid", "twclid", "li_fat_id", "_hsenc", "_hsmi",
+        "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "rb_clickid", "s_cid",
+    }
+)  # fmt: skip
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Inner white space that normalize() merges; a lone white-space character maps 1:1 to " ".
+_WS_RUN = re.compile(r"\s\s+")
+
+
+def _fold(text: str) -> str:
+    """NFKC, case-fold, NFKC again (case folding can leave text that is not NFKC)."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def normalize(text: str) -> str:
+    """NFKC + case folding, white space folded to single spaces and stripped."""
+    return " ".join(_fold(text).split())
+
+
+@cache
+def _composes_backwards() -> frozenset[str]:
+    """Starters and marks that canonical composition can merge into the character before them."""
+    found = {chr(cp) for cp in range(0x1161, 0x1176)} | {chr(cp) for cp in range(0x11A8, 0x11C3)}
+    for cp in range(0x30000):  # beyond this plane no character has a two-part decomposition
+        parts = unicodedata.decomposition(chr(cp)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            found.add(chr(int(parts[1], 16)))
+    return frozenset(found)
+
+
+def _starts_segment(ch: str) -> bool:
+    """True when nothing before `ch` can change how `ch` and what follows it normalize."""
+    back = _composes_backwards()
+    heads = (
+        ch,
+        unicodedata.normalize("NFKD", ch)[:1],
+        unicodedata.normalize("NFKD", _fold(ch))[:1],
+    )
+    return all(h and not unicodedata.combining(h) and h not in back for h in heads)
+
+
+_safe_start = lru_cache(maxsize=8192)(_starts_segment)
+
+
+@cache
+def _irregular() -> re.Pattern[str]:
+    """Characters outside the basic plane's 1:1 segment starters: they need exact segmentation."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x10000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        ch = chr(cp)
+        if len(_fold(ch)) == 1 and _starts_segment(ch):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    body = "".join(f"\\u{a:04x}-\\u{b:04x}" if a != b else f"\\u{a:04x}" for a, b in ranges)
+    return re.compile(f"[^{body}]+")
+
+
+@dataclass(slots=True)
+class _Map:
+    """Piecewise map from target offsets to source spans; no pieces means the identity."""
+
+    at: list[int] = field(default_factory=list)  # target offset where each piece starts
+    src: list[tuple[int, int, bool]] = field(default_factory=list)  # (start, end, one-to-one)
+
+    def add(self, at: int, start: int, end: int, linear: bool) -> None:
+        self.at.append(at)
+        self.src.append((start, end, linear))
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        if not self.at:
+            return start, end
+        i = bisect_right(self.at, start) - 1
+        s0, _, linear = self.src[i]
+        first = s0 + (start - self.at[i]) if linear else s0
+        j = bisect_right(self.at, end - 1) - 1
+        s1, e1, linear = self.src[j]
+        return first, (s1 + (end - self.at[j]) if linear else e1)
+
+
+def _fold_mapped(text: str, folded: str) -> _Map:
+    """Map each character of folded = _fold(text) to the segment of `text` it came from."""
+    mapping, pos, n = _Map(), 0, 0
+    out: list[str] = []
+    runs = list(_irregular().finditer(text))
+    if not runs:
+        return mapping
+
+    def emit(start: int, end: int, linear: bool) -> None:
+        nonlocal n
+        piece = _fold(text[start:end])
+        if piece:
+            mapping.add(n, start, end, linear and len(piece) == end - start)
+            out.append(piece)
+            n += len(piece)
+
+    for run in runs:
+        # The character before a run may compose with it ("ﾃ" + "ﾞ" -> "デ").
+        start = max(run.start() - 1, pos)
+        emit(pos, start, True)
+        seg = start
+        for i in range(start + 1, run.end()):
+            if _safe_start(text[i]):
+                emit(seg, i, False)
+                seg = i
+        emit(seg, run.end(), False)
+        pos = run.end()
+    emit(pos, len(text), True)
+    if "".join(out) != folded:  # a composition the segmentation missed: fall back to coarse
+        mapping = _Map([0], [(0, len(text), False)])
+    return mapping
+
+
+def _fold_space_map(folded: str) -> _Map:
+    """normalize()'s white-space step, remembering where each output character came from."""
+    mapping, n = _Map(), 0
+    pos, stop = len(folded) - len(folded.lstrip()), len(folded.rstrip())
+    runs = [run.span() for run in _WS_RUN.finditer(folded, pos, stop)]
+    if pos or stop < len(folded) or runs:
+        for start, end in runs:
+            mapping.add(n, pos, start, True)
+            mapping.add(n + start - pos, start, end, False)
+            n, pos = n + start - pos + 1, end
+        if pos < stop:
+            mapping.add(n, pos, stop, True)
+    return mapping
+
+
+class MappedText:
+    """normalize(original), and on demand the span of the original each of its spans came from."""
+
+    __slots__ = ("_folded", "_maps", "original", "text")
+
+    def __init__(self, original: str) -> None:
+        self.original = original
+        self._folded = _fold(original)
+        self.text = " ".join(self._folded.split())
+        self._maps: tuple[_Map, _Map] | None = None
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """The smallest span of `original` whose normalization covers text[start:end]."""
+        if not 0 <= start < end <= len(self.text):
+            raise ValueError(f"span [{start}, {end}) is empty or outside the normalized text")
+        if self._maps is None:  # built lazily: most texts never need explaining
+            self._maps = (_fold_mapped(self.original, self._folded), _fold_space_map(self._folded))
+        folds, spaces = self._maps
+        return folds.span(*spaces.span(start, end))
+
+
+def normalize_mapped(text: str) -> MappedText:
+    """Normalize `text` like normalize() and keep the means to map offsets back to it."""
+    return MappedText(text)
+
+
+def canonical_url(url: str) -> str:
+    """Scheme and host lower-cased; default port, fragment and tracking parameters dropped."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc
+    if parts.hostname is not None:
+        host = parts.hostname
+        if ":" in host:
+            host = f"[{host}]"
+        userinfo = netloc.rpartition("@")[0]
+        keep_port = port is not None and port != _DEFAULT_PORTS.get(scheme)
+        netloc = (f"{userinfo}@" if userinfo else "") + host + (f":{port}" if keep_port else "")
+    path = parts.path or ("/" if netloc and scheme in _DEFAULT_PORTS else "")
+    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _is_tracking(param: str) -> bool:
+    key = unquote_plus(param.partition("=")[0]).lower()
+    return key.startswith("utm_") or key in _TRACKING_KEYS
+
+
+def item_id(*, guid: str | None, link: str | None, title: str, summary: str) -> str:
+    """Stable id: from the guid if any, else the canonical link, else the normalized text."""
+    if guid is not None and guid.strip():
+        basis = "guid:" + guid.strip()
+    elif link is not None and link.strip():
+        basis = "link:" + canonical_url(link)
+    else:
+        basis = "text:" + normalize(title) + "\n" + normalize(summary)
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()
+
+
+@cache
+def _extractor() -> Any:
+    import tldextract
+
+    # No suffix_list_urls and no cache_dir: the bundled snapshot only, never the network or disk.
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+@lru_cache(maxsize=4096)
+def _registrable(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    found = _extractor()(host)
+    if not found.suffix or not found.domain:
+        return None
+    return f"{found.domain}.{found.suffix}"
+
+
+def publisher(url: str | None) -> str | None:
+    """The registrable domain (eTLD+1) of `url`, or None for IP addresses and junk."""
+    if not url or not url.strip():
+        return None
+    url = url.strip()
+    try:
+        host = urlsplit(url if "://" in url else "//" + url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return _registrable(host.rstrip("."))

@@ -1,0 +1,83 @@
+"""Logging for the daemon and the commands: text or JSON lines on stderr, secrets scrubbed.
+
+Secrets are kept out of messages by construction; the scrubbing filter is a second wall: any
+configured secret value, in plain, base64 or URL-encoded form, is replaced before a record is
+written, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import sys
+import urllib.parse
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import orjson
+
+
+def secret_forms(secrets: Iterable[str]) -> list[str]:
+    """Every form in which a secret could leak: plain, base64, URL-encoded, per rotated key."""
+    forms: set[str] = set()
+    for secret in secrets:
+        for part in [secret, *secret.split()]:
+            if len(part) < 4:
+                continue
+            forms.add(part)
+            forms.add(base64.b64encode(part.encode()).decode())
+            forms.add(urllib.parse.quote(part, safe=""))
+            forms.add(urllib.parse.quote_plus(part))
+    return sorted(forms, key=len, reverse=True)
+
+
+class ScrubSecrets(logging.Filter):
+    """Replace secret values in the rendered message and traceback of every record."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.forms = secret_forms(secrets)
+
+    def scrub(self, text: str) -> str:
+        for form in self.forms:
+            text = text.replace(form, "<redacted>")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.forms:
+            record.msg = self.scrub(record.getMessage())
+            record.args = None
+            if record.exc_info:
+                record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        return orjson.dumps(data).decode()
+
+
+def setup(*, fmt: str = "text", level: int = logging.INFO, secrets: Iterable[str] = ()) -> None:
+    """Configure the root logger once, for the daemon or a command."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ScrubSecrets(secrets))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "apscheduler", "aiohttp", "mail.log"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -1,0 +1,306 @@
+"""The feedparser edge: body bytes → a ParsedFeed of capped plain-text entries, never the network.
+
+Order of work: inflate gzip (capped) → JSON Feed by hand (feedparser 6.0 has no JSON support) →
+entity screen → feedparser on an in-memory stream → entries mapped, texts capped, dates checked.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+from xml.sax import SAXParseException
+
+import feedparser
+import nh3
+import orjson
+
+from monitor.errors import ParseError
+from monitor.screen import describe, inflate, screen, sniff_japanese
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One feed item; texts are plain (tags removed, entities unescaped) and capped."""
+
+    guid: str | None  # None when absent, or for RSS 1.0 when rdf:about merely repeats the link
+    link: str | None
+    title: str
+    summary: str
+    content: str  # "" when the item carries no separate full content
+    summary_html: str  # sanitized by nh3, safe to display
+    published_at: datetime | None  # UTC-aware; None when missing, impossible or absurd
+    language: str | None
+    source_url: str | None  # aggregator items (Google News <source url="…">)
+    source_title: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A parsed document: feed-level fields, its entries, and what was wrong but recovered."""
+
+    title: str
+    link: str | None
+    language: str | None
+    entries: tuple[Entry, ...]
+    warnings: tuple[str, ...]
+
+
+_BENIGN_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
+_MIN_YEAR = 1990
+_MAX_AHEAD = timedelta(days=731)  # two years, leap day included
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    now: datetime,
+    content_type: str | None = None,
+    max_bytes: int = 15 * 1024 * 1024,
+    max_field: int = 65536,
+) -> ParsedFeed:
+    """Parse an RSS, RDF, Atom or JSON Feed body; raise ParseError for anything else."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    data = inflate(body, max_bytes=max_bytes)
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        return _parse_json_feed(data, now=now, cap=max_field)
+    screen(data, content_type=content_type)
+    warnings: list[str] = []
+    guessed = sniff_japanese(data, content_type)
+    if guessed is not None:
+        data = data.decode(guessed).encode("utf-8")
+        warnings.append(f"encoding not declared; decoded as {guessed}")
+    headers = {"content-type": content_type} if content_type else {}
+    # A BytesIO, never bare bytes: feedparser tries open() on a bytes argument as a file path.
+    result = feedparser.parse(io.BytesIO(data), response_headers=headers)
+    feed = result.feed
+    language = _language(feed.get("language"))
+    rdf = str(result.get("version", "")).startswith(("rss09", "rss10"))
+    bozo = _bozo_reason(result.get("bozo_exception")) if result.get("bozo") else None
+    if bozo:
+        warnings.append(bozo)
+    entries = tuple(_entry(e, language, rdf, now, max_field) for e in result.entries)
+    kept = tuple(e for e in entries if e.title or e.link or e.guid or e.summary or e.content)
+    if len(kept) < len(entries):
+        warnings.append(f"dropped {len(entries) - len(kept)} empty entries")
+    if not kept:
+        if not result.get("version"):
+            raise ParseError("not_a_feed", describe(data))
+        if bozo and type(result.get("bozo_exception")).__name__ not in _BENIGN_BOZO:
+            raise ParseError("malformed", f"feed has no recoverable entries ({bozo})")
+    return ParsedFeed(
+        title=_cap(_text(feed.get("title_detail")), max_field),
+        link=_url(feed.get("link"), max_field),
+        language=language,
+        entries=kept,
+        warnings=tuple(warnings),
+    )
+
+
+def _bozo_reason(exc: object) -> str:
+    if isinstance(exc, SAXParseException):
+        return f"not well-formed XML at line {exc.getLineNumber()}: {exc.getMessage()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _entry(
+    e: dict[str, Any], feed_language: str | None, rdf: bool, now: datetime, cap: int
+) -> Entry:
+    link = _url(e.get("link"), cap)
+    guid = _url(e.get("id"), cap)
+    if rdf and guid == link:  # RSS 1.0 has no guid; feedparser copies rdf:about into id
+        guid = None
+    summary_detail = e.get("summary_detail")
+    contents = [c for c in e.get("content") or [] if c.get("value")]
+    display = summary_detail if summary_detail and summary_detail.get("value") else None
+    source = e.get("source") or {}
+    details = [e.get("title_detail"), summary_detail, *contents]
+    return Entry(
+        guid=guid,
+        link=link,
+        title=_cap(_text(e.get("title_detail")), cap),
+        summary=_cap(_text(summary_detail), cap),
+        content=_cap("\n".join(_text(c) for c in contents), cap),
+        summary_html=_safe_html(display or (contents[0] if contents else None), cap),
+        published_at=_entry_date(e, now),
+        language=next(
+            (_language(d.get("language")) for d in details if d and d.get("language")),
+            feed_language,
+        ),
+        source_url=_url(source.get("href") or source.get("link"), cap),
+        source_title=_cap(_text(source.get("title_detail")) or str(source.get("title") or ""), cap)
+        or None,
+    )
+
+
+def _entry_date(e: dict[str, Any], now: datetime) -> datetime | None:
+    for key in ("published", "updated", "created"):
+        # dict.get: FeedParserDict.get aliases updated→published with a DeprecationWarning
+        found = _date(dict.get(e, key), dict.get(e, f"{key}_parsed"), now)
+        if found is not None:
+            return found
+    return None
+
+
+def _date(raw: object, parsed: time.struct_time | None, now: datetime) -> datetime | None:
+    """A UTC datetime inside [1990, now + 2 years], else None."""
+    text = str(raw or "").strip()
+    if not text or text.isdigit():  # feedparser reads a bare epoch as a bogus calendar date
+        return None
+    slash = re.fullmatch(
+        r"(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", text
+    )
+    try:
+        if slash:  # feedparser misreads '2020/1/10 14:33:00' as 1 Nov 2020; zone unknown → UTC
+            y, mo, d, h, mi, sec = (int(g or 0) for g in slash.groups())
+            found = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+        elif parsed is not None:
+            found = datetime(*parsed[:6], tzinfo=UTC)
+        else:
+            found = datetime.fromisoformat(text)
+            found = found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if found.year < _MIN_YEAR or found > now + _MAX_AHEAD:
+        return None
+    return found
+
+
+def _parse_json_feed(data: bytes, *, now: datetime, cap: int) -> ParsedFeed:
+    """JSON Feed 1.0 / 1.1 (https://jsonfeed.org/version/1.1), mapped like an XML feed."""
+    try:
+        doc = orjson.loads(data.lstrip(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError as exc:
+        raise ParseError("not_a_feed", f"body is JSON that does not parse ({exc})") from None
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
+        "https://jsonfeed.org/version/"
+    ):
+        raise ParseError("not_a_feed", "body is JSON but not a JSON Feed")
+    language = _language(doc.get("language"))
+    items: list[Any] = doc["items"] if isinstance(doc.get("items"), list) else []
+    entries = tuple(_json_entry(i, language, now, cap) for i in items if isinstance(i, dict))
+    return ParsedFeed(
+        title=_cap(_plain(html.unescape(str(doc.get("title") or ""))), cap),
+        link=_url(doc.get("home_page_url"), cap),
+        language=language,
+        entries=entries,
+        warnings=(),
+    )
+
+
+# JSON Feed titles are plain text by spec, yet publishers leave HTML entities in them
+# ("Blog &#8211; InfluxData"), hence the unescape.
+def _json_entry(item: dict[str, Any], feed_language: str | None, now: datetime, cap: int) -> Entry:
+    content_html = str(item.get("content_html") or "")
+    content = str(item.get("content_text") or "") or html_to_text(content_html)
+    summary = str(item.get("summary") or "")
+    shown = {"type": "text/html", "value": content_html} if content_html else {"value": summary}
+    published = None
+    for key in ("date_published", "date_modified"):
+        published = published or _date(item.get(key), None, now)
+    return Entry(
+        guid=_url(None if item.get("id") is None else str(item["id"]), cap),
+        link=_url(item.get("url"), cap),
+        title=_cap(_plain(html.unescape(str(item.get("title") or ""))), cap),
+        summary=_cap(_plain(summary), cap),
+        content=_cap(_plain(content), cap),
+        summary_html=_safe_html(shown, cap),
+        published_at=published,
+        language=_language(item.get("language")) or feed_language,
+        source_url=None,
+        source_title=None,
+    )
+
+
+def _text(detail: Mapping[str, Any] | None) -> str:
+    """Plain text of a feedparser text construct, HTML or not."""
+    if not detail:
+        return ""
+    value = str(detail.get("value") or "")
+    return html_to_text(value) if "html" in str(detail.get("type", "")) else _plain(value)
+
+
+def _safe_html(detail: Mapping[str, Any] | None, cap: int) -> str:
+    """Sanitized HTML for display, at most `cap` characters, never cut inside a tag or entity."""
+    if not detail:
+        return ""
+    value = str(detail.get("value") or "")[:cap]
+    markup = value if "html" in str(detail.get("type", "")) else html.escape(value)
+    cleaned = nh3.clean(markup)
+    if len(cleaned) <= cap:
+        return cleaned
+    cut = cleaned[:cap]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        if cut.rfind(opener) > cut.rfind(closer):
+            cut = cut[: cut.rfind(opener)]
+    return cut
+
+
+_BLOCK = re.compile(
+    r"p|br|hr|h[1-6]|[uod]l|li|d[dt]|div|pre|table|t[dhr]|blockquote|address|article|aside"
+    r"|section|header|footer|nav|main|figure|figcaption"
+)
+
+
+class _TextExtractor(HTMLParser):
+    """Collects character data; script/style dropped, block elements become line breaks."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self.hidden += 1
+        elif _BLOCK.fullmatch(tag):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self.hidden = max(0, self.hidden - 1)
+        elif _BLOCK.fullmatch(tag):
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Plain text of an HTML fragment, for matching."""
+    extractor = _TextExtractor()
+    extractor.feed(markup)
+    extractor.close()
+    return _plain("".join(extractor.parts))
+
+
+def _plain(text: str) -> str:
+    """Spaces collapsed within lines, blank lines dropped, ends stripped."""
+    # Only ASCII spaces and NBSP collapse: U+3000 is part of Japanese headlines.
+    lines = (_SPACES.sub(" ", line).strip(" ") for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+_SPACES = re.compile(r"[ \t\f\v\xa0]+")
+
+
+def _cap(text: str, cap: int) -> str:
+    return text[:cap]
+
+
+def _url(value: object, cap: int) -> str | None:
+    text = str(value or "").strip()
+    return text[:cap] or None
+
+
+def _language(value: object) -> str | None:
+    text = str(value or "").strip().lower().replace("_", "-")
+    return text[:35] or None

@@ -1,0 +1,154 @@
+"""The read models kept beside the log: pure folds the store persists in the same transaction.
+
+Each projection names the state row an event touches (`key`) and folds the event into that
+row's JSON state (`apply`). `monitor rebuild` replays the whole log through the same folds, so
+rebuilt state always equals incrementally maintained state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from monitor import milestones, outbox
+from monitor.events import (
+    AlertAbandoned,
+    AlertAttemptFailed,
+    AlertDelivered,
+    AlertQueued,
+    AlertRequeued,
+    ChannelDisabled,
+    Event,
+    FeedFailed,
+    FeedMoved,
+    FeedRecovered,
+    FeedStale,
+    ItemDiscovered,
+    ItemSighted,
+    MilestoneMatched,
+    MilestoneStatusChanged,
+)
+
+
+class RecordLike(Protocol):
+    """What a fold needs of a recorded event (monitor.store.Recorded satisfies it)."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def event(self) -> Event: ...
+    @property
+    def recorded_at(self) -> Any: ...
+
+
+class Milestones:
+    """milestone id -> status, since, evidence."""
+
+    name = "milestones"
+
+    def key(self, record: RecordLike) -> str | None:
+        e = record.event
+        return e.milestone_id if isinstance(e, MilestoneMatched | MilestoneStatusChanged) else None
+
+    def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
+        current = milestones.MilestoneState.from_json(state)
+        folded = milestones.apply(current, record.event, record.recorded_at).to_json()
+        folded["position"] = record.position
+        folded["changes"] = (state or {}).get("changes", 0) + isinstance(
+            record.event, MilestoneStatusChanged
+        )
+        return folded
+
+
+class Items:
+    """item id -> what alerts and corroboration need: title, url, publisher, feeds."""
+
+    name = "items"
+
+    def key(self, record: RecordLike) -> str | None:
+        e = record.event
+        return e.item_id if isinstance(e, ItemDiscovered | ItemSighted) else None
+
+    def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
+        e = record.event
+        row = dict(state or {})
+        if isinstance(e, ItemDiscovered):
+            row.update(
+                title=e.title,
+                url=e.url,
+                publisher=e.publisher,
+                position=record.position,
+                published_at=e.published_at.isoformat() if e.published_at else None,
+                feeds=[e.feed_id],
+            )
+        elif isinstance(e, ItemSighted) and e.feed_id not in row.get("feeds", []):
+            row["feeds"] = [*row.get("feeds", []), e.feed_id]
+        return row
+
+
+class Outbox:
+    """alert id -> pending / delivered / abandoned, attempts, next attempt, recipients."""
+
+    name = "outbox"
+    _types = (AlertQueued, AlertDelivered, AlertAttemptFailed, AlertAbandoned, AlertRequeued)
+
+    def key(self, record: RecordLike) -> str | None:
+        e = record.event
+        return e.alert_id if isinstance(e, self._types) else None
+
+    def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
+        return outbox.fold(state, record.event, record.recorded_at, record.position)
+
+
+class Feeds:
+    """feed id -> health (ok, failing, stale), since when, current URL."""
+
+    name = "feeds"
+
+    def key(self, record: RecordLike) -> str | None:
+        e = record.event
+        kinds = FeedFailed | FeedRecovered | FeedMoved | FeedStale
+        return e.feed_id if isinstance(e, kinds) else None
+
+    def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
+        e, row = record.event, dict(state or {"health": "ok"})
+        since = record.recorded_at.isoformat()
+        if isinstance(e, FeedFailed):
+            row.update(
+                health="gone" if e.kind == "gone" else "failing",
+                kind=e.kind,
+                message=e.message,
+                since=since,
+            )
+        elif isinstance(e, FeedStale):
+            row.update(
+                health="stale",
+                kind="stale",
+                since=since,
+                message=f"newest item from {e.newest_item_at}",
+            )
+        elif isinstance(e, FeedRecovered):
+            row.update(health="ok", kind=None, message=None, since=since)
+        elif isinstance(e, FeedMoved):
+            row["url"] = e.new_url
+        return row
+
+
+class Channels:
+    """channel id -> disabled or not, and why."""
+
+    name = "channels"
+
+    def key(self, record: RecordLike) -> str | None:
+        e = record.event
+        return e.channel_id if isinstance(e, ChannelDisabled) else None
+
+    def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
+        e = record.event
+        assert isinstance(e, ChannelDisabled)
+        return {"disabled": True, "reason": e.reason, "since": record.recorded_at.isoformat()}
+
+
+def all_projections() -> Sequence[Any]:
+    """The projections the daemon and the commands open the store with."""
+    return (Milestones(), Items(), Outbox(), Feeds(), Channels())

@@ -1,0 +1,120 @@
+"""Appending milestone decisions inside the caller's transaction, with the alerts they cause.
+
+A MilestoneStatusChanged and its AlertQueued events (one per notified channel) are always
+appended together, in the transaction of whatever caused them: a poll, the deadline check, a
+baseline, an operator's note. The alert id derives from the transition's event id and the
+channel, and the dedupe key from the transition's position, so no transition queues twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor import workstate
+from monitor.config import Config
+from monitor.events import AlertQueued, Event, MilestoneMatched, MilestoneStatusChanged
+from monitor.outbox import alert_id
+from monitor.store import Appended, NewEvent, Transaction
+
+Hits = Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
+
+
+def append_decisions(
+    tx: Transaction,
+    config: Config,
+    events: Sequence[Event],
+    *,
+    now: datetime,
+    meta: Mapping[str, Any],
+    hits: Hits,
+    dedupe: Mapping[int, str] | None = None,
+    alert: bool = True,
+) -> list[Appended]:
+    """Append milestone events in order; every new transition queues its alerts."""
+    appended: list[Appended] = []
+    for i, event in enumerate(events):
+        key = (dedupe or {}).get(i)
+        if isinstance(event, MilestoneMatched):
+            key = key or f"match:{event.milestone_id}:{event.item_id}"
+        [done] = tx.append([NewEvent(event, dedupe_key=key, meta=dict(meta))], now=now)
+        appended.append(done)
+        if isinstance(event, MilestoneStatusChanged) and alert and not done.existed:
+            queue_alerts(tx, config, event, done, now=now, meta=meta, hits=hits)
+    return appended
+
+
+def queue_alerts(
+    tx: Transaction,
+    config: Config,
+    change: MilestoneStatusChanged,
+    done: Appended,
+    *,
+    now: datetime,
+    meta: Mapping[str, Any],
+    hits: Hits,
+) -> None:
+    milestone = config.milestone(change.milestone_id)
+    payload = alert_payload(tx, config, change, done, hits)
+    for channel_id in milestone.notify:
+        state = tx.state("channels", channel_id)
+        if state and state.get("disabled"):
+            continue
+        queued = AlertQueued(
+            alert_id=alert_id(done.event_id, channel_id),
+            channel_id=channel_id,
+            milestone_id=milestone.id,
+            subject=f"[milestone-monitor] {milestone.title} — {change.to_status}",
+            payload=payload,
+        )
+        [q] = tx.append(
+            [
+                NewEvent(
+                    queued,
+                    dedupe_key=f"alert:{done.position}:{channel_id}",
+                    meta={**meta, "causation": done.position},
+                )
+            ],
+            now=now,
+        )
+        if not q.existed:
+            workstate.queue_alert(tx.conn, queued.alert_id, channel_id, now.timestamp())
+
+
+def alert_payload(
+    tx: Transaction, config: Config, change: MilestoneStatusChanged, done: Appended, hits: Hits
+) -> dict[str, Any]:
+    """The webhook `data` object (docs/webhook.schema.json); email renders the same."""
+    milestone = config.milestone(change.milestone_id)
+    evidence = []
+    for item_id in change.evidence:
+        item = tx.state("items", item_id) or {}
+        terms = hits.get((change.milestone_id, item_id), ())
+        evidence.append(
+            {
+                "item_id": item_id,
+                "title": item.get("title", ""),
+                "url": item.get("url"),
+                "publisher": item.get("publisher"),
+                "published_at": item.get("published_at"),
+                "matched_terms": [
+                    {k: h[k] for k in ("group", "term", "field", "text")} for h in terms
+                ],
+            }
+        )
+    return {
+        "milestone": {
+            "id": milestone.id,
+            "title": milestone.title,
+            "expected_by": milestone.expected_by.isoformat() if milestone.expected_by else None,
+        },
+        "from": change.from_status,
+        "to": change.to_status,
+        "reason": change.reason,
+        "source": change.source,
+        "evidence": evidence,
+        "event_position": done.position,
+        "chain_head": {"position": done.position, "hash": done.hash},
+        "test": False,
+    }

@@ -1,0 +1,153 @@
+"""What `monitor status` and `monitor backtest` compute from the log and its projections."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from monitor import evaluate, milestones, workstate
+from monitor.config import Config
+from monitor.events import ItemDiscovered, MilestoneStatusChanged
+from monitor.store import EventStore
+
+
+def milestone_rows(store: EventStore, config: Config, now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for m in config.milestones:
+        raw = store.state("milestones", m.id) or {}
+        state = milestones.MilestoneState.from_json(raw)
+        progress = [e for e in state.evidence if e.kind == "progress"]
+        newest = max(state.evidence, key=lambda e: e.at, default=None)
+        newest_item = store.state("items", newest.item_id) if newest else None
+        deadline = (
+            milestones.deadline_instant(m.expected_by, config.settings.timezone)
+            if m.expected_by
+            else None
+        )
+        rows.append(
+            {
+                "id": m.id,
+                "title": m.title,
+                "status": state.status.value,
+                "since": state.since.isoformat() if state.since else None,
+                "evidence": len(state.evidence),
+                "progress_evidence": len(progress),
+                "publishers": sorted({e.publisher for e in progress if e.publisher}),
+                "newest_evidence": (newest_item or {}).get("title"),
+                "newest_evidence_at": newest.at.isoformat() if newest else None,
+                "expected_by": m.expected_by.isoformat() if m.expected_by else None,
+                "days_left": (deadline - now).days if deadline else None,
+            }
+        )
+    return rows
+
+
+def feed_rows(store: EventStore, config: Config) -> list[dict[str, Any]]:
+    work = workstate.feed_rows(store)
+    rows = []
+    for f in config.feeds:
+        health = store.state("feeds", f.id) or {"health": "ok"}
+        w = work.get(f.id)
+        rows.append(
+            {
+                "id": f.id,
+                "url": w.url if w else f.url,
+                "health": health.get("health", "ok"),
+                "problem": health.get("message"),
+                "since": health.get("since"),
+                "last_success_at": _iso(w.last_success_at) if w else None,
+                "next_poll_at": _iso(w.next_poll_at) if w else None,
+                "polls": w.polls if w else 0,
+                "failures": w.failures if w else 0,
+            }
+        )
+    return rows
+
+
+def alert_rows(store: EventStore) -> list[dict[str, Any]]:
+    return sorted(store.states("outbox").values(), key=lambda r: r.get("queued_position", 0))
+
+
+def _iso(ts: float | None) -> str | None:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A transition today's rules would have caused."""
+
+    at: datetime
+    milestone_id: str
+    from_status: str
+    to_status: str
+    reason: str
+    item_id: str | None
+    item_title: str | None
+    position: int | None
+
+
+def backtest(
+    store: EventStore, config: Config, *, since: datetime | None, now: datetime
+) -> Iterator[Transition]:
+    """Replay stored items through today's rules in memory; writes nothing."""
+    matcher = evaluate.compile_rules(config)
+    states: dict[str, milestones.MilestoneState] = {}
+    for change in evaluate.baseline_events(config, states):
+        states[change.milestone_id] = milestones.apply(
+            states.get(change.milestone_id, milestones.MilestoneState()),
+            change,
+            change.effective_at or now,
+        )
+    for record in store.read(types=("ItemDiscovered",), since=since):
+        item = record.event
+        assert isinstance(item, ItemDiscovered)
+        yield from _deadlines(config, states, record.recorded_at)
+        events = evaluate.item_events(
+            config,
+            matcher,
+            states,
+            item_id=item.item_id,
+            doc=evaluate.doc_of(item.title, item.summary, item.content),
+            publisher=item.publisher,
+            published_at=item.published_at,
+            now=record.recorded_at,
+        )
+        for change in evaluate.notifying(events):
+            yield Transition(
+                record.recorded_at,
+                change.milestone_id,
+                change.from_status,
+                change.to_status,
+                change.reason,
+                item.item_id,
+                item.title,
+                record.position,
+            )
+    yield from _deadlines(config, states, now)
+
+
+def _deadlines(
+    config: Config, states: dict[str, milestones.MilestoneState], at: datetime
+) -> Iterator[Transition]:
+    for change in evaluate.deadline_events(config, states, at):
+        states[change.milestone_id] = milestones.apply(
+            states.get(change.milestone_id, milestones.MilestoneState()), change, at
+        )
+        yield _from_change(change, at)
+
+
+def _from_change(change: MilestoneStatusChanged, at: datetime) -> Transition:
+    return Transition(
+        at,
+        change.milestone_id,
+        change.from_status,
+        change.to_status,
+        change.reason,
+        None,
+        None,
+        None,
+    )

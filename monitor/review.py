@@ -1,0 +1,217 @@
+"""Reading the log for people and scripts: filters, one-line summaries, JSON and CSV rows.
+
+Everything here streams: a filter is applied to events as the store yields them, so
+`monitor log --json` over a million events never holds them all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from monitor.errors import UsageError
+from monitor.events import EVENT_TYPES
+from monitor.store import EventStore, Recorded
+
+
+def parse_when(text: str, *, timezone: str, end: bool = False) -> datetime:
+    """A date (`2026-06-30`) or an ISO 8601 time; a bare date means local midnight."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            if end:
+                return datetime.combine(day, time.max, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+            return datetime.combine(day, time.min, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"'{text}' is not a date or time", hint="use 2026-06-30 or 2026-06-30T09:00+09:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What `monitor log` and `monitor export` select."""
+
+    types: tuple[str, ...] = ()
+    stream: str | None = None
+    milestone: str | None = None
+    feed: str | None = None
+    grep: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.types if t not in EVENT_TYPES]
+        if unknown:
+            raise UsageError(
+                f"--type {unknown[0]}: unknown event type",
+                hint="known types: " + ", ".join(sorted(EVENT_TYPES)),
+            )
+
+    def accepts(self, r: Recorded) -> bool:
+        if self.milestone and r.data.get("milestone_id") != self.milestone:
+            return False
+        if self.feed and r.data.get("feed_id") != self.feed:
+            return False
+        if self.grep:
+            needle = self.grep.casefold()
+            if needle not in orjson.dumps(r.data).decode().casefold():
+                return False
+        return True
+
+    def matches(self, r: Recorded) -> bool:
+        """Every criterion, for events that arrive by `follow`."""
+        if self.types and r.type not in self.types:
+            return False
+        if self.stream and r.stream != self.stream:
+            return False
+        if self.since and r.recorded_at < self.since:
+            return False
+        if self.until and r.recorded_at > self.until:
+            return False
+        return self.accepts(r)
+
+    def select(self, store: EventStore, *, after: int = 0) -> Iterator[Recorded]:
+        stream = self.stream
+        if stream is None and self.milestone:
+            stream = f"milestone:{self.milestone}"
+        records = store.read(
+            after=after, stream=stream, types=self.types, since=self.since, until=self.until
+        )
+        return (r for r in records if self.accepts(r))
+
+
+def as_json(r: Recorded) -> dict[str, Any]:
+    return {
+        "position": r.position,
+        "event_id": r.event_id,
+        "type": r.type,
+        "stream": r.stream,
+        "stream_version": r.stream_version,
+        "recorded_at": r.recorded_at.isoformat(),
+        "data": r.data,
+        "meta": r.meta,
+        "hash": r.hash,
+    }
+
+
+def json_lines(records: Iterable[Recorded]) -> Iterator[bytes]:
+    for r in records:
+        yield orjson.dumps(as_json(r)) + b"\n"
+
+
+CSV_COLUMNS = (
+    "position",
+    "recorded_at",
+    "type",
+    "stream",
+    "stream_version",
+    "event_id",
+    "summary",
+    "data",
+    "meta",
+    "hash",
+)
+
+
+def csv_lines(records: Iterable[Recorded]) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    for r in records:
+        writer.writerow(
+            [
+                r.position,
+                r.recorded_at.isoformat(),
+                r.type,
+                r.stream,
+                r.stream_version,
+                r.event_id,
+                summary(r),
+                orjson.dumps(r.data).decode(),
+                orjson.dumps(r.meta).decode(),
+                r.hash,
+            ]
+        )
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
+def summary(r: Recorded) -> str:
+    """One line a person can read, for the log table."""
+    d = r.data
+    match r.type:
+        case "ItemDiscovered":
+            return f"{d.get('title', '')} ({d.get('publisher') or 'unknown publisher'})"
+        case "ItemSighted":
+            return f"also in feed {d['feed_id']}"
+        case "MilestoneMatched":
+            terms = ", ".join(str(h.get("text", "")) for h in d.get("hits", []))
+            return f"{d['milestone_id']}: {d['kind']} evidence [{terms}]"
+        case "MilestoneStatusChanged":
+            return f"{d['milestone_id']}: {d['from_status']} → {d['to_status']} ({d['reason']})"
+        case "FeedFailed":
+            return f"{d['feed_id']}: {d['kind']}: {d['message']}"
+        case "FeedRecovered":
+            return f"{d['feed_id']}: recovered from {d.get('after') or 'failure'}"
+        case "FeedMoved":
+            return f"{d['feed_id']}: {d['old_url']} → {d['new_url']}"
+        case "FeedStale":
+            return f"{d['feed_id']}: newest item {d.get('newest_item_at') or 'unknown'}"
+        case "AlertQueued":
+            return f"{d['channel_id']}: {d['subject']}"
+        case "AlertDelivered":
+            return f"{d['channel_id']}: attempt {d['attempt']}: {d['response']}"
+        case "AlertAttemptFailed":
+            return (
+                f"{d['channel_id']}: attempt {d['attempt']}: {d['kind']}: {d['message']}; "
+                f"retry at {d['retry_at']}"
+            )
+        case "AlertAbandoned":
+            return f"{d['channel_id']}: {d['kind']}: {d['message']}"
+        case "ConfigApplied":
+            changed = [
+                f"{k}={len(v)}"
+                for k, v in d.items()
+                if k.endswith(("_added", "_removed", "_changed")) and v
+            ]
+            return f"config {d['config_sha256'][:12]} " + " ".join(changed)
+        case _:
+            return ", ".join(f"{k}={v}" for k, v in d.items())[:200]
+
+
+def local(moment: datetime | str | None, timezone: str) -> str:
+    if moment is None:
+        return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def parse_expect(text: str) -> tuple[int, str]:
+    position, sep, digest = text.partition(":")
+    if not sep or not position.isdigit() or len(digest) != 64:
+        raise UsageError(
+            f"--expect '{text}': not POSITION:HASH",
+            hint="copy the head printed by `monitor verify` or an alert",
+        )
+    return int(position), digest.lower()
+
+
+def columns(records: Sequence[Recorded], timezone: str) -> list[tuple[str, ...]]:
+    return [
+        (str(r.position), local(r.recorded_at, timezone), r.type, r.stream, summary(r))
+        for r in records
+    ]

@@ -1,0 +1,237 @@
+"""The bytes-level screen in front of feedparser: inflate, refuse entities, sniff, describe.
+
+feedparser 6.0.14 expands internal entities (a 20 KB entity used 20,000 times became 400 million
+characters, 32 s, 1.17 GiB) and lifts `<!ENTITY` declarations out of prolog comments into a fresh
+DOCTYPE, so any entity declaration before the root element is refused here, in every encoding
+feedparser might decode the document with.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import re
+import zlib
+
+from monitor.errors import ParseError
+
+_WINDOW = 64 * 1024  # bytes decoded first; real prologs end within a few hundred
+_GZIP_MAGIC = b"\x1f\x8b"
+_WIDE = ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
+_EBCDIC_XML = b"\x4c\x6f\xa7\x94"  # '<?xm' in cp037, the marker feedparser sniffs
+_MARKUP = re.compile(r"<(!--|\?|!|[A-Za-z0-9_])")
+_ENTITY = re.compile(r"<!ENTITY", re.IGNORECASE)
+_DOCTYPE = re.compile(r"<!DOCTYPE", re.IGNORECASE)
+# Quoted literals may hold '>' or '['; alternatives start with distinct characters, so no
+# backtracking blow-up, and the bound keeps a DOCTYPE with no end from costing a full scan.
+_DOCTYPE_DECL = re.compile(
+    r"<!DOCTYPE(?:[^>\[\"']|\"[^\"]*\"|'[^']*'){0,4096}?(?P<end>[>\[])", re.IGNORECASE
+)
+_MAX_PROLOG_PARTS = 10_000  # comments, PIs and declarations before the root; real feeds have few
+_LITERAL = re.compile(r"\"([^\"]*)\"|'([^']*)'")
+_XML_ENCODING = re.compile(r"<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z0-9._:-]{1,40})")
+_CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]{1,40})", re.IGNORECASE)
+# Public identifiers that feedparser recognises or that HTML error pages carry; never fetched.
+_KNOWN_FPI = ("-//W3C//DTD ", "-//Netscape Communications//DTD RSS 0.91//EN")
+
+
+def screen(body: bytes, *, content_type: str | None = None) -> None:
+    """Raise ParseError("rejected_entities") if the prolog declares entities or an unsafe DTD."""
+    for codec in _candidate_codecs(body, content_type):
+        try:
+            text = body[:_WINDOW].decode(codec, errors="replace")
+        except (LookupError, TypeError):  # 'base64' and friends are not text encodings
+            continue
+        if not _check_prolog(text) and len(body) > _WINDOW:
+            _check_prolog(body.decode(codec, errors="replace"))
+
+
+def inflate(body: bytes, *, max_bytes: int) -> bytes:
+    """Return the body, gunzipped if it starts with the gzip magic; never more than max_bytes."""
+    if len(body) > max_bytes:
+        raise ParseError("too_large", f"body is {len(body)} bytes, over the {max_bytes}-byte cap")
+    if not body.startswith(_GZIP_MAGIC):
+        return body
+    out = bytearray()
+    data = body
+    try:
+        while data.startswith(_GZIP_MAGIC):  # concatenated members, as gzip(1) writes them
+            inflater = zlib.decompressobj(wbits=31)
+            while data and not inflater.eof:
+                out += inflater.decompress(data, max_bytes + 1 - len(out))
+                if len(out) > max_bytes:
+                    raise ParseError(
+                        "too_large", f"gzip body inflates past the {max_bytes}-byte cap"
+                    )
+                data = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise ParseError("not_a_feed", "body is truncated gzip data")
+            data = inflater.unused_data
+    except zlib.error as exc:
+        raise ParseError("not_a_feed", f"body is corrupt gzip data ({exc})") from None
+    return bytes(out)
+
+
+def _candidate_codecs(body: bytes, content_type: str | None) -> list[str]:
+    """Every decoding under which `<!ENTITY` could appear to feedparser's parsers."""
+    # The byte-for-byte view covers UTF-8, Shift_JIS, EUC-JP and every other ASCII superset.
+    found = ["latin-1"]
+    found += _wide_codecs(body[:4]) or (_WIDE[:2] if b"\x00" in body[:256] else ())
+    if body.startswith(_EBCDIC_XML):
+        found.append("cp037")
+    declared = [m.group(1) for m in _CHARSET.finditer(content_type or "")]
+    for codec in list(found):
+        declared += _XML_ENCODING.findall(body[:512].decode(codec, errors="replace"))
+    for name in declared:  # UTF-7 spells '<' as '+ADw-', so each declaration gets its own view
+        try:
+            found.append(codecs.lookup(name).name)
+        except LookupError:
+            continue  # feedparser cannot decode with an unknown codec either
+    return list(dict.fromkeys(found))
+
+
+def _wide_codecs(head: bytes) -> tuple[str, ...]:
+    """The UTF-16/32 codec a BOM or the NUL pattern of '<' names (XML 1.0 appendix F)."""
+    nul = tuple(i for i, byte in enumerate(head) if byte == 0)
+    if head.startswith(codecs.BOM_UTF32_LE) or nul == (1, 2, 3):
+        return ("utf-32-le",)
+    if head.startswith(codecs.BOM_UTF32_BE) or nul == (0, 1, 2):
+        return ("utf-32-be",)
+    if head.startswith(codecs.BOM_UTF16_LE) or nul[:1] == (1,):
+        return ("utf-16-le",)
+    if head.startswith(codecs.BOM_UTF16_BE) or nul[:1] == (0,):
+        return ("utf-16-be",)
+    return ()
+
+
+def _check_prolog(text: str) -> bool:
+    """Refuse entity declarations before the root element; True once the root is reached."""
+    pos, root, parts = 0, -1, 0
+    # Jump in C between markup starts; a '<' followed by anything else is text to skip.
+    while (found := _MARKUP.search(text, pos)) is not None:
+        parts += 1
+        if parts > _MAX_PROLOG_PARTS:
+            raise ParseError(
+                "rejected_entities", "body has over 10000 declarations before its root"
+            )
+        lt, kind = found.start(), found.group(1)
+        if kind == "!--":
+            pos = _after(text, "-->", lt + 4)
+        elif kind == "?":
+            pos = _after(text, "?>", lt + 2)
+        elif _DOCTYPE.match(text, lt):
+            pos = _check_doctype(text, lt)
+        elif kind == "!":
+            pos = _after(text, ">", lt + 2)
+        else:  # feedparser ends its prolog at the first <\w, so the root is never earlier
+            root = lt
+            break
+        if pos < 0:
+            break
+    # Comments count too: feedparser's replace_doctype lifts declarations out of them.
+    if _ENTITY.search(text, 0, len(text) if root < 0 else root):
+        raise ParseError("rejected_entities", "body declares XML entities; refused before parsing")
+    return root >= 0
+
+
+def _after(text: str, token: str, start: int) -> int:
+    end = text.find(token, start)
+    return -1 if end < 0 else end + len(token)
+
+
+def _check_doctype(text: str, start: int) -> int:
+    """Refuse an internal subset or an unknown external DTD; return the index after the '>'."""
+    decl = _DOCTYPE_DECL.match(text, start)
+    if decl is None:
+        raise ParseError("rejected_entities", "body has an unterminated or oversized DOCTYPE")
+    if decl.group("end") == "[":
+        raise ParseError("rejected_entities", "body has a DOCTYPE internal subset; refused")
+    literals = [a or b for a, b in _LITERAL.findall(decl.group(0))]
+    external = literals or re.search(r"\b(SYSTEM|PUBLIC)\b", decl.group(0), re.IGNORECASE)
+    if external and not _harmless_external_id(literals):
+        shown = ", ".join(repr(x[:60]) for x in literals) or "no literal"
+        raise ParseError("rejected_entities", f"body refers to an external DTD ({shown}); refused")
+    return decl.end()
+
+
+def _harmless_external_id(literals: list[str]) -> bool:
+    def known(x: str) -> bool:
+        return x.startswith(_KNOWN_FPI) or x == "about:legacy-compat"
+
+    def allowed(x: str) -> bool:
+        return known(x) or re.match(r"https?://[^\s]+$", x) is not None
+
+    return any(known(x) for x in literals) and all(allowed(x) for x in literals)
+
+
+def describe(body: bytes) -> str:
+    """One sentence saying what a body that holds no feed looks like."""
+    text = _sniff_text(body)
+    if text is None:
+        return f"body is binary (first bytes {body[:4].hex(' ')})"
+    stripped = text.strip()
+    if not stripped:
+        return "body is empty" if not body else "body is empty (only whitespace)"
+    head = stripped[:8192]
+    if re.search(r"<!DOCTYPE\s+html|<(html|head|body|frameset|title)[\s>]", head, re.IGNORECASE):
+        title = re.search(r"<title[^>]*>(.*?)</title", head, re.IGNORECASE | re.DOTALL)
+        if title is None:
+            return "body is an HTML page (no title)"
+        return f"body is an HTML page (title {_snippet(title.group(1))!r})"
+    root = re.search(r"<([A-Za-z_][\w:.-]*)", head)
+    if root and (stripped.startswith("<?xml") or not _HTML_TAG.fullmatch(root.group(1).lower())):
+        return f"body is XML but not a feed (root element <{root.group(1)}>)"
+    return f"body is plain text starting {_snippet(stripped)!r}"
+
+
+_HTML_TAG = re.compile(r"a|b|br|i|em|strong|p|div|span|font|pre|h[1-6]|hr|table|t[dr]")
+
+
+def _sniff_text(body: bytes) -> str | None:
+    """The body as text, or None when it looks binary."""
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ):
+        if body.startswith(bom):
+            return body[len(bom) :].decode(codec, errors="replace")
+    sample = body[:1024]
+    controls = sum(1 for b in sample if b < 32 and b not in b"\t\n\r\f")
+    if b"\x00" in sample or controls * 10 > len(sample):
+        return None
+    return body.decode("utf-8", errors="replace")
+
+
+def _snippet(markup: str, limit: int = 60) -> str:
+    """Markup reduced to one line of plain text, cut at `limit` characters."""
+    spaced = re.sub(r"<(br|p|div|li|tr|h\d)\b[^>]*>", " ", markup, flags=re.IGNORECASE)
+    text = " ".join(html.unescape(re.sub(r"<[^>]*>", "", spaced)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sniff_japanese(body: bytes, content_type: str | None) -> str | None:
+    """Name the Japanese legacy codec of an undeclared, non-UTF-8 body, or None.
+
+    feedparser without chardet falls back to windows-1252 and turns EUC-JP and Shift_JIS
+    into mojibake; a strict decode that yields plenty of kana is a reliable tell.
+    """
+    if _CHARSET.search(content_type or "") or body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    if _XML_ENCODING.search(body[:512].decode("latin-1")):
+        return None
+    try:
+        body.decode("utf-8")
+        return None
+    except UnicodeDecodeError:
+        pass
+    for codec in ("euc-jp", "cp932"):
+        try:
+            text = body.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        wide = [c for c in text[:_WINDOW] if ord(c) > 0x7F]
+        kana = sum(1 for c in wide if "\u3040" <= c <= "\u30ff")
+        if wide and kana * 5 >= len(wide):
+            return codec
+    return None

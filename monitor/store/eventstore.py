@@ -1,0 +1,235 @@
+"""The event log: open, write transactions, streaming reads, projections, verification."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from monitor.errors import AppendOnlyError, StoreError
+from monitor.store import schema, verify
+from monitor.store.records import (
+    Appended,
+    NewEvent,
+    Projection,
+    Recorded,
+    VerifyReport,
+    format_time,
+)
+from monitor.store.schema import READ_COLUMNS, events, projection_state, to_record
+from monitor.store.writer import Transaction
+
+
+def _never() -> bool:
+    return False
+
+
+class EventStore:
+    """An append-only, hash-chained log on SQLite or PostgreSQL, with persisted projections."""
+
+    # Writers take the table lock on PostgreSQL; a test turns it off to prove it matters.
+    lock_writers = True
+
+    def __init__(self, engine: sa.Engine, projections: Sequence[Projection]) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._projections = tuple(projections)
+
+    @classmethod
+    def open(cls, url: str, *, projections: Sequence[Projection] = ()) -> EventStore:
+        """Connect, creating the tables and append-only triggers when missing."""
+        try:
+            engine = schema.create_engine(url)
+        except sa.exc.ArgumentError as exc:  # the URL itself is not echoed: it may hold a password
+            raise StoreError(f"database URL: {exc}") from None
+        try:
+            schema.create_schema(engine)
+        except sa.exc.DBAPIError as exc:
+            engine.dispose()
+            raise StoreError(f"database '{_safe(url)}': cannot open: {_first_line(exc)}") from None
+        return cls(engine, projections)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A serialized write transaction: commit on exit, roll back on an exception."""
+        try:
+            connect = self.engine.connect().execution_options(store_write=True)
+            with connect as conn, conn.begin():
+                schema.begin_write(conn, lock=self.lock_writers)
+                yield Transaction(conn, self._projections)
+        except sa.exc.DBAPIError as exc:
+            if schema.APPEND_ONLY in str(exc.orig):
+                raise AppendOnlyError(
+                    "events: recorded events cannot be changed or removed",
+                    hint="append a new event that corrects the old one",
+                ) from None
+            raise StoreError(f"event log: write failed: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"event log: read failed: {_first_line(exc)}") from exc
+
+    def append(self, batch: Sequence[NewEvent], *, now: datetime | None = None) -> list[Appended]:
+        """Append one batch in a transaction of its own."""
+        with self.transaction() as tx:
+            return tx.append(batch, now=now)
+
+    def read(
+        self,
+        *,
+        after: int = 0,
+        until_position: int | None = None,
+        stream: str | None = None,
+        types: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch: int = 1000,
+    ) -> Iterator[Recorded]:
+        """Records after `after` in position order, fetched `batch` rows at a time.
+
+        `since` is inclusive and `until` exclusive (recorded_at); `until_position` inclusive.
+        """
+        where: list[sa.ColumnElement[bool]] = []
+        if until_position is not None:
+            where.append(events.c.position <= until_position)
+        if stream is not None:
+            where.append(events.c.stream == stream)
+        if types:
+            where.append(events.c.type.in_(list(types)))
+        if since is not None:
+            where.append(events.c.recorded_at >= format_time(since))
+        if until is not None:
+            where.append(events.c.recorded_at < format_time(until))
+        for rows in self._batches(after, where, batch):
+            yield from map(to_record, rows)
+
+    def read_raw(
+        self, *, after: int = 0, types: Sequence[str] = (), batch: int = 5000
+    ) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
+        """(position, type, schema_version, data) only: the fast path for replays and folds."""
+        where: list[sa.ColumnElement[bool]] = [events.c.type.in_(list(types))] if types else []
+        columns = (events.c.position, events.c.type, events.c.schema_version, events.c.data)
+        loads = orjson.loads
+        for rows in self._batches(after, where, batch, columns):
+            for position, type_, version, data in rows:
+                yield position, type_, version, loads(data)
+
+    def _batches(
+        self,
+        after: int,
+        where: list[sa.ColumnElement[bool]],
+        batch: int,
+        columns: Sequence[sa.ColumnElement[Any]] = READ_COLUMNS,
+    ) -> Iterator[Sequence[schema.Row]]:
+        # Keyset pages, each in a short read transaction of its own: memory stays one page,
+        # and no reader pins a snapshot (or a WAL checkpoint) for the length of a replay.
+        cursor = after
+        while True:
+            query = sa.select(*columns).where(events.c.position > cursor, *where)
+            with self._reading() as conn:
+                rows = conn.execute(query.order_by(events.c.position).limit(batch)).all()
+            if not rows:
+                return
+            yield rows
+            cursor = rows[-1][0]
+
+    def follow(
+        self, *, after: int = 0, poll_seconds: float = 0.5, stop: Callable[[], bool] = _never
+    ) -> Iterator[Recorded]:
+        """Records as they are committed, polling when caught up, until `stop()` is true."""
+        cursor = after
+        while not stop():
+            caught_up = True
+            for record in self.read(after=cursor):
+                caught_up = False
+                cursor = record.position
+                yield record
+                if stop():
+                    return
+            if caught_up:
+                time.sleep(poll_seconds)
+
+    def get(self, position: int) -> Recorded | None:
+        query = sa.select(*READ_COLUMNS).where(events.c.position == position)
+        with self._reading() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else to_record(row)
+
+    def caused_by(self, position: int) -> list[Recorded]:
+        """Events whose meta.causation is `position`, in position order."""
+        query = sa.select(*READ_COLUMNS).where(events.c.causation == position)
+        with self._reading() as conn:
+            rows = conn.execute(query.order_by(events.c.position)).all()
+        return [to_record(row) for row in rows]
+
+    def head(self) -> tuple[int, str] | None:
+        """(position, hash) of the last record, or None for an empty log."""
+        query = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc())
+        with self._reading() as conn:
+            row = conn.execute(query.limit(1)).first()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def stream_version(self, stream: str) -> int:
+        query = sa.select(sa.func.max(events.c.stream_version)).where(events.c.stream == stream)
+        with self._reading() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def verify(self, *, expect: tuple[int, str] | None = None) -> VerifyReport:
+        """Walk the chain from position 1; see `monitor.store.verify`."""
+        try:
+            return verify.verify(self.engine, expect=expect)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"event log: verify failed: {_first_line(exc)}") from exc
+
+    def state(self, projection: str, key: str) -> dict[str, Any] | None:
+        table = projection_state
+        query = sa.select(table.c.state).where(table.c.name == projection, table.c.key == key)
+        with self._reading() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        return None if found is None else dict(orjson.loads(found))
+
+    def states(self, projection: str) -> dict[str, dict[str, Any]]:
+        table = projection_state
+        query = sa.select(table.c.key, table.c.state).where(table.c.name == projection)
+        with self._reading() as conn:
+            return {key: orjson.loads(state) for key, state in conn.execute(query)}
+
+    def rebuild(self, *, progress: Callable[[int], None] | None = None, batch: int = 2000) -> int:
+        """Clear the projections' state and replay every event from position 1."""
+        names = [p.name for p in self._projections]
+        replayed = 0
+        with self.transaction() as tx:
+            tx.conn.execute(projection_state.delete().where(projection_state.c.name.in_(names)))
+            cursor = 0
+            while True:
+                query = sa.select(*READ_COLUMNS).where(events.c.position > cursor)
+                page = tx.conn.execute(query.order_by(events.c.position).limit(batch)).all()
+                if not page:
+                    break
+                tx.fold([to_record(row) for row in page])
+                replayed += len(page)
+                cursor = page[-1].position
+                if progress is not None:
+                    progress(replayed)
+        return replayed
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc).__name__
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    return sa.make_url(url).render_as_string(hide_password=True)

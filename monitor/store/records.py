@@ -1,0 +1,153 @@
+"""The shapes that cross the store's boundary, and the canonical hash that chains them."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from monitor.errors import StoreError
+from monitor.events import Event, decode
+
+GENESIS = "0" * 64
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event on its way into the log, with the facts only the writer knows."""
+
+    event: Event
+    event_id: str = field(default_factory=_new_id)
+    dedupe_key: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)  # causation, correlation, instance
+    expected_version: int | None = None  # the stream must be at exactly this version
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One row of the log as stored."""
+
+    position: int
+    event_id: str
+    stream: str
+    stream_version: int
+    type: str
+    schema_version: int
+    recorded_at: datetime
+    data: dict[str, Any]
+    meta: dict[str, Any]
+    dedupe_key: str | None
+    prev_hash: str
+    hash: str
+
+    @property
+    def event(self) -> Event:
+        """The stored payload decoded into its current event class (upcasters applied)."""
+        return decode(self.type, self.schema_version, self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an event went; `existed` means it was already there (an idempotent no-op)."""
+
+    position: int
+    event_id: str
+    existed: bool
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of walking the chain; `problem` names the first bad position."""
+
+    ok: bool
+    checked: int
+    head: tuple[int, str] | None
+    first_bad: int | None
+    problem: str | None
+
+
+class Projection(Protocol):
+    """A pure fold whose per-key state the store persists next to the events."""
+
+    name: str
+
+    def key(self, record: Recorded) -> str | None: ...
+
+    def apply(self, state: dict[str, Any] | None, record: Recorded) -> dict[str, Any]: ...
+
+
+def canonical_json(value: Any) -> bytes:
+    """orjson with sorted keys: the one serialization the chain hashes."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def chain_hash(prev_hash: str, *, data: Any, meta: Any, **fields: Any) -> str:
+    """sha256 over the previous hash (hex) followed by the record's canonical JSON.
+
+    The record is {position, event_id, stream, stream_version, type, schema_version,
+    recorded_at, data, meta, dedupe_key}, as `fields` plus the two payloads.
+    """
+    return record_hash(prev_hash, canonical_json(data), canonical_json(meta), **fields)
+
+
+def record_hash(
+    prev_hash: str,
+    data_json: bytes,
+    meta_json: bytes,
+    *,
+    position: int,
+    event_id: str,
+    stream: str,
+    stream_version: int,
+    type: str,
+    schema_version: int,
+    recorded_at: str,
+    dedupe_key: str | None,
+) -> str:
+    """`chain_hash` for payloads already in canonical JSON, spliced in rather than re-encoded.
+
+    Sorted key order: data, dedupe_key, event_id, meta, then the rest.
+    """
+    rest = canonical_json(
+        {
+            "position": position,
+            "recorded_at": recorded_at,
+            "schema_version": schema_version,
+            "stream": stream,
+            "stream_version": stream_version,
+            "type": type,
+        }
+    )
+    parts = (
+        prev_hash.encode("ascii"),
+        b'{"data":',
+        data_json,
+        b',"dedupe_key":',
+        canonical_json(dedupe_key),
+        b',"event_id":',
+        canonical_json(event_id),
+        b',"meta":',
+        meta_json,
+        b",",
+        rest[1:],
+    )
+    return hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def format_time(moment: datetime) -> str:
+    """The stored form of `recorded_at`: fixed-width UTC ISO 8601, so text order is time order."""
+    if moment.tzinfo is None:
+        raise StoreError(
+            f"time {moment.isoformat()}: has no time zone", hint="pass a timezone-aware datetime"
+        )
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")

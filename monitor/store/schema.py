@@ -1,0 +1,157 @@
+"""The log's tables and triggers, and the engine settings each database needs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from monitor.store.records import Recorded
+
+metadata = sa.MetaData()
+
+# recorded_at, data and meta are stored as text: the chain hashes exactly these strings, and
+# JSONB would re-encode numbers and keys behind our back. recorded_at is fixed-width UTC, so
+# comparing the text compares the times.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("stream_version", sa.Integer, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("meta", sa.Text, nullable=False),
+    sa.Column("dedupe_key", sa.Text, nullable=True, unique=True),
+    # meta.causation copied out so "what did this cause" is an index lookup
+    sa.Column("causation", sa.BigInteger, nullable=True, index=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("stream", "stream_version", name="uq_events_stream_version"),
+)
+
+READ_COLUMNS = (
+    events.c.position,
+    events.c.event_id,
+    events.c.stream,
+    events.c.stream_version,
+    events.c.type,
+    events.c.schema_version,
+    events.c.recorded_at,
+    events.c.data,
+    events.c.meta,
+    events.c.dedupe_key,
+    events.c.prev_hash,
+    events.c.hash,
+)
+
+Row = sa.Row[*tuple[Any, ...]]
+
+
+def to_record(row: Row) -> Recorded:
+    """A row of READ_COLUMNS as the record readers get: payloads parsed, time aware."""
+    return Recorded(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        datetime.fromisoformat(row[6]),
+        orjson.loads(row[7]),
+        orjson.loads(row[8]),
+        row[9],
+        row[10],
+        row[11],
+    )
+
+
+projection_state = sa.Table(
+    "projection_state",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+APPEND_ONLY = "events are append-only"
+
+_SQLITE_TRIGGERS = [
+    f"""CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
+        BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
+        BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END""",
+]
+
+_PG_TRIGGERS = [
+    f"""CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '{APPEND_ONLY}' USING ERRCODE = 'integrity_constraint_violation';
+        END $$""",
+    """CREATE OR REPLACE TRIGGER events_no_update BEFORE UPDATE ON events
+        FOR EACH ROW EXECUTE FUNCTION events_refuse_change()""",
+    """CREATE OR REPLACE TRIGGER events_no_delete BEFORE DELETE ON events
+        FOR EACH ROW EXECUTE FUNCTION events_refuse_change()""",
+    """CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()""",
+]
+
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def create_engine(url: str) -> sa.Engine:
+    """An engine whose write transactions serialize (see `begin_write`)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # We emit BEGIN ourselves so that writers can ask for BEGIN IMMEDIATE: it takes the
+        # write lock up front, so two writers wait for each other instead of deadlocking on
+        # the upgrade from a read lock (https://www.sqlite.org/lang_transaction.html).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("store_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def begin_write(conn: sa.Connection, *, lock: bool = True) -> None:
+    """Serialize writers: positions are max + 1 and the chain needs the previous hash.
+
+    SQLite already holds the write lock (BEGIN IMMEDIATE). On PostgreSQL, EXCLUSIVE mode
+    blocks other writers until commit but not readers; without it a reader following
+    positions could pass a position that commits later.
+    """
+    if lock and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the tables and append-only triggers if missing; safe to race."""
+    with engine.connect().execution_options(store_write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # concurrent CREATE OR REPLACE of one function fails; one opener at a time
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(72616101)")
+            triggers = _PG_TRIGGERS
+        else:
+            triggers = _SQLITE_TRIGGERS
+        metadata.create_all(conn, checkfirst=True)
+        for ddl in triggers:
+            conn.exec_driver_sql(ddl)

@@ -1,0 +1,217 @@
+"""One write transaction: appending batches under the writer lock and folding projections."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from monitor.errors import ConflictError, StoreError
+from monitor.store.records import (
+    GENESIS,
+    Appended,
+    NewEvent,
+    Projection,
+    Recorded,
+    canonical_json,
+    format_time,
+    record_hash,
+)
+from monitor.store.schema import events, projection_state
+
+_Seen = tuple[int, str, str]  # position, event_id, hash of an event already recorded
+
+
+class Transaction:
+    """The caller's write transaction; `conn` is shared with operational tables."""
+
+    def __init__(self, conn: sa.Connection, projections: Sequence[Projection]) -> None:
+        self.conn = conn
+        self._projections = tuple(projections)
+
+    def append(self, batch: Sequence[NewEvent], *, now: datetime | None = None) -> list[Appended]:
+        """Append a batch atomically; known event ids and dedupe keys are no-ops."""
+        if not batch:
+            return []
+        recorded_at = _stored_time(now)
+        known = self._known(batch)
+        versions = self._versions({new.event.stream for new in batch})
+        position, prev = self._head()
+        results: list[Appended] = []
+        rows: list[dict[str, Any]] = []
+        for new in batch:
+            seen = known.get(("id", new.event_id)) or (
+                known.get(("key", new.dedupe_key)) if new.dedupe_key is not None else None
+            )
+            if seen is not None:
+                results.append(Appended(seen[0], seen[1], True, seen[2]))
+                continue
+            stream = new.event.stream
+            version = versions.get(stream, 0)
+            if new.expected_version is not None and new.expected_version != version:
+                raise ConflictError(stream, new.expected_version, version)
+            position += 1
+            row = _row(new, position, version + 1, recorded_at, prev)
+            prev = row["hash"]
+            versions[stream] = version + 1
+            rows.append(row)
+            results.append(Appended(position, new.event_id, False, row["hash"]))
+            known[("id", new.event_id)] = (position, new.event_id, row["hash"])
+            if new.dedupe_key is not None:
+                known[("key", new.dedupe_key)] = (position, new.event_id, row["hash"])
+        if rows:
+            self.conn.execute(events.insert(), rows)
+            if self._projections:
+                moment = datetime.fromisoformat(recorded_at)
+                self.fold([_recorded(row, moment) for row in rows])
+        return results
+
+    def stream_version(self, stream: str) -> int:
+        """The stream's current version as this transaction sees it; 0 when empty."""
+        return self._versions({stream}).get(stream, 0)
+
+    def state(self, projection: str, key: str) -> dict[str, Any] | None:
+        """A projection's state row, including this transaction's own writes."""
+        found = self._load_states(projection, [key])
+        return found.get(key)
+
+    def find_dedupe(self, dedupe_key: str) -> int | None:
+        """The position of the event recorded under this dedupe key, or None."""
+        query = sa.select(events.c.position).where(events.c.dedupe_key == dedupe_key)
+        return self.conn.execute(query).scalar_one_or_none()
+
+    def fold(self, records: Sequence[Recorded]) -> None:
+        """Apply records to every projection and upsert the touched state rows."""
+        for projection in self._projections:
+            keyed = [(projection.key(r), r) for r in records]
+            wanted = sorted({k for k, _ in keyed if k is not None})
+            if not wanted:
+                continue
+            states: dict[str, dict[str, Any] | None] = dict(
+                self._load_states(projection.name, wanted)
+            )
+            last: dict[str, int] = {}
+            for key, record in keyed:
+                if key is not None:
+                    states[key] = projection.apply(states.get(key), record)
+                    last[key] = record.position
+            self._upsert(projection.name, states, last)
+
+    def _upsert(
+        self, name: str, states: dict[str, dict[str, Any] | None], last: dict[str, int]
+    ) -> None:
+        rows = [
+            {"name": name, "key": k, "state": canonical_json(states[k]).decode(), "position": p}
+            for k, p in last.items()
+        ]
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        stmt = insert(projection_state)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name", "key"],
+            set_={"state": stmt.excluded.state, "position": stmt.excluded.position},
+        )
+        self.conn.execute(stmt, rows)
+
+    def _load_states(self, name: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+        table = projection_state
+        query = sa.select(table.c.key, table.c.state).where(
+            table.c.name == name, self._member(table.c.key, keys)
+        )
+        return {key: orjson.loads(state) for key, state in self.conn.execute(query)}
+
+    def _known(self, batch: Sequence[NewEvent]) -> dict[tuple[str, str | None], _Seen]:
+        """Events of this batch already in the log, by ("id", event_id) and ("key", dedupe)."""
+        ids = sorted({new.event_id for new in batch})
+        keys = sorted({new.dedupe_key for new in batch if new.dedupe_key is not None})
+        known: dict[tuple[str, str | None], _Seen] = {}
+        cols = (events.c.position, events.c.event_id, events.c.hash, events.c.dedupe_key)
+        for column, values, tag in (
+            (events.c.event_id, ids, "id"),
+            (events.c.dedupe_key, keys, "key"),
+        ):
+            if not values:
+                continue
+            query = sa.select(*cols).where(self._member(column, values))
+            for position, event_id, hash_, dedupe_key in self.conn.execute(query):
+                name = event_id if tag == "id" else dedupe_key
+                known[(tag, name)] = (int(position), str(event_id), str(hash_))
+        return known
+
+    def _versions(self, streams: set[str]) -> dict[str, int]:
+        query = (
+            sa.select(events.c.stream, sa.func.max(events.c.stream_version))
+            .where(self._member(events.c.stream, sorted(streams)))
+            .group_by(events.c.stream)
+        )
+        return {stream: int(v) for stream, v in self.conn.execute(query)}
+
+    def _member(self, column: sa.ColumnElement[Any], values: list[str]) -> sa.ColumnElement[bool]:
+        """`column IN values` with the list as one JSON text value: the statement compiles
+        once, no list meets a bound-parameter limit, and it is several times faster than
+        an expanding IN or a PostgreSQL array parameter at a hundred values."""
+        doc = orjson.dumps(values).decode()
+        if self.conn.dialect.name == "postgresql":
+            elements = sa.func.json_array_elements_text(sa.cast(sa.literal(doc, sa.Text), sa.JSON))
+            return column.in_(sa.select(elements))
+        members = sa.func.json_each(doc)
+        return column.in_(sa.select(sa.column("value")).select_from(members))
+
+    def _head(self) -> tuple[int, str]:
+        query = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc())
+        row = self.conn.execute(query.limit(1)).first()
+        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def _stored_time(now: datetime | None) -> str:
+    return format_time(now if now is not None else datetime.now(UTC))
+
+
+def _row(new: NewEvent, position: int, version: int, recorded_at: str, prev: str) -> dict[str, Any]:
+    event = new.event
+    try:
+        data_json = canonical_json(event.to_data())
+        meta_json = canonical_json(dict(new.meta))
+    except TypeError as exc:
+        problem = f"event {new.event_id} ({event.type}): payload is not JSON: {exc}"
+        raise StoreError(problem) from None
+    causation = new.meta.get("causation")
+    row: dict[str, Any] = {
+        "position": position,
+        "event_id": new.event_id,
+        "stream": event.stream,
+        "stream_version": version,
+        "type": event.type,
+        "schema_version": event.VERSION,
+        "recorded_at": recorded_at,
+        "dedupe_key": new.dedupe_key,
+    }
+    row["hash"] = record_hash(prev, data_json, meta_json, **row)
+    row["prev_hash"] = prev
+    row["data"] = data_json.decode()
+    row["meta"] = meta_json.decode()
+    row["causation"] = causation if type(causation) is int else None
+    return row
+
+
+def _recorded(row: dict[str, Any], recorded_at: datetime) -> Recorded:
+    """The record as a reader will load it back (the JSON round trip included)."""
+    return Recorded(
+        position=row["position"],
+        event_id=row["event_id"],
+        stream=row["stream"],
+        stream_version=row["stream_version"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        recorded_at=recorded_at,
+        data=orjson.loads(row["data"]),
+        meta=orjson.loads(row["meta"]),
+        dedupe_key=row["dedupe_key"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )

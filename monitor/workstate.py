@@ -1,0 +1,241 @@
+"""Operational working state beside the log: feed schedules, HTTP validators, leases, alert queue.
+
+None of this is history: it may be lost without losing a fact (`monitor rebuild` restores the
+alert queue from the outbox projection; feeds are simply polled again). Times are epoch
+seconds so both databases compare them the same way. Claims take leases with an owner and an
+expiry, using `FOR UPDATE SKIP LOCKED` on PostgreSQL so several daemons share the work.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from monitor.config import Config
+from monitor.store import EventStore
+
+metadata = sa.MetaData()
+
+feed_state = sa.Table(
+    "feed_state",
+    metadata,
+    sa.Column("feed_id", sa.String(200), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),  # the URL polled now (follows FeedMoved)
+    sa.Column("configured_url", sa.Text, nullable=False),
+    sa.Column("etag", sa.Text),
+    sa.Column("last_modified", sa.Text),
+    sa.Column("body_hash", sa.String(64)),
+    sa.Column("next_poll_at", sa.Float, nullable=False),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_expires", sa.Float),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("last_attempt_at", sa.Float),
+    sa.Column("last_success_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("newest_item_at", sa.Float),
+    sa.Column("polls", sa.Integer, nullable=False, default=0),
+)
+
+alert_work = sa.Table(
+    "alert_work",
+    metadata,
+    sa.Column("alert_id", sa.String(80), primary_key=True),
+    sa.Column("channel_id", sa.String(200), nullable=False),
+    sa.Column("due_at", sa.Float),  # NULL: nothing more to do
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_expires", sa.Float),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedWork:
+    """A claimed feed: what the poller needs to fetch it conditionally."""
+
+    feed_id: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    failures: int
+    newest_item_at: float | None
+
+
+def ensure(store: EventStore) -> None:
+    """Create the working tables if missing; several daemons may start at once."""
+    with store.engine.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305917206)")
+        metadata.create_all(conn)
+
+
+@contextmanager
+def work_tx(store: EventStore) -> Iterator[sa.Connection]:
+    """A short write transaction for leases: row locks on PostgreSQL, the writer lock on SQLite."""
+    if store.dialect == "postgresql":
+        with store.engine.begin() as conn:
+            yield conn
+    else:
+        with store.transaction() as tx:
+            yield tx.conn
+
+
+def sync_feeds(store: EventStore, config: Config, *, now: float, rng: random.Random) -> None:
+    """Add rows for new feeds and spread overdue first polls so a restart is not a stampede."""
+    with work_tx(store) as conn:
+        if store.dialect == "postgresql":  # two daemons starting together sync one at a time
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305917207)")
+        rows = {r.feed_id: r for r in conn.execute(sa.select(feed_state))}
+        for feed in config.feeds:
+            interval = feed.effective_interval(config.settings).total_seconds()
+            spread = min(interval, config.settings.startup_spread.total_seconds())
+            row = rows.get(feed.id)
+            if row is None:
+                conn.execute(
+                    feed_state.insert().values(
+                        feed_id=feed.id,
+                        url=feed.url,
+                        configured_url=feed.url,
+                        failures=0,
+                        polls=0,
+                        next_poll_at=now + rng.uniform(0, spread),
+                    )
+                )
+            elif row.configured_url != feed.url:
+                conn.execute(
+                    feed_state.update()
+                    .where(feed_state.c.feed_id == feed.id)
+                    .values(
+                        url=feed.url,
+                        configured_url=feed.url,
+                        etag=None,
+                        last_modified=None,
+                        body_hash=None,
+                        next_poll_at=now + rng.uniform(0, spread),
+                    )
+                )
+            elif row.next_poll_at < now:
+                conn.execute(
+                    feed_state.update()
+                    .where(feed_state.c.feed_id == feed.id)
+                    .values(next_poll_at=now + rng.uniform(0, spread))
+                )
+
+
+def claim_feeds(
+    store: EventStore,
+    *,
+    owner: str,
+    now: float,
+    lease: float,
+    limit: int,
+    feed_ids: Sequence[str],
+    due_only: bool = True,
+) -> list[FeedWork]:
+    """Lease up to `limit` due feeds (all of `feed_ids` when due_only is False)."""
+    if not feed_ids:
+        return []
+    c = feed_state.c
+    free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
+    query = sa.select(feed_state).where(c.feed_id.in_(feed_ids), free)
+    if due_only:
+        query = query.where(c.next_poll_at <= now)
+    query = query.order_by(c.next_poll_at).limit(limit).with_for_update(skip_locked=True)
+    with work_tx(store) as conn:
+        rows = list(conn.execute(query))
+        if rows:
+            conn.execute(
+                feed_state.update()
+                .where(c.feed_id.in_([r.feed_id for r in rows]))
+                .values(lease_owner=owner, lease_expires=now + lease)
+            )
+    return [
+        FeedWork(
+            r.feed_id, r.url, r.etag, r.last_modified, r.body_hash, r.failures, r.newest_item_at
+        )
+        for r in rows
+    ]
+
+
+def release_feed(conn: sa.Connection, feed_id: str, **values: Any) -> None:
+    """Record a poll's outcome and give the lease back (inside the poll's transaction)."""
+    values.update(lease_owner=None, lease_expires=None)
+    conn.execute(feed_state.update().where(feed_state.c.feed_id == feed_id).values(**values))
+
+
+def feed_rows(store: EventStore) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return {r.feed_id: r for r in conn.execute(sa.select(feed_state))}
+
+
+def queue_alert(conn: sa.Connection, alert_id: str, channel_id: str, due_at: float) -> None:
+    exists = conn.execute(
+        sa.select(alert_work.c.alert_id).where(alert_work.c.alert_id == alert_id)
+    ).first()
+    if exists is None:
+        conn.execute(
+            alert_work.insert().values(alert_id=alert_id, channel_id=channel_id, due_at=due_at)
+        )
+    else:
+        conn.execute(
+            alert_work.update()
+            .where(alert_work.c.alert_id == alert_id)
+            .values(due_at=due_at, lease_owner=None, lease_expires=None)
+        )
+
+
+def claim_alerts(
+    store: EventStore,
+    *,
+    owner: str,
+    now: float,
+    lease: float,
+    limit: int,
+) -> list[tuple[str, str]]:
+    """Lease up to `limit` due alerts: (alert id, channel id)."""
+    c = alert_work.c
+    free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
+    query = (
+        sa.select(c.alert_id, c.channel_id)
+        .where(c.due_at <= now, free)
+        .order_by(c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    with work_tx(store) as conn:
+        rows = [(r.alert_id, r.channel_id) for r in conn.execute(query)]
+        if rows:
+            conn.execute(
+                alert_work.update()
+                .where(c.alert_id.in_([a for a, _ in rows]))
+                .values(lease_owner=owner, lease_expires=now + lease)
+            )
+    return rows
+
+
+def finish_alert(conn: sa.Connection, alert_id: str, due_at: float | None) -> None:
+    """After an attempt: the next due time, or None when delivered or abandoned."""
+    conn.execute(
+        alert_work.update()
+        .where(alert_work.c.alert_id == alert_id)
+        .values(due_at=due_at, lease_owner=None, lease_expires=None)
+    )
+
+
+def restore_alerts(conn: sa.Connection, outbox_rows: Iterable[dict[str, Any]]) -> None:
+    """Rebuild the alert queue from the outbox projection."""
+    conn.execute(alert_work.delete())
+    for row in outbox_rows:
+        due = row.get("due_at") if row.get("status") == "pending" else None
+        conn.execute(
+            alert_work.insert().values(
+                alert_id=row["alert_id"],
+                channel_id=row["channel_id"],
+                due_at=datetime.fromisoformat(due).timestamp() if due else None,
+            )
+        )

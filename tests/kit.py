@@ -1,0 +1,121 @@
+"""Building blocks for end-to-end tests: RSS bodies, a configuration file, running the daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from email.utils import format_datetime
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from monitor.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss(items: Sequence[Mapping[str, Any]], *, title: str = "Test feed") -> bytes:
+    """An RSS 2.0 body; each item may give title, link, guid, description, published."""
+    parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+             f"<title>{escape(title)}</title><link>https://example.org/</link>"]
+    for it in items:
+        parts.append("<item>")
+        parts.append(f"<title>{escape(it['title'])}</title>")
+        if it.get("link"):
+            parts.append(f"<link>{escape(it['link'])}</link>")
+        if it.get("guid"):
+            parts.append(f"<guid isPermaLink=\"false\">{escape(it['guid'])}</guid>")
+        parts.append(f"<description>{escape(it.get('description', ''))}</description>")
+        published = it.get("published")
+        if published is not None:
+            parts.append(f"<pubDate>{format_datetime(published)}</pubDate>")
+        parts.append("</item>")
+    parts.append("</channel></rss>")
+    return "".join(parts).encode()
+
+
+MILESTONE = """
+[[milestones]]
+id = "training-start"
+title = "Noetra starts training its first foundation model"
+expected_by = {expected_by}
+notify = {notify}
+
+[milestones.match]
+all = [["@noetra"], ["training", "train*", "学習"]]
+none = ["SoftBank Hawks", "ホークス"]
+
+[milestones.confirm]
+publishers = 2
+within = "14d"
+authoritative = ["nedo.go.jp"]
+
+[[milestones.setback]]
+all = [["@noetra"], ["delay*", "postpone*", "延期", "遅れ"]]
+"""
+
+
+def write_config(
+    tmp: Path,
+    *,
+    feeds: Mapping[str, str],
+    db_url: str | None = None,
+    channels: str = "",
+    notify: Sequence[str] = (),
+    expected_by: str = "2027-03-31",
+    extra_settings: str = "",
+    interval: str = "30m",
+    milestones: str | None = None,
+) -> Path:
+    """A feeds.toml for one test: the given feeds, one milestone, loopback allowed."""
+    db = db_url or f"sqlite:///{tmp / 'events.db'}"
+    lines = [
+        "[settings]",
+        f'database_url = "{db}"',
+        f'poll_interval = "{interval}"',
+        "allow_private_networks = true",
+        'timezone = "Asia/Tokyo"',
+        'startup_spread = "1s"',
+        extra_settings,
+        "",
+        "[aliases]",
+        'noetra = ["Noetra", "ノエトラ", "日本AI基盤モデル開発"]',
+        "",
+    ]
+    for feed_id, url in feeds.items():
+        lines += ["[[feeds]]", f'id = "{feed_id}"', f'url = "{url}"', ""]
+    lines.append(channels)
+    notify_toml = "[" + ", ".join(f'"{n}"' for n in notify) + "]"
+    lines.append(milestones if milestones is not None
+                 else MILESTONE.format(expected_by=expected_by, notify=notify_toml))
+    path = tmp / "feeds.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    return load_config(path, dict(env or {}))
+
+
+def run_once(path: Path, env: Mapping[str, str] | None = None) -> int:
+    """`monitor run --once` in this process."""
+    from monitor import daemon
+
+    config = load(path, env)
+    return asyncio.run(daemon.run(config, dict(env or {}), once=True))
+
+
+def monitor_cmd(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60,
+                ) -> subprocess.CompletedProcess[str]:
+    """The real command line in a child process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=ROOT)
+
+
+def at(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)

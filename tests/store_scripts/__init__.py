@@ -1,0 +1,1 @@
+"""Child processes for the store's crash tests."""

@@ -1,0 +1,626 @@
+"""feeds.toml loading: every kind of mistake reported at once, secrets, redaction, diff."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from monitor.config import (
+    Baseline,
+    Config,
+    Confirm,
+    EmailChannel,
+    Feed,
+    Milestone,
+    Rule,
+    Settings,
+    WebhookChannel,
+    check_secrets,
+    diff,
+    format_duration,
+    load_config,
+    parse_duration,
+    redacted,
+    secrets_for,
+)
+from monitor.config.models import ConfigFile
+from monitor.errors import ConfigError
+from monitor.events import ConfigApplied
+
+FIXTURES = Path(__file__).parent / "fixtures" / "config"
+SHIPPED = Path(__file__).parent.parent / "feeds.toml"
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+GOOD_ENV = {"MONITOR_SMTP_PASSWORD": "pw", "MONITOR_WEBHOOK_SECRET": WHSEC}
+
+FEED = '[[feeds]]\nid = "f"\nurl = "https://example.org/feed.xml"\n'
+EMAIL = (
+    '[[channels]]\nid = "team"\ntype = "email"\nhost = "smtp.example.org"\n'
+    'sender = "m@example.org"\nrecipients = ["a@example.org"]\n'
+)
+MILESTONE = '[[milestones]]\nid = "m"\ntitle = "M"\n'
+
+
+def write(folder: Path, text: str, name: str = "feeds.toml") -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env or {})
+    return caught.value.problems
+
+
+# --- one mistake, one message ----------------------------------------------------------------
+
+MISTAKES = [
+    pytest.param(
+        '[settings]\npoll_intervall = "30m"\n',
+        "settings.poll_intervall: unknown key (did you mean 'poll_interval'?)",
+        id="typo-in-key",
+    ),
+    pytest.param("[feed]\n", "feed: unknown key (did you mean 'feeds'?)", id="typo-in-section"),
+    pytest.param(
+        FEED + 'enabled = "yes"\n',
+        "feeds[0].enabled: expected true or false, got string 'yes'",
+        id="wrong-type-bool",
+    ),
+    pytest.param(
+        EMAIL + 'port = "587"\n',
+        "channels[0].port: expected an integer, got string '587'",
+        id="wrong-type-int",
+    ),
+    pytest.param(
+        "[settings]\nconcurrency = 0\n",
+        "settings.concurrency: must be at least 1, got 0",
+        id="below-minimum",
+    ),
+    pytest.param(
+        FEED + 'interval = "15x"\n',
+        "feeds[0].interval: '15x' is not a duration (use e.g. 30s, 15m, 6h, 14d)",
+        id="bad-duration",
+    ),
+    pytest.param(
+        FEED + "stale_after = 14\n",
+        "feeds[0].stale_after: integer 14 is not a duration (use e.g. 30s, 15m, 6h, 14d)",
+        id="duration-as-number",
+    ),
+    pytest.param(
+        MILESTONE + '[milestones.match]\nany = ["/train(ing/"]\n',
+        "milestones[0].match.any[0]: '/train(ing/' is not a valid regular expression: "
+        "missing ), unterminated subpattern at position 5",
+        id="bad-regex",
+    ),
+    pytest.param(
+        MILESTONE + '[milestones.match]\nany = ["/train"]\n',
+        "milestones[0].match.any[0]: '/train' starts a regular expression "
+        "but does not end with '/'",
+        id="unclosed-regex",
+    ),
+    pytest.param(
+        '[aliases]\nnoetra = ["Noetra"]\n' + MILESTONE + '[milestones.match]\nall = [["@noetr"]]\n',
+        "milestones[0].match.all[0][0]: unknown alias '@noetr' (did you mean '@noetra'?)",
+        id="unknown-alias",
+    ),
+    pytest.param(
+        MILESTONE + '[milestones.match]\nany = ["x"]\n[[milestones.setback]]\nany = ["@gone"]\n',
+        "milestones[0].setback[0].any[0]: unknown alias '@gone'",
+        id="unknown-alias-in-setback",
+    ),
+    pytest.param(
+        '[aliases]\na = ["x"]\nb = ["@a"]\n',
+        "aliases.b[0]: an alias cannot use another alias ('@a')",
+        id="alias-uses-alias",
+    ),
+    pytest.param(
+        EMAIL + MILESTONE + 'notify = ["tema"]\nmatch = { any = ["x"] }\n',
+        "milestones[0].notify[0]: unknown channel 'tema' (did you mean 'team'?)",
+        id="unknown-channel",
+    ),
+    pytest.param(
+        FEED + FEED.replace("feed.xml", "other.xml"),
+        "feeds[1].id: duplicate id 'f' (also feeds[0])",
+        id="duplicate-feed-id",
+    ),
+    pytest.param(
+        FEED + FEED.replace('"f"', '"g"'),
+        "feeds[1].url: duplicate url 'https://example.org/feed.xml' (also feeds[0])",
+        id="duplicate-feed-url",
+    ),
+    pytest.param(
+        EMAIL + EMAIL,
+        "channels[1].id: duplicate id 'team' (also channels[0])",
+        id="duplicate-channel-id",
+    ),
+    pytest.param(
+        FEED.replace('"f"', '"Feed One"'),
+        "feeds[0].id: 'Feed One' is not a valid id (use lowercase letters, digits, '.', '_' "
+        "and '-', starting with a letter or digit)",
+        id="bad-id",
+    ),
+    pytest.param(
+        EMAIL + 'username = "u"\npassword = "hunter2"\n',
+        "channels[0].password: secrets are never written in the configuration; "
+        'name the environment variable that holds it: password_env = "MONITOR_…"',
+        id="literal-password",
+    ),
+    pytest.param(
+        '[[channels]]\nid = "h"\ntype = "webhook"\nurl = "https://h.example.org/"\n'
+        'secret = "whsec_abc"\n',
+        "channels[0].secret: secrets are never written in the configuration; "
+        'name the environment variable that holds it: secret_env = "MONITOR_…"',
+        id="literal-secret",
+    ),
+    pytest.param(
+        EMAIL + 'username = "u"\npassword_env = "hunter2"\n',
+        "channels[0].password_env: must name an environment variable "
+        "(e.g. MONITOR_SMTP_PASSWORD), in capitals, digits and '_'; "
+        "the secret itself goes in that variable",
+        id="secret-in-env-name",
+    ),
+    pytest.param(
+        EMAIL + 'password_env = "MONITOR_SMTP_PASSWORD"\n',
+        "channels[0].password_env: password_env is set but username is not; SMTP login needs both",
+        id="password-without-username",
+    ),
+    pytest.param(
+        '[settings]\ntimezone = "Asia/Tokio"\n',
+        "settings.timezone: 'Asia/Tokio' is not an IANA time zone (e.g. Asia/Tokyo, UTC)",
+        id="bad-timezone",
+    ),
+    pytest.param(
+        EMAIL + 'security = "none"\n',
+        'channels[0].security: "none" sends mail and credentials unencrypted; '
+        "set allow_insecure = true to accept that",
+        id="insecure-smtp",
+    ),
+    pytest.param(
+        '[[channels]]\nid = "x"\ntype = "slack"\n',
+        "channels[0].type: 'slack' is not one of 'email', 'webhook'",
+        id="unknown-channel-type",
+    ),
+    pytest.param(
+        '[[channels]]\nid = "x"\n',
+        'channels[0].type: required key is missing (type = "email" or "webhook")',
+        id="missing-channel-type",
+    ),
+    pytest.param(
+        EMAIL.replace('recipients = ["a@example.org"]\n', ""),
+        "channels[0].recipients: required key is missing",
+        id="missing-key",
+    ),
+    pytest.param(
+        EMAIL.replace('["a@example.org"]', "[]"),
+        "channels[0].recipients: must not be empty",
+        id="empty-recipients",
+    ),
+    pytest.param(
+        EMAIL.replace('"m@example.org"', '"monitor"'),
+        "channels[0].sender: 'monitor' is not an email address",
+        id="bad-sender",
+    ),
+    pytest.param(
+        FEED.replace("https://", "ftp://"),
+        "feeds[0].url: 'ftp://example.org/feed.xml' is not an http:// or https:// URL",
+        id="bad-url",
+    ),
+    pytest.param(
+        MILESTONE + 'expected_by = "soon"\nmatch = { any = ["x"] }\n',
+        "milestones[0].expected_by: expected a date such as 2027-03-31, got string 'soon'",
+        id="bad-date",
+    ),
+    pytest.param(
+        MILESTONE + 'match = { none = ["x"] }\n',
+        "milestones[0].match: a rule needs at least one of all or any",
+        id="rule-without-terms",
+    ),
+    pytest.param(
+        MILESTONE + 'match = { any = ["x"], fields = ["body"] }\n',
+        "milestones[0].match.fields[0]: 'body' is not one of 'title', 'summary' or 'content'",
+        id="bad-rule-field",
+    ),
+    pytest.param(
+        MILESTONE + 'match = { any = ["x"] }\nconfirm = { authoritative = ["NEDO"] }\n',
+        "milestones[0].confirm.authoritative[0]: 'NEDO' is not a registrable domain in "
+        "lowercase (e.g. nedo.go.jp)",
+        id="bad-domain",
+    ),
+    pytest.param(
+        MILESTONE + 'match = { any = ["x"] }\n'
+        'baseline = { status = "done", since = 2026-06-30, source = "https://e.org/" }\n',
+        "milestones[0].baseline.status: 'done' is not one of 'reported', 'confirmed', "
+        "'at_risk' or 'overdue'",
+        id="bad-baseline-status",
+    ),
+    pytest.param(
+        '[settings]\ndatabase_url = "mysql://u:pw@h/db"\n',
+        "settings.database_url: database URL scheme 'mysql' is not supported "
+        "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)",
+        id="unsupported-database",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MISTAKES)
+def test_each_mistake_is_reported_with_file_and_key_path(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    assert problems_of(path) == [f"{path}: {expected}"]
+
+
+def test_five_mistakes_are_all_reported_at_once() -> None:
+    path = FIXTURES / "five_mistakes.toml"
+    assert problems_of(path) == [
+        f"{path}: {p}"
+        for p in (
+            "settings.timezone: 'Asia/Tokio' is not an IANA time zone (e.g. Asia/Tokyo, UTC)",
+            "feeds[0].intervall: unknown key (did you mean 'interval'?)",
+            "feeds[1].id: duplicate id 'nhk' (also feeds[0])",
+            (
+                "milestones[0].match.all[1][0]: '/train(ing/' is not a valid regular "
+                "expression: missing ), unterminated subpattern at position 5"
+            ),
+            "milestones[0].notify[0]: unknown channel 'tema' (did you mean 'team'?)",
+        )
+    ]
+
+
+def test_error_message_joins_every_problem_and_carries_a_hint() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(FIXTURES / "five_mistakes.toml", {})
+    assert str(caught.value).count("\n") == 4
+    assert caught.value.hint is not None
+
+
+def test_an_empty_group_with_a_bad_term_reports_the_term_only(tmp_path: Path) -> None:
+    path = write(tmp_path, MILESTONE + '[milestones.match]\nall = [["/(/"]]\n')
+    (problem,) = problems_of(path)
+    assert "match.all[0][0]: '/(/' is not a valid regular expression" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        pytest.param("a = 1\nb = = 2\n", "line 2, column 5", id="double-equals"),
+        pytest.param("[settings\n", "line 1, column 10", id="unclosed-table"),
+        pytest.param('x = "open\n', "line 1, column 10", id="unclosed-string"),
+    ],
+)
+def test_toml_syntax_error_names_line_and_column(tmp_path: Path, text: str, where: str) -> None:
+    path = write(tmp_path, text)
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: {where}: ")
+    assert problem[len(f"{path}: {where}: ")].islower()
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(missing, {})
+    assert caught.value.problems == [f"{missing}: cannot read: no such file"]
+    assert caught.value.hint is not None and "--config" in caught.value.hint
+
+
+def test_folder_instead_of_file_is_named(tmp_path: Path) -> None:
+    assert problems_of(tmp_path) == [f"{tmp_path}: cannot read: is a directory, not a file"]
+
+
+def test_non_utf8_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    path.write_bytes('[settings]\nuser_agent = "監視"\n'.encode("shift_jis"))
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: not UTF-8 text (byte ")
+
+
+# --- what a valid file becomes ---------------------------------------------------------------
+
+
+def test_valid_file_becomes_typed_frozen_models() -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    assert config.settings.poll_interval == timedelta(minutes=45)
+    assert config.settings.log_format == "json"
+    assert config.settings.fetch_timeout == timedelta(seconds=20)  # default kept
+    nec = config.feed("nec-press")
+    assert (nec.interval, nec.stale_after) == (timedelta(minutes=90), timedelta(days=14))
+    assert config.feed("meti.news").effective_interval(config.settings) == timedelta(minutes=45)
+    assert config.feed("meti.news").enabled is False
+    team = config.channel("team")
+    assert isinstance(team, EmailChannel)
+    assert team.recipients == ("a@example.org", "b@example.org")
+    assert team.retry_schedule == (timedelta(minutes=1), timedelta(hours=1))
+    hook = config.channel("hook")
+    assert isinstance(hook, WebhookChannel) and hook.timeout == timedelta(seconds=15)
+    assert config.aliases["noetra"] == ("Noetra", "ノエトラ", r"/noetra\s+inc/")
+    m = config.milestone("training-start")
+    assert m.expected_by == date(2027, 3, 31)
+    assert m.match.all == (("@noetra",), ("training", "train*", "学習"))
+    assert m.match.fields == ("title",)
+    assert (m.confirm.publishers, m.confirm.within) == (3, timedelta(days=7))
+    assert m.baseline is not None and m.baseline.since == date(2026, 6, 30)
+    assert config.milestone("model-release").confirm.publishers == 2  # default policy
+    with pytest.raises(ValidationError):
+        m.title = "changed"
+
+
+def test_sha256_is_of_the_file_bytes() -> None:
+    path = FIXTURES / "valid.toml"
+    assert load_config(path, {}).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["feed", "channel", "milestone"])
+def test_lookup_of_unknown_id_raises_key_error_naming_it(kind: str) -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    with pytest.raises(KeyError, match="'nope'"):
+        getattr(config, kind)("nope")
+
+
+def test_lookup_follows_a_copy_with_other_feeds() -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    assert config.feed("nec-press").title == "NEC"
+    renamed = config.feeds[0].model_copy(update={"id": "nec"})
+    copy = config.model_copy(update={"feeds": (renamed,)})
+    assert copy.feed("nec") is renamed
+    with pytest.raises(KeyError):
+        copy.feed("nec-press")
+
+
+def test_insecure_smtp_is_accepted_when_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path, EMAIL + 'security = "none"\nallow_insecure = true\n')
+    channel = load_config(path, {}).channel("team")
+    assert isinstance(channel, EmailChannel) and channel.security == "none"
+
+
+def test_shipped_feeds_toml_loads_without_secrets() -> None:
+    config = load_config(SHIPPED, {})
+    assert config.settings.database_url.endswith("/storage/events.db")
+    assert {"team", "hook"} == {c.id for c in config.channels}
+    assert "noetra" in config.aliases
+    assert config.milestone("training-start").notify == ("team", "hook")
+    assert config.feed("meti-news").stale_after == timedelta(days=14)
+
+
+def test_shipped_feeds_toml_documents_every_key() -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    models = (ConfigFile, Settings, Feed, EmailChannel, WebhookChannel, Milestone, Rule, Confirm)
+    keys = {name for model in (*models, Baseline) for name in model.model_fields}
+    assert [key for key in sorted(keys) if key not in text] == []
+
+
+# --- the database URL ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("in_file", "env_value", "expected"),
+    [
+        pytest.param(
+            "sqlite:///storage/events.db", None, "sqlite:///{dir}/storage/events.db", id="relative"
+        ),
+        pytest.param("sqlite:////var/ev.db", None, "sqlite:////var/ev.db", id="absolute"),
+        pytest.param("sqlite:///:memory:", None, "sqlite:///:memory:", id="memory"),
+        pytest.param(
+            "sqlite:///../ev.db?timeout=5", None, "sqlite:///{parent}/ev.db?timeout=5", id="query"
+        ),
+        pytest.param(
+            "sqlite:///storage/events.db",
+            "postgresql+psycopg://u@db/ev",
+            "postgresql+psycopg://u@db/ev",
+            id="env-overrides",
+        ),
+        pytest.param(
+            "sqlite:///a.db", "sqlite:///b/ev.db", "sqlite:///{dir}/b/ev.db", id="env-relative"
+        ),
+    ],
+)
+def test_database_url_resolution(
+    tmp_path: Path, in_file: str, env_value: str | None, expected: str
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = write(folder, f'[settings]\ndatabase_url = "{in_file}"\n')
+    env = {} if env_value is None else {"MONITOR_DATABASE_URL": env_value}
+    url = load_config(path, env).settings.database_url
+    assert url == expected.format(dir=folder, parent=tmp_path)
+
+
+def test_default_database_is_storage_next_to_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    url = load_config(path, {}).settings.database_url
+    assert url == f"sqlite:///{tmp_path}/storage/events.db"
+
+
+def test_bad_database_url_in_environment_is_named_without_its_password(tmp_path: Path) -> None:
+    path = write(tmp_path, FEED + 'interval = "1x"\n')
+    problems = problems_of(path, {"MONITOR_DATABASE_URL": "mysql://u:canary-pw@h/db"})
+    assert len(problems) == 2
+    assert problems[1].startswith("MONITOR_DATABASE_URL: database URL scheme 'mysql'")
+    assert "canary-pw" not in "\n".join(problems)
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def test_secrets_are_not_needed_to_load_but_are_checked_later() -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    with pytest.raises(ConfigError) as caught:
+        check_secrets(config, {"MONITOR_WEBHOOK_SECRET": WHSEC})
+    assert caught.value.problems == [
+        (
+            f"{config.path}: channels[0].password_env: "
+            "environment variable MONITOR_SMTP_PASSWORD is not set"
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        pytest.param("", "environment variable MONITOR_WEBHOOK_SECRET is not set", id="empty"),
+        pytest.param(
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "MONITOR_WEBHOOK_SECRET: secret 1 does not start with 'whsec_'",
+            id="no-prefix",
+        ),
+        pytest.param(
+            f"{WHSEC} whsec_not*base64",
+            "MONITOR_WEBHOOK_SECRET: secret 2 is not base64 after 'whsec_'",
+            id="second-of-two-bad",
+        ),
+        pytest.param(
+            "whsec_", "MONITOR_WEBHOOK_SECRET: secret 1 has no key after 'whsec_'", id="no-key"
+        ),
+    ],
+)
+def test_malformed_webhook_secret_is_named_without_its_value(secret: str, problem: str) -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    env = {"MONITOR_SMTP_PASSWORD": "pw", "MONITOR_WEBHOOK_SECRET": secret}
+    with pytest.raises(ConfigError) as caught:
+        check_secrets(config, env)
+    assert caught.value.problems == [f"{config.path}: channels[1].secret_env: {problem}"]
+    assert "MfKQ9r8" not in str(caught.value)
+
+
+def test_secrets_for_maps_channels_to_their_secrets() -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    env = {"MONITOR_SMTP_PASSWORD": " pass word ", "MONITOR_WEBHOOK_SECRET": f" {WHSEC}\n{WHSEC}"}
+    assert secrets_for(config, env) == {"team": " pass word ", "hook": f"{WHSEC} {WHSEC}"}
+
+
+def test_redacted_never_contains_a_secret_value(tmp_path: Path) -> None:
+    canary_key = base64.b64encode(b"canary-webhook-key-0001").decode()
+    env = {
+        "MONITOR_SMTP_PASSWORD": "canary-smtp-password",
+        "MONITOR_WEBHOOK_SECRET": f"whsec_{canary_key}",
+        "MONITOR_DATABASE_URL": "postgresql+psycopg://mon:canary-db-password@db/ev",
+    }
+    text = (FIXTURES / "valid.toml").read_text(encoding="utf-8")
+    text = text.replace(
+        '"https://hooks.example.org/milestones"',
+        '"https://u:canary-url-password@hooks.example.org/m?token=canary-token&x=1"',
+    )
+    config = load_config(write(tmp_path, text), env)
+    check_secrets(config, env)
+    shown = json.dumps(redacted(config), ensure_ascii=False)
+    for canary in (
+        "canary-smtp-password",
+        canary_key,
+        "canary-db-password",
+        "canary-url-",
+        "canary-token",
+    ):
+        assert canary not in shown
+    view = redacted(config)
+    assert view["settings"]["database_url"] == "postgresql+psycopg://mon:<redacted>@db/ev"
+    assert view["channels"][0]["password_env"] == "MONITOR_SMTP_PASSWORD"
+    assert view["channels"][1]["url"].endswith("/m?token=<redacted>&x=1")
+
+
+def test_redacted_shows_effective_values_as_plain_data() -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    view = redacted(config)
+    assert view["settings"]["poll_interval"] == "45m"
+    assert [f["interval"] for f in view["feeds"]] == ["1h30m", "45m"]
+    assert view["milestones"][0]["expected_by"] == "2027-03-31"
+    assert view["channels"][0]["retry_schedule"] == ["1m", "1h"]
+    assert json.loads(json.dumps(view)) == view
+
+
+# --- diff ------------------------------------------------------------------------------------
+
+
+def test_diff_reports_added_removed_and_changed(tmp_path: Path) -> None:
+    old = load_config(FIXTURES / "valid.toml", {})
+    text = (FIXTURES / "valid.toml").read_text(encoding="utf-8")
+    text = text.replace('id = "meti.news"', 'id = "meti-news"')  # removed + added
+    text = text.replace('interval = "1h30m"', 'interval = "2h"')  # feed changed
+    text = text.replace("port = 465", "port = 2465")  # channel changed
+    text = text.replace('"ノエトラ", ', "")  # alias changed: milestones using it changed
+    new = load_config(write(tmp_path, text), {})
+    assert diff(old, new) == {
+        "feeds_added": ("meti-news",),
+        "feeds_removed": ("meti.news",),
+        "feeds_changed": ("nec-press",),
+        "milestones_added": (),
+        "milestones_removed": (),
+        "milestones_changed": ("training-start",),
+        "channels_added": (),
+        "channels_removed": (),
+        "channels_changed": ("team",),
+    }
+
+
+def test_diff_of_poll_interval_changes_only_feeds_that_inherit_it(tmp_path: Path) -> None:
+    old = load_config(FIXTURES / "valid.toml", {})
+    text = (FIXTURES / "valid.toml").read_text(encoding="utf-8")
+    new = load_config(write(tmp_path, text.replace('"45m"', '"20m"')), {})
+    changes = diff(old, new)
+    assert changes["feeds_changed"] == ("meti.news",)
+    assert sum(len(ids) for ids in changes.values()) == 1
+
+
+def test_diff_fits_config_applied_event() -> None:
+    config = load_config(FIXTURES / "valid.toml", {})
+    empty = Config(path=Path("empty.toml"), sha256="0" * 64)
+    changes = diff(empty, config)
+    fields = {f.name for f in dataclasses.fields(ConfigApplied)}
+    assert set(changes) == {n for n in fields if n.endswith(("_added", "_removed", "_changed"))}
+    event: ConfigApplied = ConfigApplied.from_data({"config_sha256": config.sha256, **changes})
+    assert event.feeds_added == ("nec-press", "meti.news")
+    assert event.channels_added == ("team", "hook")
+    assert diff(config, config) == dict.fromkeys(changes, ())
+
+
+# --- durations -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("6h", timedelta(hours=6)),
+        ("14d", timedelta(days=14)),
+        ("1w", timedelta(weeks=1)),
+        ("1h30m", timedelta(minutes=90)),
+        (" 2d 12h ", timedelta(hours=60)),
+    ],
+)
+def test_parse_duration_reads_units(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("15x", "'15x' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
+        ("", "'' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
+        ("m", "'m' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
+        ("1.5h", "'1.5h' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
+        ("15M", "'15M' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
+        ("-5m", "'-5m' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
+        ("0s", "'0s' is not a positive duration (use e.g. 30s, 15m, 6h, 14d)"),
+        ("99999999999w", "'99999999999w' is too long to be a duration"),
+    ],
+)
+def test_parse_duration_refuses_with_a_sentence(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_duration(text)
+    assert str(caught.value) == message
+
+
+@given(st.integers(min_value=1, max_value=10**9))
+def test_format_duration_reads_back_as_the_same_duration(seconds: int) -> None:
+    value = timedelta(seconds=seconds)
+    text = format_duration(value)
+    assert parse_duration(text) == value
+    assert format_duration(parse_duration(text)) == text

@@ -1,0 +1,216 @@
+"""The daemon as a process: crashes, signals, reload, sharing one PostgreSQL log."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.runtime import open_store
+from tests.feedserver import FeedServer
+from tests.kit import ROOT, load, rss, run_once, write_config
+
+NOW = datetime.now(UTC)
+
+
+def items(feed: int, count: int) -> list[dict[str, object]]:
+    return [{"title": f"Feed {feed} story {n}", "link": f"https://f{feed}.example.com/{n}",
+             "guid": f"f{feed}-{n}", "published": NOW - timedelta(minutes=n)}
+            for n in range(count)]
+
+
+def start(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(path), "run"],
+        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def count(path: Path, event_type: str) -> int:
+    """Events of a type in the test's SQLite log (read without the config, which may be bad)."""
+    from monitor.projections import all_projections
+    from monitor.store import EventStore
+
+    store = EventStore.open(f"sqlite:///{path.parent / 'events.db'}",
+                            projections=all_projections())
+    try:
+        return sum(1 for _ in store.read(types=(event_type,)))
+    finally:
+        store.close()
+
+
+def expire_leases(path: Path) -> None:
+    """What time does for a dead process's leases, without waiting for it."""
+    from monitor.workstate import alert_work, feed_state
+
+    store = open_store(load(path))
+    with store.engine.begin() as conn:
+        conn.execute(feed_state.update().values(lease_expires=0))
+        conn.execute(alert_work.update().values(lease_expires=0))
+    store.close()
+
+
+def test_kill_9_at_random_moments_loses_and_doubles_nothing(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feeds = {}
+    for f in range(15):
+        feed_server.route(f"/{f}.xml", body=rss(items(f, 20)))
+        feeds[f"f{f}"] = feed_server.url(f"/{f}.xml")
+    path = write_config(tmp_path, feeds=feeds, interval="2s", extra_settings='tick = "1s"')
+    rng = random.Random(7)
+    for _ in range(6):
+        proc = start(path)
+        time.sleep(rng.uniform(0.8, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    expire_leases(path)
+    assert run_once(path) == 0
+    store = open_store(load(path))
+    discovered = [r.data["guid"] for r in store.read(types=("ItemDiscovered",))]
+    assert sorted(discovered) == sorted(f"f{f}-{n}" for f in range(15) for n in range(20))
+    assert store.verify().ok
+    store.close()
+
+
+def test_crash_before_the_poll_commits_records_nothing_of_that_poll(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/a.xml", body=rss(items(1, 5)))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "run",
+                           "--once"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "MONITOR_CRASH_AT": "poll:before_commit"})
+    assert proc.returncode == -signal.SIGKILL
+    assert count(path, "ItemDiscovered") == 0
+    expire_leases(path)  # --once ignores schedules, but not a live lease
+    assert run_once(path) == 0
+    assert count(path, "ItemDiscovered") == 5
+
+
+def test_sigterm_while_polling_exits_zero_quickly_and_the_log_verifies(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feeds = {}
+    for f in range(10):
+        feed_server.route(f"/{f}.xml", body=rss(items(f, 3)))
+        feeds[f"f{f}"] = feed_server.url(f"/{f}.xml")
+    feed_server.route("/slow.xml", body=rss(items(99, 3)) * 50, trickle=200)
+    feeds["slow"] = feed_server.url("/slow.xml")
+    path = write_config(tmp_path, feeds=feeds, interval="5m", extra_settings='tick = "1s"')
+    proc = start(path)
+    wait_for(lambda: feed_server.hits("/slow.xml") > 0 and count(path, "ItemDiscovered") >= 30)
+    stopped = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - stopped < 10
+    _, stderr = proc.communicate()
+    assert "stopping" in stderr
+    store = open_store(load(path))
+    assert store.verify().ok
+    store.close()
+
+
+def test_second_signal_exits_at_once(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/hang.xml", delay=60)
+    path = write_config(tmp_path, feeds={"h": feed_server.url("/hang.xml")},
+                        extra_settings='tick = "1s"\nfetch_timeout = "50s"')
+    proc = start(path)
+    wait_for(lambda: feed_server.hits("/hang.xml") > 0)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) != 0
+
+
+def test_reload_applies_a_valid_change_and_refuses_an_invalid_one(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/a.xml", body=rss(items(1, 2)))
+    feed_server.route("/b.xml", body=rss(items(2, 2)))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")},
+                        extra_settings='tick = "1s"')
+    proc = start(path)
+    try:
+        wait_for(lambda: count(path, "ConfigApplied") == 1)
+        good = path.read_text().replace(
+            '[[feeds]]', f'[[feeds]]\nid = "b"\nurl = "{feed_server.url("/b.xml")}"\n\n'
+            '[[feeds]]', 1)
+        path.write_text(good)
+        wait_for(lambda: count(path, "ConfigApplied") == 2)
+        wait_for(lambda: feed_server.hits("/b.xml") > 0)
+        store = open_store(load(path))
+        last = list(store.read(types=("ConfigApplied",)))[-1]
+        assert last.data["feeds_added"] == ["b"]
+        store.close()
+        path.write_text(good.replace('poll_interval = "30m"', 'poll_interval = "often"'))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(3)
+        assert proc.poll() is None  # still running on the old configuration
+        assert count(path, "ConfigApplied") == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+    assert "reload" in stderr and "refused" in stderr and "poll_interval" in stderr
+
+
+def test_one_hanging_feed_does_not_delay_fifty_healthy_ones(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feeds = {"hang": feed_server.url("/hang.xml")}
+    feed_server.route("/hang.xml", delay=60)
+    for f in range(50):
+        feed_server.route(f"/{f}.xml", body=rss(items(f, 1)))
+        feeds[f"f{f}"] = feed_server.url(f"/{f}.xml")
+    path = write_config(tmp_path, feeds=feeds, interval="10m",
+                        extra_settings='tick = "1s"\nfetch_timeout = "50s"')
+    proc = start(path)
+    try:
+        wait_for(lambda: count(path, "ItemDiscovered") == 50, timeout=60)
+        assert feed_server.hits("/hang.xml") == 1  # still hanging, not retried, not blocking
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_two_daemons_share_one_postgresql_log(tmp_path: Path, feed_server: FeedServer,
+                                              pg_url: str) -> None:
+    feeds = {}
+    for f in range(200):
+        feed_server.route(f"/{f}.xml", body=rss(items(f, 2)), etag=f'"{f}"')
+        feeds[f"f{f}"] = feed_server.url(f"/{f}.xml")
+    interval = 6.0
+    path = write_config(tmp_path, feeds=feeds, db_url=pg_url, interval="6s",
+                        extra_settings='tick = "1s"')
+    procs = [start(path), start(path)]
+    time.sleep(4 * interval)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=15)
+        assert proc.returncode == 0, stderr[-3000:]
+    for f in range(200):
+        times = feed_server.times(f"/{f}.xml")
+        assert 2 <= len(times) <= 6, (f, times)
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert all(g > interval * 0.5 for g in gaps), (f, gaps)  # never both in one interval
+    store = open_store(load(path))
+    guids = [r.data["guid"] for r in store.read(types=("ItemDiscovered",))]
+    assert len(guids) == len(set(guids)) == 400
+    instances = {r.meta["instance"] for r in store.read(types=("ItemDiscovered",))}
+    assert len(instances) == 2  # both did real work
+    assert store.verify().ok
+    store.close()

@@ -1,0 +1,221 @@
+"""Alerts end to end: one email and one signed webhook per transition, retries, abandonment."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from monitor import deliver
+from monitor.config import secrets_for
+from monitor.fetch import guarded_client
+from monitor.runtime import open_store
+from tests.feedserver import FeedServer
+from tests.kit import load, rss, run_once, write_config
+from tests.receivers import Reply, SmtpServer, WebhookReceiver, silent_smtp_server
+
+SECRET = "whsec_" + base64.b64encode(b"test-secret-for-the-receiver-32b").decode()
+ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
+NOW = datetime.now(UTC)
+CONFIRMING = {"title": "NEDO: Noetra has started training the foundation model",
+              "link": "https://www.nedo.go.jp/news/press/AA5_101999.html", "guid": "nedo",
+              "published": NOW - timedelta(hours=2)}
+SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+def channels(smtp_port: int, hook_url: str, *, recipients: str = '["analyst@example.org"]',
+             timeout: str = "5s") -> str:
+    return f"""
+[[channels]]
+id = "team"
+type = "email"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+allow_insecure = true
+sender = "monitor@example.org"
+recipients = {recipients}
+timeout = "{timeout}"
+
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "{hook_url}"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+timeout = "{timeout}"
+"""
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(SECRET) as r:
+        yield r
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as s:
+        yield s
+
+
+def setup(tmp_path: Path, feed_server: FeedServer, smtp_port: int, hook_url: str,
+          notify: tuple[str, ...] = ("team", "hook"), **kw: str) -> Path:
+    feed_server.route("/news.xml", body=rss([CONFIRMING]))
+    return write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")},
+                        channels=channels(smtp_port, hook_url, **kw), notify=notify)
+
+
+def deliver_at(path: Path, now: datetime) -> list[deliver.Outcome]:
+    """One dispatcher tick at a chosen time (the fake clock)."""
+    config = load(path, ENV)
+
+    async def tick() -> list[deliver.Outcome]:
+        store = open_store(config)
+        async with guarded_client(allow_private=True, timeout=30, user_agent="t") as client:
+            d = deliver.Dispatcher(config, store, secrets_for(config, ENV), client, "test")
+            try:
+                return await deliver.deliver_due(d, now=now)
+            finally:
+                store.close()
+
+    return asyncio.run(tick())
+
+
+def alert_events(path: Path) -> list[tuple[str, dict[str, object]]]:
+    store = open_store(load(path, ENV))
+    try:
+        return [(r.type, r.data) for r in store.read() if r.stream.startswith("alert:")]
+    finally:
+        store.close()
+
+
+def test_confirmation_sends_one_email_and_one_verified_webhook(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
+        smtp: SmtpServer) -> None:
+    path = setup(tmp_path, feed_server, smtp.port, receiver.url())
+    run_once(path, ENV)
+    run_once(path, ENV)
+    [hook] = receiver.received
+    assert hook.verified
+    body = orjson.loads(hook.body)
+    store = open_store(load(path, ENV))
+    queued = {r.data["channel_id"]: r for r in store.read(types=("AlertQueued",))}
+    [change] = list(store.read(types=("MilestoneStatusChanged",)))
+    assert body["type"] == "milestone.status_changed"
+    assert body["data"]["to"] == "confirmed" and body["data"]["from"] == "pending"
+    assert body["data"]["event_position"] == change.position
+    assert body["data"]["chain_head"] == {"position": change.position, "hash": change.hash}
+    assert body["data"]["evidence"][0]["publisher"] == "nedo.go.jp"
+    assert hook.webhook_id == queued["hook"].data["alert_id"]
+    [mail] = smtp.messages
+    message = email.message_from_bytes(mail.content)
+    assert message["Message-ID"] == f"<{queued['team'].data['alert_id']}@milestone-monitor>"
+    assert "confirmed" in message["Subject"]
+    assert list(mail.rcpt_tos) == ["analyst@example.org"]
+    delivered = [r.data["channel_id"] for r in store.read(types=("AlertDelivered",))]
+    assert sorted(delivered) == ["hook", "team"]
+    store.close()
+
+
+def test_receiver_failing_every_time_follows_the_schedule_then_abandons(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(*[Reply(status=500)] * 20)
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    run_once(path, ENV)  # attempt 1 fails at real time
+    clock = NOW
+    for _ in SCHEDULE:
+        [(kind, data)] = [e for e in alert_events(path) if e[0] != "AlertQueued"][-1:]
+        assert kind == "AlertAttemptFailed"
+        clock = datetime.fromisoformat(str(data["retry_at"])) + timedelta(seconds=1)
+        assert deliver_at(path, clock - timedelta(seconds=2)) == []  # not yet due
+        deliver_at(path, clock)
+    events = alert_events(path)
+    failed = [d for k, d in events if k == "AlertAttemptFailed"]
+    assert [d["attempt"] for d in failed] == list(range(1, 8))
+    attempts = [datetime.fromisoformat(str(d["retry_at"])) for d in failed]
+    gaps = [(b - a).total_seconds() for a, b in zip(attempts, attempts[1:], strict=False)]
+    for gap, base in zip(gaps, SCHEDULE[1:], strict=False):
+        assert 0.8 * base - 2 <= gap <= 1.2 * base + 2
+    assert events[-1][0] == "AlertAbandoned" and events[-1][1]["kind"] == "retries_exhausted"
+    assert len(receiver.received) == 8
+    assert len({r.webhook_id for r in receiver.received}) == 1
+    assert deliver_at(path, clock + timedelta(days=30)) == []
+
+
+@pytest.mark.parametrize(
+    "reply,kind,final",
+    [
+        (Reply(status=301, headers={"Location": "/elsewhere"}), "redirect", "AlertAttemptFailed"),
+        (Reply(status=410), "gone", "AlertAbandoned"),
+        (Reply(status=429, headers={"Retry-After": "120"}), "rate_limited",
+         "AlertAttemptFailed"),
+        (Reply(status=400), "http_4xx", "AlertAbandoned"),
+        (Reply(silent=True), "timeout", "AlertAttemptFailed"),
+    ],
+)
+def test_webhook_answers_are_classified(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver, reply: Reply,
+        kind: str, final: str) -> None:
+    receiver.respond(reply)
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",), timeout="1s")
+    run_once(path, ENV)
+    events = alert_events(path)
+    assert events[-1][0] == final and events[-1][1]["kind"] == kind
+    assert receiver.requests_to("/elsewhere") == []
+    if kind == "rate_limited":
+        queued_at = NOW
+        retry_at = datetime.fromisoformat(str(events[-1][1]["retry_at"]))
+        assert retry_at - queued_at >= timedelta(seconds=59)
+    if kind == "gone":
+        store = open_store(load(path, ENV))
+        assert [r.type for r in store.read() if r.stream == "channel:hook"] == [
+            "ChannelDisabled"]
+        store.close()
+
+
+def test_smtp_outcomes_are_recorded_per_recipient(
+        tmp_path: Path, feed_server: FeedServer, smtp: SmtpServer) -> None:
+    smtp.rcpt_replies.update({"b@example.org": "550 5.1.1 no such user",
+                              "c@example.org": "450 4.2.1 try later"})
+    path = setup(tmp_path, feed_server, smtp.port, "http://127.0.0.1:9/", notify=("team",),
+                 recipients='["a@example.org", "b@example.org", "c@example.org"]')
+    run_once(path, ENV)
+    kind, data = alert_events(path)[-1]
+    assert kind == "AlertAttemptFailed"
+    recipients = data["recipients"]
+    assert isinstance(recipients, dict)
+    assert recipients["a@example.org"].startswith("accepted")
+    assert recipients["b@example.org"].startswith("refused: 550")
+    assert recipients["c@example.org"].startswith("retry: 450")
+    del smtp.rcpt_replies["c@example.org"]
+    deliver_at(path, datetime.fromisoformat(str(data["retry_at"])) + timedelta(seconds=1))
+    assert [list(m.rcpt_tos) for m in smtp.messages] == [["a@example.org"], ["c@example.org"]]
+    kind, data = alert_events(path)[-1]
+    assert kind == "AlertAbandoned" and data["kind"] == "recipients_refused"  # not "success"
+
+
+@pytest.mark.parametrize("reply,final", [("451 4.3.0 try again", "AlertAttemptFailed"),
+                                         ("554 5.6.0 rejected", "AlertAbandoned")])
+def test_smtp_data_replies(tmp_path: Path, feed_server: FeedServer, smtp: SmtpServer,
+                           reply: str, final: str) -> None:
+    smtp.data_reply = reply
+    path = setup(tmp_path, feed_server, smtp.port, "http://127.0.0.1:9/", notify=("team",))
+    run_once(path, ENV)
+    assert alert_events(path)[-1][0] == final
+
+
+def test_silent_smtp_server_times_out_without_holding_the_webhook(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    with silent_smtp_server() as (_, port):
+        path = setup(tmp_path, feed_server, port, receiver.url(), timeout="2s")
+        run_once(path, ENV)
+    events = alert_events(path)
+    outcomes = [(k, d["channel_id"]) for k, d in events if k != "AlertQueued"]
+    assert outcomes == [("AlertDelivered", "hook"), ("AlertAttemptFailed", "team")]
+    assert events[-1][1]["kind"] == "timeout"

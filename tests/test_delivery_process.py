@@ -1,0 +1,99 @@
+"""Delivery across crashes and processes: at least once, duplicates carry the same id."""
+
+from __future__ import annotations
+
+import email
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor import deliver, workstate
+from monitor.events import AlertQueued
+from monitor.runtime import open_store
+from monitor.store import NewEvent
+from tests.feedserver import FeedServer
+from tests.kit import ROOT, load, rss, write_config
+from tests.receivers import SmtpServer, WebhookReceiver
+from tests.test_delivery import CONFIRMING, ENV, SECRET, channels, deliver_at, receiver, smtp  # noqa: F401
+
+
+def run_once_process(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), "run",
+                           "--once"], cwd=ROOT, capture_output=True, text=True, timeout=90,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("step", ["poll:before_commit", "deliver:before_send",
+                                  "deliver:after_send"])
+def test_kill_9_at_each_step_delivers_at_least_once_with_the_same_ids(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver, smtp: SmtpServer,
+        step: str) -> None:
+    feed_server.route("/news.xml", body=rss([CONFIRMING]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")},
+                        channels=channels(smtp.port, receiver.url()), notify=("team", "hook"))
+    crashed = run_once_process(path, {**ENV, "MONITOR_CRASH_AT": step})
+    assert crashed.returncode == -signal.SIGKILL
+    if step == "poll:before_commit":
+        assert receiver.received == [] and smtp.messages == []
+        store = open_store(load(path, ENV))
+        assert list(store.read(types=("AlertQueued",))) == []
+        with store.engine.begin() as conn:
+            conn.execute(workstate.feed_state.update().values(lease_expires=0))
+        store.close()
+        assert run_once_process(path, ENV).returncode == 0
+    # after the dead process's lease expires, another dispatcher delivers
+    later = datetime.now(UTC) + timedelta(seconds=deliver.LEASE_SECONDS + 1)
+    deliver_at(path, later)
+    hooks = receiver.received
+    assert len(hooks) >= 1 and len({h.webhook_id for h in hooks}) == 1
+    assert all(h.verified for h in hooks)
+    ids = {email.message_from_bytes(m.content)["Message-ID"] for m in smtp.messages}
+    assert len(smtp.messages) >= 1 and len(ids) == 1
+    expected_copies = 2 if step == "deliver:after_send" else 1
+    assert len(hooks) <= expected_copies and len(smtp.messages) <= expected_copies
+    store = open_store(load(path, ENV))
+    delivered = sorted(r.data["channel_id"] for r in store.read(types=("AlertDelivered",)))
+    assert delivered == ["hook", "team"]
+    store.close()
+
+
+@pytest.mark.slow
+def test_three_dispatchers_deliver_two_thousand_alerts_exactly_once(
+        tmp_path: Path, pg_url: str, receiver: WebhookReceiver) -> None:
+    hook = f"""
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "{receiver.url()}"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+"""
+    path = write_config(tmp_path, feeds={}, db_url=pg_url, channels=hook, notify=("hook",))
+    store = open_store(load(path, ENV))
+    now = datetime.now(UTC)
+    ids = [f"alt_{n:032x}" for n in range(2000)]
+    for chunk in range(0, 2000, 500):
+        with store.transaction() as tx:
+            for alert_id in ids[chunk:chunk + 500]:
+                queued = AlertQueued(alert_id=alert_id, channel_id="hook",
+                                     milestone_id="training-start", subject="s",
+                                     payload={"n": alert_id})
+                tx.append([NewEvent(queued)], now=now)
+                workstate.queue_alert(tx.conn, alert_id, "hook", now.timestamp())
+    store.close()
+    script = [sys.executable, "-m", "tests.scripts.dispatch_until_done", str(path)]
+    procs = [subprocess.Popen(script, cwd=ROOT, env={**os.environ, **ENV}) for _ in range(3)]
+    for proc in procs:
+        assert proc.wait(timeout=300) == 0
+    seen = [r.webhook_id for r in receiver.received]
+    assert len(seen) == 2000 and set(seen) == set(ids)  # 0 duplicates, 0 missing
+    assert all(r.verified for r in receiver.received)
+    store = open_store(load(path, ENV))
+    assert sum(1 for _ in store.read(types=("AlertDelivered",))) == 2000
+    instances = {r.meta["instance"] for r in store.read(types=("AlertDelivered",))}
+    assert len(instances) >= 2
+    store.close()

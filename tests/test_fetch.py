@@ -1,0 +1,419 @@
+"""The fetcher against real servers on 127.0.0.1, run through both transports."""
+
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import struct
+import threading
+import tracemalloc
+import zlib
+from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
+from ipaddress import IPv4Address
+from typing import Any, TypeVar
+
+import pytest
+
+from monitor.errors import FetchError
+from monitor.fetch import Fetcher, FetchLimits, FetchResult, guarded_client, retry_after
+from monitor.netguard import IPAddress
+from tests.feedserver import FeedServer
+
+T = TypeVar("T")
+RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
+OPEN = FetchLimits(allow_private=True, deadline=10.0)
+
+
+@pytest.fixture(params=["aiohttp", "httpcore"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def fetch(url: str, transport: str, limits: FetchLimits = OPEN, **kw: Any) -> FetchResult:
+    async def go() -> FetchResult:
+        async with Fetcher(limits, transport=transport) as fetcher:
+            return await fetcher.fetch(url, **kw)
+
+    return run(go())
+
+
+def failure(url: str, transport: str, limits: FetchLimits = OPEN, **kw: Any) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetch(url, transport, limits, **kw)
+    return caught.value
+
+
+def test_200_returns_body_and_validators(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/f", body=RSS, etag='"v1"', last_modified="Wed, 01 Jan 2025 00:00:00 GMT")
+    result = fetch(feed_server.url("/f"), transport)
+    assert (result.status, result.body, result.etag) == (200, RSS, '"v1"')
+    assert result.last_modified == "Wed, 01 Jan 2025 00:00:00 GMT"
+    assert result.content_type == "application/rss+xml"
+    assert (result.url, result.moved_to) == (feed_server.url("/f"), None)
+
+
+def test_etag_is_sent_as_if_none_match_and_304_has_no_body(
+    feed_server: FeedServer, transport: str
+) -> None:
+    feed_server.route("/f", body=RSS, etag='"v1"')
+    result = fetch(feed_server.url("/f"), transport, etag='"v1"')
+    assert (result.status, result.body) == (304, None)
+    assert feed_server.requests("/f")[0]["If-None-Match"] == '"v1"'
+
+
+def test_last_modified_is_sent_as_if_modified_since(
+    feed_server: FeedServer, transport: str
+) -> None:
+    stamp = "Wed, 01 Jan 2025 00:00:00 GMT"
+    feed_server.route("/f", body=RSS, last_modified=stamp)
+    assert fetch(feed_server.url("/f"), transport, last_modified=stamp).status == 304
+    assert feed_server.requests("/f")[0]["If-Modified-Since"] == stamp
+
+
+def test_accept_user_agent_and_encodings_are_sent(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/f", body=RSS)
+    fetch(feed_server.url("/f"), transport, FetchLimits(allow_private=True, user_agent="probe/9"))
+    sent = feed_server.requests("/f")[0]
+    assert sent["User-Agent"] == "probe/9"
+    assert "application/rss+xml" in sent["Accept"] and "application/atom+xml" in sent["Accept"]
+    assert "application/feed+json" in sent["Accept"]
+    assert sent["Accept-Encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b, wbits=-15)),  # raw deflate, as many servers send
+    ],
+)
+def test_compressed_body_is_decoded(
+    feed_server: FeedServer, transport: str, coding: str, encode: Any
+) -> None:
+    feed_server.route("/f", body=encode(RSS * 50), headers={"Content-Encoding": coding})
+    assert fetch(feed_server.url("/f"), transport).body == RSS * 50
+
+
+@pytest.mark.parametrize(
+    "body", [b"\x1f\x8b\x07" + b"\x00" * 20, gzip.compress(RSS)[:-12]], ids=["corrupt", "truncated"]
+)
+def test_broken_gzip_is_a_decode_error(
+    feed_server: FeedServer, transport: str, body: bytes
+) -> None:
+    feed_server.route("/f", body=body, headers={"Content-Encoding": "gzip"})
+    assert failure(feed_server.url("/f"), transport).kind == "decode"
+
+
+@pytest.mark.parametrize("status", [301, 308])
+def test_permanent_redirect_reports_moved_to(
+    feed_server: FeedServer, transport: str, status: int
+) -> None:
+    feed_server.route("/old", status=status, redirect_to="/new")
+    feed_server.route("/new", body=RSS)
+    result = fetch(feed_server.url("/old"), transport)
+    assert (result.body, result.url) == (RSS, feed_server.url("/new"))
+    assert result.moved_to == feed_server.url("/new")
+
+
+@pytest.mark.parametrize("status", [302, 307])
+def test_temporary_redirect_is_followed_without_moved_to(
+    feed_server: FeedServer, transport: str, status: int
+) -> None:
+    feed_server.route("/old", status=status, redirect_to="/new")
+    feed_server.route("/new", body=RSS)
+    result = fetch(feed_server.url("/old"), transport)
+    assert (result.body, result.url, result.moved_to) == (RSS, feed_server.url("/new"), None)
+
+
+def test_moved_to_stops_at_the_first_temporary_hop(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/a", status=301, redirect_to="/b")
+    feed_server.route("/b", status=302, redirect_to="/c")
+    feed_server.route("/c", status=301, redirect_to="/d")
+    feed_server.route("/d", body=RSS)
+    result = fetch(feed_server.url("/a"), transport)
+    assert (result.url, result.moved_to) == (feed_server.url("/d"), feed_server.url("/b"))
+
+
+def test_redirect_loop_is_named(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/a", status=302, redirect_to="/b")
+    feed_server.route("/b", status=302, redirect_to="/a")
+    error = failure(feed_server.url("/a"), transport)
+    assert error.kind == "redirect_loop"
+    assert error.message.startswith(feed_server.url("/a") + ": redirect loop (")
+
+
+@pytest.mark.parametrize(("hops", "kind"), [(5, None), (6, "too_many_redirects")])
+def test_at_most_five_redirects_are_followed(
+    feed_server: FeedServer, transport: str, hops: int, kind: str | None
+) -> None:
+    for n in range(hops):
+        feed_server.route(f"/r{n}", status=302, redirect_to=f"/r{n + 1}")
+    feed_server.route(f"/r{hops}", body=RSS)
+    if kind is None:
+        assert fetch(feed_server.url("/r0"), transport).body == RSS
+    else:
+        assert failure(feed_server.url("/r0"), transport).kind == kind
+        assert feed_server.hits(f"/r{hops}") == 0
+
+
+def test_redirect_without_location_is_a_protocol_error(
+    feed_server: FeedServer, transport: str
+) -> None:
+    feed_server.route("/f", status=302)
+    assert failure(feed_server.url("/f"), transport).kind == "protocol"
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "kind", "tail", "wait"),
+    [
+        (410, {}, "gone", "410 Gone", None),
+        (404, {}, "http_4xx", "404 Not Found", None),
+        (403, {}, "http_4xx", "403 Forbidden", None),
+        (500, {}, "http_5xx", "500 Internal Server Error", None),
+        (
+            429,
+            {"Retry-After": "120"},
+            "rate_limited",
+            "429 Too Many Requests (retry after 120 s)",
+            120,
+        ),
+        (
+            503,
+            {"Retry-After": "120"},
+            "http_5xx",
+            "503 Service Unavailable (retry after 120 s)",
+            120,
+        ),
+        (503, {"Retry-After": "soon"}, "http_5xx", "503 Service Unavailable", None),
+    ],
+)
+def test_error_status_becomes_a_kind_and_a_sentence(
+    feed_server: FeedServer,
+    transport: str,
+    status: int,
+    headers: dict[str, str],
+    kind: str,
+    tail: str,
+    wait: float | None,
+) -> None:
+    feed_server.route("/f", status=status, headers=headers)
+    error = failure(feed_server.url("/f"), transport)
+    assert (error.kind, error.status, error.retry_after) == (kind, status, wait)
+    assert error.message == f"{feed_server.url('/f')}: server answered {tail}"
+
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("Sun, 01 Jun 2025 12:02:00 GMT", 120.0),
+        ("Sun, 01 Jun 2025 11:00:00 GMT", 0.0),  # already past
+        ("-5", None),
+        ("tomorrow", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_reads_seconds_or_http_date(value: str | None, seconds: float | None) -> None:
+    assert retry_after(value, NOW) == seconds
+
+
+def test_unresolvable_host_is_a_dns_error(transport: str) -> None:
+    error = failure("http://no-such-host.invalid/feed.xml", transport)
+    assert error.kind == "dns"
+    assert error.message.startswith("http://no-such-host.invalid/feed.xml: host ")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_closed_port_is_a_connect_error(transport: str) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/feed.xml"
+    error = failure(url, transport)
+    assert (error.kind, error.message) == ("connect", f"{url}: connection refused")
+
+
+@pytest.fixture
+def resetting_port() -> Iterator[int]:
+    """A server that accepts, reads the request, and resets the connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield int(listener.getsockname()[1])
+    listener.close()
+
+
+def test_reset_connection_is_a_connect_error(resetting_port: int, transport: str) -> None:
+    error = failure(f"http://127.0.0.1:{resetting_port}/feed.xml", transport)
+    assert error.kind == "connect"
+
+
+def test_tls_failure_is_a_tls_error(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/f", body=RSS)
+    url = feed_server.url("/f").replace("http://", "https://")
+    error = failure(url, transport)
+    assert error.kind == "tls" and error.message.startswith(f"{url}: TLS handshake failed")
+    assert feed_server.hits("/f") == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://example.com/feed", "file:///etc/passwd", "http:///feed", "http://x:99999/", "feed"],
+)
+def test_unfetchable_url_is_invalid_url(url: str, transport: str) -> None:
+    error = failure(url, transport)
+    assert error.kind == "invalid_url" and error.message.startswith(url + ": ")
+
+
+def test_slow_body_is_cut_at_the_deadline(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/f", body=RSS, trickle=1.0)
+    error = failure(feed_server.url("/f"), transport, FetchLimits(allow_private=True, deadline=1.5))
+    assert error.kind == "timeout"
+    assert error.message == f"{feed_server.url('/f')}: no complete answer within 1.5 s"
+
+
+def test_gzip_bomb_stops_at_the_cap_without_growing_memory(
+    feed_server: FeedServer, transport: str
+) -> None:
+    feed_server.route("/f", gzip_bomb=True)
+    tracemalloc.start()
+    try:
+        error = failure(feed_server.url("/f"), transport)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert error.kind == "too_large"
+    assert peak < 100 * 1024 * 1024
+
+
+def test_endless_plain_body_stops_at_the_cap(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/f", body=b"x" * 4096, endless=True)
+    limits = FetchLimits(allow_private=True, max_bytes=100_000)
+    assert failure(feed_server.url("/f"), transport, limits).kind == "too_large"
+
+
+PRIVATE = FetchLimits(allow_private=False, deadline=10.0)
+TRICKS = [
+    "127.0.0.1",
+    "localhost",
+    "2130706433",
+    "127.1",
+    "0x7f.0.0.1",
+    "0177.0.0.1",
+    "[::ffff:127.0.0.1]",
+    "[::1]",
+]
+
+
+@pytest.mark.parametrize("host", TRICKS)
+def test_loopback_in_any_spelling_is_refused_before_any_request(
+    feed_server: FeedServer, transport: str, host: str
+) -> None:
+    feed_server.route("/f", body=RSS)
+    url = f"http://{host}:{feed_server.port}/f"
+    error = failure(url, transport, PRIVATE)
+    assert error.kind == "private_address" and error.message.startswith(f"{url}: connecting to ")
+    assert feed_server.hits("/f") == 0
+
+
+def test_redirect_from_a_loopback_feed_is_refused_at_the_first_hop(
+    feed_server: FeedServer, transport: str
+) -> None:
+    feed_server.route("/a", status=302, redirect_to=f"http://localhost:{feed_server.port}/b")
+    assert failure(feed_server.url("/a"), transport, PRIVATE).kind == "private_address"
+    assert feed_server.hits("/a") == feed_server.hits("/b") == 0
+
+
+def only_127_0_0_2(ip: IPAddress) -> str | None:
+    return "test-forbidden" if ip == IPv4Address("127.0.0.2") else None
+
+
+@pytest.mark.parametrize("target", ["127.0.0.2", "0x7f000002", "127.2"])
+def test_redirect_to_a_forbidden_address_is_refused(
+    feed_server: FeedServer, transport: str, target: str
+) -> None:
+    # The policy allows the test server but not 127.0.0.2, so only the redirect can be refused.
+    feed_server.route("/a", status=302, redirect_to=f"http://{target}:{feed_server.port}/b")
+
+    async def go() -> None:
+        async with Fetcher(PRIVATE, transport=transport, policy=only_127_0_0_2) as fetcher:
+            await fetcher.fetch(feed_server.url("/a"))
+
+    with pytest.raises(FetchError) as caught:
+        run(go())
+    assert caught.value.kind == "private_address"
+    assert "test-forbidden" in caught.value.message
+    assert feed_server.hits("/a") == 1
+
+
+def test_hanging_host_does_not_delay_other_feeds(transport: str) -> None:
+    limits = FetchLimits(allow_private=True, deadline=60.0, concurrency=5, per_host=2)
+    with FeedServer() as healthy, FeedServer() as hanging:
+        hanging.route("/f", delay=60.0)
+        for n in range(50):
+            healthy.route(f"/f{n}", body=RSS)
+
+        async def go() -> tuple[list[FetchResult], int]:
+            async with Fetcher(limits, transport=transport) as fetcher:
+                stuck = [asyncio.create_task(fetcher.fetch(hanging.url("/f"))) for _ in range(10)]
+                await asyncio.sleep(0)
+                done = await asyncio.wait_for(
+                    asyncio.gather(*(fetcher.fetch(healthy.url(f"/f{n}")) for n in range(50))), 30
+                )
+                pending = sum(not task.done() for task in stuck)
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*stuck, return_exceptions=True)
+                return done, pending
+
+        done, pending = run(go())
+    assert [r.body for r in done] == [RSS] * 50
+    assert pending == 10
+
+
+def test_unknown_transport_is_refused() -> None:
+    with pytest.raises(ValueError, match="transport must be one of"):
+        Fetcher(OPEN, transport="curl")
+
+
+def test_guarded_client_refuses_loopback_at_connect_time(feed_server: FeedServer) -> None:
+    feed_server.route("/hook", body=b"ok")
+
+    async def go(allow: bool) -> int:
+        async with guarded_client(allow_private=allow, timeout=5, user_agent="t/1") as client:
+            response = await client.post(f"http://localhost:{feed_server.port}/hook", content=b"{}")
+            return response.status_code
+
+    with pytest.raises(FetchError) as caught:
+        run(go(False))
+    assert caught.value.kind == "private_address"
+    assert feed_server.hits("/hook") == 0
+    assert run(go(True)) == 200
+    assert feed_server.requests("/hook")[0]["User-Agent"] == "t/1"

@@ -1,0 +1,115 @@
+"""Milestones end to end on loopback: evidence moves states exactly once, deadlines, baselines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor import reports
+from monitor.runtime import open_store
+from tests.feedserver import FeedServer
+from tests.kit import load, rss, run_once, write_config
+
+NOW = datetime.now(UTC)
+
+NEAR_MISS = {"title": "Noetra sponsors SoftBank Hawks spring training camp",
+             "link": "https://www.nikkansports.com/baseball/1", "guid": "hawks",
+             "published": NOW - timedelta(hours=5)}
+NEDO_HYDROGEN = {"title": "NEDO、水素製造プロジェクトを採択", "link": "https://www.nedo.go.jp/news/h2",
+                 "guid": "h2", "published": NOW - timedelta(hours=5)}
+RUMOUR = {"title": "Noetra reportedly begins training its first model",
+          "link": "https://www3.nhk.or.jp/news/html/rumour.html", "guid": "rumour",
+          "published": NOW - timedelta(hours=4)}
+SECOND = {"title": "日本AI基盤モデル開発、基盤モデルの学習を開始",
+          "link": "https://www.itmedia.co.jp/aiplus/articles/2611/01/news1.html",
+          "guid": "second", "published": NOW - timedelta(hours=3)}
+AUTHORITATIVE = {"title": "NEDO: Noetra has started training the foundation model",
+                 "link": "https://www.nedo.go.jp/news/press/AA5_101999.html",
+                 "guid": "nedo", "published": NOW - timedelta(hours=2)}
+
+
+def status_changes(path: Path) -> list[tuple[str, str, str]]:
+    store = open_store(load(path))
+    try:
+        return [(r.data["milestone_id"], r.data["from_status"], r.data["to_status"])
+                for r in store.read(types=("MilestoneStatusChanged",))]
+    finally:
+        store.close()
+
+
+def test_near_miss_rumour_second_publisher_authority_move_exactly_once_each(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    published: list[dict[str, object]] = []
+    expected: list[list[tuple[str, str, str]]] = [
+        [],
+        [("training-start", "pending", "reported")],
+        [("training-start", "pending", "reported"), ("training-start", "reported", "confirmed")],
+        [("training-start", "pending", "reported"), ("training-start", "reported", "confirmed")],
+    ]
+    for step, entry in enumerate([NEAR_MISS, RUMOUR, SECOND, AUTHORITATIVE]):
+        published.append(entry)
+        if step == 0:
+            published.append(NEDO_HYDROGEN)
+        feed_server.route("/news.xml", body=rss(published))
+        run_once(path)
+        run_once(path)  # polling again changes nothing
+        assert status_changes(path) == expected[step], f"after step {step}"
+    store = open_store(load(path))
+    matched = [r.data["item_id"] for r in store.read(types=("MilestoneMatched",))]
+    assert len(matched) == 3  # rumour, second publisher, and NEDO after confirmation
+    confirmed = [r for r in store.read(types=("MilestoneStatusChanged",))][-1]
+    assert confirmed.data["reason"].startswith("2 independent publishers")
+    assert confirmed.meta["causation"] < confirmed.position
+    cause = store.get(confirmed.meta["causation"])
+    assert cause is not None and cause.type == "ItemDiscovered"
+    assert cause.data["publisher"] == "itmedia.co.jp"
+    store.close()
+
+
+def test_backtest_writes_nothing_and_agrees_with_the_daemon(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    feed_server.route("/news.xml", body=rss([NEAR_MISS, RUMOUR]))
+    run_once(path)
+    feed_server.route("/news.xml", body=rss([NEAR_MISS, RUMOUR, SECOND, AUTHORITATIVE]))
+    run_once(path)
+    config = load(path)
+    store = open_store(config)
+    head = store.head()
+    replayed = [(t.milestone_id, t.from_status, t.to_status)
+                for t in reports.backtest(store, config, since=None, now=NOW)]
+    assert replayed == status_changes(path)
+    assert store.head() == head
+    store.close()
+
+
+def test_deadline_passing_is_recorded_once(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/news.xml", body=rss([RUMOUR]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")},
+                        expected_by="2026-01-31")
+    run_once(path)
+    run_once(path)
+    assert status_changes(path) == [("training-start", "pending", "reported"),
+                                    ("training-start", "reported", "overdue")]
+
+
+def test_baseline_is_recorded_once_across_restarts(tmp_path: Path,
+                                                   feed_server: FeedServer) -> None:
+    feed_server.route("/news.xml", body=rss([]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    text = path.read_text().replace(
+        'notify = []',
+        'notify = []\nbaseline = { status = "confirmed", since = 2026-06-30, '
+        'source = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html" }')
+    path.write_text(text)
+    for _ in range(3):
+        run_once(path)
+    store = open_store(load(path))
+    [baseline] = list(store.read(types=("MilestoneStatusChanged",)))
+    assert baseline.data["reason"] == "baseline from configuration"
+    assert baseline.data["source"].startswith("https://www.meti.go.jp/")
+    assert baseline.data["effective_at"].startswith("2026-06-30")
+    assert baseline.meta["operator"] == "configuration"
+    assert list(store.read(types=("AlertQueued",))) == []
+    store.close()

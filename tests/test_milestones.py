@@ -1,0 +1,171 @@
+"""The milestone state machine: decisions and the fold, pure, with `now` passed in."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor import milestones as ms
+from monitor.events import MilestoneMatched, MilestoneStatusChanged, Status
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+POLICY = ms.Policy(milestone_id="training-start", publishers=2, within=timedelta(days=14),
+                   authoritative=("nedo.go.jp", "meti.go.jp"), expected_by=date(2027, 3, 31))
+
+
+def step(state: ms.MilestoneState, *, item: str, kind: str = "progress",
+         publisher: str | None = "nhk.or.jp", published_at: datetime | None = None,
+         now: datetime = NOW) -> tuple[ms.MilestoneState, list[object]]:
+    events = ms.decide_match(state, POLICY, item_id=item, kind=kind, rule="r", hits=(),
+                             publisher=publisher, published_at=published_at, now=now)
+    for e in events:
+        state = ms.apply(state, e, now)
+    return state, events
+
+
+def changes(events: list[object]) -> list[tuple[str, str]]:
+    return [(e.from_status, e.to_status) for e in events
+            if isinstance(e, MilestoneStatusChanged)]
+
+
+def test_first_report_from_one_publisher_is_reported_not_confirmed() -> None:
+    state, events = step(ms.MilestoneState(), item="a")
+    assert changes(events) == [("pending", "reported")]
+    assert state.status is Status.REPORTED
+
+
+def test_second_distinct_publisher_within_window_confirms() -> None:
+    state, _ = step(ms.MilestoneState(), item="a", publisher="nhk.or.jp")
+    state, events = step(state, item="b", publisher="itmedia.co.jp")
+    assert changes(events) == [("reported", "confirmed")]
+    assert "2 independent publishers" in events[-1].reason  # type: ignore[attr-defined]
+
+
+def test_same_publisher_twice_does_not_confirm() -> None:
+    state, _ = step(ms.MilestoneState(), item="a", publisher="nhk.or.jp")
+    state, events = step(state, item="b", publisher="nhk.or.jp")
+    assert changes(events) == []
+    assert state.status is Status.REPORTED
+
+
+def test_publishers_outside_the_window_do_not_corroborate() -> None:
+    old = NOW - timedelta(days=30)
+    state, _ = step(ms.MilestoneState(), item="a", publisher="nhk.or.jp", published_at=old)
+    state, events = step(state, item="b", publisher="itmedia.co.jp", published_at=NOW)
+    assert changes(events) == []
+    assert state.status is Status.REPORTED
+
+
+def test_authoritative_publisher_confirms_alone() -> None:
+    state, events = step(ms.MilestoneState(), item="a", publisher="www.nedo.go.jp")
+    assert changes(events) == [("pending", "confirmed")]
+    assert events[0].authoritative  # type: ignore[attr-defined]
+
+
+def test_lookalike_domain_is_not_authoritative() -> None:
+    assert not ms.is_authoritative("fakenedo.go.jp", ("nedo.go.jp",))
+    assert ms.is_authoritative("www.nedo.go.jp", ("nedo.go.jp",))
+    assert not ms.is_authoritative(None, ("nedo.go.jp",))
+
+
+def test_setback_before_confirmation_is_at_risk_once() -> None:
+    state, events = step(ms.MilestoneState(), item="a", kind="setback")
+    assert changes(events) == [("pending", "at_risk")]
+    state, events = step(state, item="b", kind="setback", publisher="itmedia.co.jp")
+    assert changes(events) == []
+
+
+def test_evidence_after_confirmation_is_recorded_without_transition() -> None:
+    state, _ = step(ms.MilestoneState(), item="a", publisher="nedo.go.jp")
+    state, events = step(state, item="b", kind="setback")
+    assert [type(e) for e in events] == [MilestoneMatched]
+    assert state.status is Status.CONFIRMED and len(state.evidence) == 2
+
+
+def test_deadline_passes_once_in_the_configured_timezone() -> None:
+    state = ms.MilestoneState()
+    # 2027-03-31 ends at 2027-03-31T15:00Z in Asia/Tokyo
+    before = datetime(2027, 3, 31, 14, 59, tzinfo=UTC)
+    after = datetime(2027, 3, 31, 15, 0, tzinfo=UTC)
+    assert ms.decide_deadline(state, POLICY, timezone="Asia/Tokyo", now=before) is None
+    change = ms.decide_deadline(state, POLICY, timezone="Asia/Tokyo", now=after)
+    assert change is not None and change.to_status == "overdue"
+    state = ms.apply(state, change, after)
+    assert ms.decide_deadline(state, POLICY, timezone="Asia/Tokyo", now=after) is None
+
+
+def test_confirmed_milestone_never_becomes_overdue() -> None:
+    state = ms.MilestoneState(status=Status.CONFIRMED)
+    late = datetime(2028, 1, 1, tzinfo=UTC)
+    assert ms.decide_deadline(state, POLICY, timezone="Asia/Tokyo", now=late) is None
+
+
+def test_declared_status_is_skipped_when_already_there() -> None:
+    state = ms.MilestoneState(status=Status.CONFIRMED)
+    assert ms.decide_declared(state, POLICY, status=Status.CONFIRMED, reason="r",
+                              source="https://x") is None
+    change = ms.decide_declared(ms.MilestoneState(), POLICY, status=Status.CONFIRMED,
+                                reason="baseline from configuration", source="https://x",
+                                effective=date(2026, 6, 30))
+    assert change is not None and change.effective_at == datetime(2026, 6, 30, tzinfo=UTC)
+    assert ms.apply(ms.MilestoneState(), change, NOW).since == change.effective_at
+
+
+def test_future_published_date_counts_as_now() -> None:
+    future = NOW + timedelta(days=400)
+    state, _ = step(ms.MilestoneState(), item="a", published_at=future)
+    assert state.evidence[0].at == NOW
+
+
+def test_state_round_trips_through_json() -> None:
+    state, _ = step(ms.MilestoneState(), item="a")
+    assert ms.MilestoneState.from_json(state.to_json()) == state
+    assert ms.MilestoneState.from_json(None) == ms.MilestoneState()
+
+
+steps = st.lists(
+    st.tuples(st.sampled_from(["progress", "setback"]),
+              st.sampled_from(["nhk.or.jp", "itmedia.co.jp", "nedo.go.jp", None, "x.com"]),
+              st.integers(min_value=0, max_value=60)),
+    max_size=25)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_a_state_never_leaves_confirmed(seq: list[tuple[str, str | None, int]]) -> None:
+    state = ms.MilestoneState()
+    for i, (kind, publisher, day) in enumerate(seq):
+        now = NOW + timedelta(days=day)
+        was_confirmed = state.status is Status.CONFIRMED
+        state, events = step(state, item=f"i{i}", kind=kind, publisher=publisher, now=now)
+        change = ms.decide_deadline(state, POLICY, timezone="Asia/Tokyo", now=now)
+        if change is not None:
+            state = ms.apply(state, change, now)
+        if was_confirmed:
+            assert state.status is Status.CONFIRMED
+            assert changes(events) == [] and change is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps)
+def test_fold_of_recorded_events_equals_the_state_decisions_built(
+        seq: list[tuple[str, str | None, int]]) -> None:
+    state, log = ms.MilestoneState(), []
+    for i, (kind, publisher, day) in enumerate(seq):
+        now = NOW + timedelta(days=day)
+        state, events = step(state, item=f"i{i}", kind=kind, publisher=publisher, now=now)
+        log.extend((e, now) for e in events)
+    rebuilt = ms.MilestoneState()
+    for event, at in log:
+        rebuilt = ms.apply(rebuilt, event, at)
+    assert rebuilt == state
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_every_status_survives_the_json_state(status: Status) -> None:
+    state = replace(ms.MilestoneState(), status=status, since=NOW)
+    assert ms.MilestoneState.from_json(state.to_json()).status is status

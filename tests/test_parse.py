@@ -1,0 +1,408 @@
+"""monitor.parse and monitor.screen on hand-built bodies: entities, gzip, dates, text, caps."""
+
+from __future__ import annotations
+
+import gzip
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.errors import ParseError
+from monitor.parse import ParsedFeed, html_to_text, parse_feed
+from monitor.screen import screen
+
+NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
+
+
+def rss(items: str, *, prolog: str = "", channel: str = "<title>T</title>") -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n{prolog}<rss version="2.0"><channel>'
+        f"{channel}{items}</channel></rss>"
+    )
+
+
+def item(title: str = "t", extra: str = "") -> str:
+    return f"<item><title>{title}</title><link>https://example.org/a</link>{extra}</item>"
+
+
+def parse(body: bytes | str, **kwargs: object) -> ParsedFeed:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    return parse_feed(data, now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def rejected(body: bytes, **kwargs: object) -> ParseError:
+    with pytest.raises(ParseError) as caught:
+        parse(body, **kwargs)
+    assert caught.value.kind == "rejected_entities", caught.value
+    return caught.value
+
+
+# --- the entity screen -------------------------------------------------------------------
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE rss [\n<!ENTITY lol "lol">\n'
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">\n' for i in range(1, 10)
+    ).replace("&lol0;", "&lol;")
+    + "]>\n"
+    + rss(item("&lol9;")).split("\n", 1)[1]
+)
+# The shape measured against feedparser 6.0.14: one 20 KB entity used 20,000 times.
+QUADRATIC_BLOWUP = (
+    f'<?xml version="1.0"?>\n<!DOCTYPE rss [<!ENTITY big "{"x" * 20_000}">]>\n'
+    + rss(item("&big;" * 20_000)).split("\n", 1)[1]
+)
+
+
+def hostile_documents(sentinel: Path) -> dict[str, str]:
+    uri = sentinel.as_uri()
+    body = rss(item("&xxe;")).split("\n", 1)[1]
+    return {
+        "billion laughs": BILLION_LAUGHS,
+        "quadratic blowup": QUADRATIC_BLOWUP,
+        "external entity": f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "{uri}">]>\n{body}',
+        "external DTD": f'<!DOCTYPE rss SYSTEM "{uri}">\n{body}',
+        "public DTD with a file system id": (
+            f'<!DOCTYPE rss PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "{uri}">\n{body}'
+        ),
+        "parameter entity": f'<!DOCTYPE rss [<!ENTITY % p SYSTEM "{uri}"> %p;]>\n{body}',
+        "entity hidden in a prolog comment": (
+            f'<!-- <b>\n<!DOCTYPE rss [\n<!ENTITY xxe SYSTEM "{uri}">\n]> -->\n{body}'
+        ),
+        "doctype after a comment holding a tag": (
+            f'<!-- <rss> --><!DOCTYPE rss [<!ENTITY xxe SYSTEM "{uri}">]>\n{body}'
+        ),
+        "lowercase declaration": f'<!doctype rss [<!entity xxe SYSTEM "{uri}">]>\n{body}',
+    }
+
+
+def encodings_of(document: str) -> dict[str, bytes]:
+    """The document as UTF-8, and as UTF-16 and UTF-32 with a BOM and without one."""
+    return {
+        "utf-8": document.encode("utf-8"),
+        "utf-16 le bom": b"\xff\xfe" + document.encode("utf-16-le"),
+        "utf-16 be bom": b"\xfe\xff" + document.encode("utf-16-be"),
+        "utf-16 le no bom": document.encode("utf-16-le"),
+        "utf-16 be no bom": document.encode("utf-16-be"),
+        "utf-32 le bom": b"\xff\xfe\x00\x00" + document.encode("utf-32-le"),
+        "utf-32 be no bom": document.encode("utf-32-be"),
+    }
+
+
+@pytest.mark.parametrize("encoding", list(encodings_of("")))
+def test_entity_declarations_are_refused_in_every_encoding(tmp_path: Path, encoding: str) -> None:
+    sentinel = tmp_path / "sentinel.txt"
+    secret = "SENTINEL-4f1d9c2e-never-read"
+    sentinel.write_text(secret)
+    for name, document in hostile_documents(sentinel).items():
+        data = encodings_of(document)[encoding]
+        error = rejected(data)
+        assert secret not in str(error), name
+        assert "refused" in str(error), name
+
+
+@pytest.mark.parametrize("codec", ["shift_jis", "euc-jp"])
+def test_entities_are_refused_in_japanese_legacy_encodings(codec: str) -> None:
+    document = (
+        f'<?xml version="1.0" encoding="{codec}"?>\n<!DOCTYPE rss [<!ENTITY a "国土交通省">]>\n'
+        + rss(item("&a;")).split("\n", 1)[1]
+    )
+    rejected(document.encode(codec))
+
+
+def test_utf7_spelled_entities_are_refused_from_the_declaration_or_the_header() -> None:
+    # Python's UTF-7 codec writes '<' directly, so spell the DOCTYPE the way an attacker would.
+    spelled = b'+ADw-!DOCTYPE rss +AFs-+ADw-!ENTITY a "x"+AD4-+AF0-+AD4-\n'
+    body = rss(item("&a;")).split("\n", 1)[1].encode()
+    rejected(b'<?xml version="1.0" encoding="utf-7"?>\n' + spelled + body)
+    rejected(spelled + body, content_type="application/rss+xml; charset=utf-7")
+
+
+def test_a_body_that_is_a_file_path_is_not_read(tmp_path: Path) -> None:
+    # feedparser.parse(bytes) would open() the bytes as a file name; parse_feed never lets it.
+    sentinel = tmp_path / "feed.xml"
+    sentinel.write_text(rss(item("SENTINEL-TITLE-91c3")))
+    with pytest.raises(ParseError) as caught:
+        parse(str(sentinel).encode())
+    assert caught.value.kind == "not_a_feed"
+    assert "SENTINEL-TITLE-91c3" not in str(caught.value)
+
+
+def test_netscape_rss_091_public_dtd_is_allowed() -> None:
+    prolog = (
+        '<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"\n'
+        ' "http://my.netscape.com/publish/formats/rss-0.91.dtd">\n'
+    )
+    feed = parse(rss(item("Old but fine"), prolog=prolog))
+    assert [e.title for e in feed.entries] == ["Old but fine"]
+
+
+def test_entity_text_inside_an_item_is_not_mistaken_for_a_declaration() -> None:
+    cdata = "<description><![CDATA[Write <!ENTITY x 'y'> in your DTD]]></description>"
+    entry = parse(rss(item("XML tips", cdata))).entries[0]
+    assert entry.title == "XML tips"
+    assert entry.summary.startswith("Write") and entry.summary.endswith("in your DTD")
+
+
+@pytest.mark.parametrize(
+    ("prolog", "reason"),
+    [
+        ("<!DOCTYPE rss " + "a" * 5000, "unterminated or oversized DOCTYPE"),
+        ('<!DOCTYPE rss "' + "a" * 5000, "unterminated or oversized DOCTYPE"),
+        ("<?pi?>" * 10_001, "over 10000 declarations"),
+        ('<!DOCTYPE rss SYSTEM "http://example.org/rss.dtd">', "external DTD"),
+    ],
+)
+def test_pathological_prologs_are_refused_without_a_full_scan(prolog: str, reason: str) -> None:
+    error = rejected(rss(item(), prolog=prolog + "\n").encode())
+    assert reason in str(error)
+
+
+def test_screen_accepts_a_plain_feed_and_a_doctype_without_declarations() -> None:
+    screen(rss(item()).encode())
+    screen(b"<!DOCTYPE html>\n<html><head><title>x</title></head></html>")
+
+
+# --- gzip and size caps -------------------------------------------------------------------
+
+
+def test_gzip_body_is_inflated_then_parsed() -> None:
+    feed = parse(gzip.compress(rss(item("Zipped")).encode()))
+    assert [e.title for e in feed.entries] == ["Zipped"]
+
+
+def test_gzip_body_is_screened_after_inflating() -> None:
+    rejected(gzip.compress(QUADRATIC_BLOWUP.encode()))
+
+
+def test_concatenated_gzip_members_are_all_inflated() -> None:
+    document = rss(item("Two members")).encode()
+    body = gzip.compress(document[:40]) + gzip.compress(document[40:])
+    assert parse(body).entries[0].title == "Two members"
+
+
+def test_gzip_bomb_stops_at_the_cap() -> None:
+    bomb = gzip.compress(b" " * (2 * 1024 * 1024))
+    with pytest.raises(ParseError) as caught:
+        parse(bomb, max_bytes=1024 * 1024)
+    assert caught.value.kind == "too_large"
+    assert "1048576" in str(caught.value)
+
+
+def test_plain_body_over_the_cap_is_too_large() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse(rss(item("x" * 5000)), max_bytes=1000)
+    assert caught.value.kind == "too_large"
+
+
+def test_truncated_gzip_is_not_a_feed() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse(gzip.compress(rss(item()).encode())[:30])
+    assert caught.value.kind == "not_a_feed"
+    assert "gzip" in str(caught.value)
+
+
+# --- bodies that hold no feed --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "sentence"),
+    [
+        (b"", "body is empty"),
+        (b" \r\n\t", "body is empty (only whitespace)"),
+        (b'{"status": "ok", "items": []}', "body is JSON but not a JSON Feed"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "body is binary (first bytes 89 50 4e 47)"),
+        (
+            b"<!DOCTYPE html><html><head><title>Access denied</title></head><body/></html>",
+            "body is an HTML page (title 'Access denied')",
+        ),
+        (b"<html><body><p>hello</p></body></html>", "body is an HTML page (no title)"),
+        (
+            b'<?xml version="1.0"?><note><to>x</to></note>',
+            "body is XML but not a feed (root element <note>)",
+        ),
+        (b"Service Unavailable", "body is plain text starting 'Service Unavailable'"),
+    ],
+)
+def test_non_feed_bodies_say_what_they_looked_like(body: bytes, sentence: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse(body)
+    assert caught.value.kind == "not_a_feed"
+    assert str(caught.value) == sentence
+
+
+def test_broken_json_names_the_parse_problem() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse(b'{"version": "https://jsonfeed.org/version/1.1", ')
+    assert caught.value.kind == "not_a_feed"
+    assert str(caught.value).startswith("body is JSON that does not parse")
+
+
+def test_feed_whose_only_item_is_broken_is_malformed() -> None:
+    with pytest.raises(ParseError) as caught:
+        parse('<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><ite')
+    assert caught.value.kind == "malformed"
+    assert "not well-formed XML at line 1" in str(caught.value)
+
+
+def test_valid_feed_without_items_is_an_empty_feed() -> None:
+    feed = parse(rss(""))
+    assert feed.title == "T"
+    assert feed.entries == ()
+    assert feed.warnings == ()
+
+
+def test_bozo_feed_keeps_recovered_entries_and_says_why() -> None:
+    feed = parse(rss(item("Good") + item("Bad &amp & worse")))
+    assert feed.entries[0].title == "Good"
+    assert any("not well-formed" in w for w in feed.warnings)
+
+
+# --- dates --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("Mon, 01 Jan 0000 00:00:00 GMT", None),
+        ("0000-00-00T00:00:00Z", None),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", None),
+        ("31 Feb 2025 25:61:00 +0000", None),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", None),
+        ("1518478934", None),
+        ("not a date", None),
+        ("Wed, 19 Aug 2026 21:04:00 +0900", datetime(2026, 8, 19, 12, 4, tzinfo=UTC)),
+        ("20 Aug 2026 03:13:00 +0900", datetime(2026, 8, 19, 18, 13, tzinfo=UTC)),
+        ("2026-08-19T23:10:26+09:00", datetime(2026, 8, 19, 14, 10, 26, tzinfo=UTC)),
+        ("2020/1/10 14:33:00", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
+        ("Tue, 01 Aug 2028 00:00:00 GMT", datetime(2028, 8, 1, tzinfo=UTC)),
+        ("Mon, 01 Jan 2029 00:00:00 GMT", None),
+    ],
+)
+def test_published_dates_are_utc_or_none(raw: str | None, expected: datetime | None) -> None:
+    extra = "" if raw is None else f"<pubDate>{raw}</pubDate>"
+    entry = parse(rss(item("dated", extra))).entries[0]
+    assert entry.published_at == expected
+    assert entry.published_at is None or entry.published_at.utcoffset() is not None
+
+
+def test_unusable_published_falls_back_to_updated() -> None:
+    extra = (
+        "<pubDate>31 Feb 2025 25:61:00 +0000</pubDate><dc:date>2026-08-01T09:00:00+09:00</dc:date>"
+    )
+    prolog_ns = '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+    document = rss(item("x", extra)).replace('<rss version="2.0">', prolog_ns)
+    assert parse(document).entries[0].published_at == datetime(2026, 8, 1, tzinfo=UTC)
+
+
+def test_naive_now_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        parse_feed(rss(item()).encode(), now=datetime(2026, 1, 1))
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def test_html_to_text_drops_script_and_style_and_breaks_blocks() -> None:
+    markup = (
+        "<style>p{color:red}</style><p>NEDO &amp; partners</p><script>alert('x')</script>"
+        "<ul><li>one</li><li>two&nbsp;three</li></ul>after<br>break &#x63A1;&#25246;"
+    )
+    assert html_to_text(markup) == "NEDO & partners\none\ntwo three\nafter\nbreak 採択"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=200))
+def test_escaped_text_survives_html_to_text(text: str) -> None:
+    lines = (" ".join(line.replace("\xa0", " ").split()) for line in text.splitlines())
+    assert html_to_text(html.escape(text)) == "\n".join(line for line in lines if line)
+
+
+def test_json_feed_html_is_sanitized_for_display_and_stripped_for_matching() -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "J",
+        "items": [
+            {
+                "id": 7,
+                "url": "https://example.org/7",
+                "title": "Award &amp; more",
+                "content_html": '<p onclick="steal()">Hi<script>alert(1)</script>'
+                '<a href="javascript:x()">l</a><style>b{}</style></p>',
+                "date_published": "2026-08-19T23:10:26+09:00",
+                "language": "ja",
+            }
+        ],
+    }
+    entry = parse(orjson.dumps(doc)).entries[0]
+    assert entry.guid == "7"
+    assert entry.title == "Award & more"
+    assert entry.content == "Hil"
+    assert "<script" not in entry.summary_html and "onclick" not in entry.summary_html
+    assert "javascript:" not in entry.summary_html
+    assert entry.published_at == datetime(2026, 8, 19, 14, 10, 26, tzinfo=UTC)
+    assert entry.language == "ja"
+
+
+def test_plain_text_summary_is_escaped_for_display() -> None:
+    summary = "<summary type='text'>a &lt;b&gt; tag</summary>"
+    atom = (
+        '<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>A</title>'
+        f"<entry><id>urn:x</id><title>t</title>{summary}</entry></feed>"
+    )
+    entry = parse(atom).entries[0]
+    assert entry.summary == "a <b> tag"
+    assert entry.summary_html == "a &lt;b&gt; tag"
+
+
+# --- caps ---------------------------------------------------------------------------------
+
+
+def test_every_text_field_is_capped() -> None:
+    long = "長" * 5000
+    extra = (
+        f"<description>&lt;p&gt;{long}&lt;/p&gt;</description>"
+        f'<source url="https://x.example/{"p" * 5000}">{long}</source><guid>{"g" * 5000}</guid>'
+    )
+    feed = parse(rss(item(long, extra), channel=f"<title>{long}</title>"), max_field=1000)
+    entry = feed.entries[0]
+    assert len(feed.title) == 1000
+    for value in (entry.title, entry.summary, entry.guid, entry.source_url, entry.source_title):
+        assert value is not None and len(value) == 1000
+    assert len(entry.summary_html) <= 1000
+    assert entry.summary_html.startswith("<p>長")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.text(alphabet="<>&;ab /=\"'pscript", max_size=300), st.integers(min_value=1, max_value=80)
+)
+def test_summary_html_never_exceeds_the_cap_nor_cuts_a_tag(markup: str, cap: int) -> None:
+    doc = {"version": "https://jsonfeed.org/version/1", "items": [{"content_html": markup}]}
+    shown = parse(orjson.dumps(doc), max_field=cap).entries[0].summary_html
+    assert len(shown) <= cap
+    assert shown.count("<") == shown.count(">") or shown.rfind("<") < shown.rfind(">")
+    assert "<script" not in shown
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(alphabet='<>!?[]"=&;% abcrsitemDOCTYPENTIYlx\n', max_size=300).map(str.encode),
+    )
+)
+def test_any_body_yields_a_feed_or_a_parse_error(body: bytes) -> None:
+    try:
+        result = parse(body)
+    except ParseError as error:
+        assert error.kind in {"not_a_feed", "rejected_entities", "malformed", "too_large"}
+    else:
+        assert isinstance(result, ParsedFeed)

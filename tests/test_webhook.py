@@ -1,0 +1,211 @@
+"""Webhook channel: Standard Webhooks signatures and delivery outcomes against a real receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from standardwebhooks import Webhook
+
+from monitor.channels.webhook import RESPONSE_CAP, _retry_after, send_webhook, sign
+from monitor.errors import DeliveryError
+from tests.receivers import Reply, WebhookReceiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OTHER_SECRET = "whsec_" + "Q2FuYXJ5U2VjcmV0Rm9yUm90YXRpb24xMjM0NTY3OA=="
+BODY = b'{"type":"milestone.status_changed","data":{"milestone":{"id":"m"}}}'
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def _send(
+    url: str, *, secrets: str = SECRET, timeout: float = 5.0, alert_id: str = "alt_1"
+) -> str:
+    async with httpx.AsyncClient() as client:
+        return await send_webhook(
+            client,
+            url=url,
+            secrets=secrets,
+            alert_id=alert_id,
+            body=BODY,
+            timestamp=int(time.time()),
+            timeout=timeout,
+        )
+
+
+def _failure(url: str, **kwargs: Any) -> DeliveryError:
+    with pytest.raises(DeliveryError) as caught:
+        _run(_send(url, **kwargs))
+    return caught.value
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(SECRET) as running:
+        yield running
+
+
+def test_sign_reproduces_the_specification_test_vector() -> None:
+    signature = sign(SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_two_secrets_give_two_signatures_each_verifying_with_its_own_secret() -> None:
+    now = int(time.time())
+    signatures = sign(f"{SECRET} {OTHER_SECRET}", "alt_rot", now, BODY).split(" ")
+    assert len(signatures) == 2
+    for secret, signature in zip((SECRET, OTHER_SECRET), signatures, strict=True):
+        headers = {"webhook-id": "alt_rot", "webhook-timestamp": str(now)}
+        Webhook(secret).verify(BODY, headers | {"webhook-signature": signature})
+        # Each signature verifies only with its own secret.
+        other = OTHER_SECRET if secret == SECRET else SECRET
+        with pytest.raises(Exception):  # noqa: B017 - the library's error types vary
+            Webhook(other).verify(BODY, headers | {"webhook-signature": signature})
+
+
+@given(st.text(max_size=200), st.from_regex(r"alt_[0-9a-f]{1,32}", fullmatch=True))
+def test_any_body_and_id_verify_with_the_reference_library(text: str, msg_id: str) -> None:
+    body, now = text.encode("utf-8"), int(time.time())
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(now)}
+    headers["webhook-signature"] = sign(SECRET, msg_id, now, body)
+    Webhook(SECRET).verify(body, headers, json_parse=False)
+
+
+@pytest.mark.parametrize("secret", ["whsec_not*base64!", "whsec_", ""])
+def test_malformed_secret_is_a_permanent_config_error_that_does_not_quote_it(secret: str) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        sign(secret, "alt_1", 1, BODY)
+    assert (caught.value.kind, caught.value.permanent) == ("config", True)
+    assert "*base64!" not in str(caught.value)
+
+
+def test_delivery_is_verified_and_carries_the_exact_signed_bytes(receiver: WebhookReceiver) -> None:
+    assert _run(_send(receiver.url(), alert_id="alt_same")) == "200 OK"
+    (got,) = receiver.received
+    assert got.verified and got.body == BODY and got.webhook_id == "alt_same"
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["user-agent"].startswith("milestone-monitor/")
+
+
+def test_retries_reuse_the_webhook_id_for_deduplication(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=503))
+    _failure(receiver.url(), alert_id="alt_retry")
+    _run(_send(receiver.url(), alert_id="alt_retry"))
+    assert receiver.count("alt_retry") == 2
+    assert all(r.verified for r in receiver.received)
+
+
+def test_wrong_secret_fails_the_receivers_verification(receiver: WebhookReceiver) -> None:
+    _run(_send(receiver.url(), secrets=OTHER_SECRET))
+    assert [r.verified for r in receiver.received] == [False]
+
+
+def test_redirect_is_a_retryable_failure_and_is_not_followed(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=301, headers={"location": receiver.url("/moved")}))
+    error = _failure(receiver.url())
+    assert (error.kind, error.permanent, error.disable_channel) == ("redirect", False, False)
+    assert "/moved" in str(error)
+    assert receiver.requests_to("/moved") == []
+
+
+def test_gone_disables_the_channel(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=410, body=b"endpoint removed"))
+    error = _failure(receiver.url())
+    assert (error.kind, error.permanent, error.disable_channel) == ("gone", True, True)
+    assert error.response == "410 Gone\nendpoint removed"
+
+
+def test_rate_limited_honours_retry_after_seconds(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=429, headers={"retry-after": "120"}))
+    error = _failure(receiver.url())
+    assert (error.kind, error.permanent, error.retry_after) == ("rate_limited", False, 120.0)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_error_is_retryable(receiver: WebhookReceiver, status: int) -> None:
+    receiver.respond(Reply(status=status, body=b"try later"))
+    error = _failure(receiver.url())
+    assert (error.kind, error.permanent, error.retry_after) == ("http_5xx", False, None)
+    assert error.response is not None and error.response.endswith("\ntry later")
+
+
+def test_client_error_is_permanent_and_keeps_the_response(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=400, body=b'{"error":"bad signature"}'))
+    error = _failure(receiver.url())
+    assert (error.kind, error.permanent, error.disable_channel) == ("http_4xx", True, False)
+    assert error.response == '400 Bad Request\n{"error":"bad signature"}'
+
+
+def test_silent_receiver_times_out(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(silent=True))
+    error = _failure(receiver.url(), timeout=0.5)
+    assert (error.kind, error.permanent) == ("timeout", False)
+
+
+def test_endless_response_body_is_read_only_up_to_the_cap(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=500, endless=True))
+    error = _failure(receiver.url(), timeout=10)
+    assert error.kind == "http_5xx" and error.response is not None
+    status_line, _, body = error.response.partition("\n")
+    assert status_line == "500 Internal Server Error" and len(body.encode()) == RESPONSE_CAP
+
+
+def test_closed_port_is_a_retryable_connect_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    error = _failure(f"http://127.0.0.1:{port}/hook")
+    assert (error.kind, error.permanent) == ("connect", False)
+
+
+def test_messages_name_the_origin_but_not_the_path_token() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    error = _failure(f"http://127.0.0.1:{port}/hooks/T0k3nInPath?key=abc")
+    assert f"127.0.0.1:{port}" in str(error)
+    assert "T0k3nInPath" not in str(error) and "key=abc" not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("Wed, 01 Jul 2026 09:02:00 GMT", 120.0),
+        ("Wed, 01 Jul 2026 08:00:00 GMT", 0.0),  # already past
+        ("soon", None),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(value: str | None, seconds: float | None) -> None:
+    now = 1782896400.0  # 2026-07-01T09:00:00Z
+    assert _retry_after(value, now=now) == seconds
+
+
+def test_secret_never_appears_in_errors_or_logs(
+    receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    canary = "whsec_" + "Q0FOQVJZLXdlYmhvb2stc2VjcmV0LTQyNDI0Mg=="
+    caplog.set_level(logging.DEBUG)
+    receiver.respond(Reply(status=500), Reply(status=301, headers={"location": "/x"}))
+    errors = [_failure(receiver.url(), secrets=canary) for _ in range(2)]
+    errors.append(_failure(receiver.url(), secrets="whsec_bad!" + canary[6:]))
+    _run(_send(receiver.url(), secrets=canary))
+    seen = [str(e) for e in errors] + [repr(e) for e in errors] + [e.response or "" for e in errors]
+    seen += [r.getMessage() for r in caplog.records]
+    assert caplog.records, "the delivery path logs nothing, so this test would prove nothing"
+    for text in seen:
+        assert canary[6:] not in text and canary[6:20] not in text
