@@ -200,8 +200,8 @@ async def _send_email(
     retry = [a for a, r in replies.items() if r.startswith("retry")]
     refused = [a for a, r in merged.items() if r.startswith("refused")]
     if retry:
-        exc = DeliveryError("recipients_deferred", "deferred by " + ", ".join(retry))
-        return _failed(d, channel, message, row, attempt, exc, now, replies)
+        deferred = DeliveryError("recipients_deferred", "deferred by " + ", ".join(retry))
+        return _failed(d, channel, message, row, attempt, deferred, now, replies)
     if refused:
         return [
             _abandon_msg(

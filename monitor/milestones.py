@@ -115,8 +115,8 @@ def _next_status(state: MilestoneState, policy: Policy, new: Evidence) -> tuple[
     if state.status is Status.CONFIRMED:
         return None, ""  # evidence after confirmation is recorded, never alerted
     if new.kind == "setback":
-        if state.status is Status.AT_RISK:
-            return None, ""
+        if state.status in (Status.AT_RISK, Status.OVERDUE):
+            return None, ""  # an overdue milestone stays overdue: the deadline is the fact
         return Status.AT_RISK, f"setback reported by {new.publisher or 'an unknown publisher'}"
     if new.authoritative:
         return Status.CONFIRMED, f"authoritative publisher {new.publisher}"

@@ -69,7 +69,7 @@ class PollReport:
 def backoff(failures: int, *, ceiling: timedelta, rand: float) -> timedelta:
     """Exponential backoff with ±20 % jitter, capped; failing feeds are never given up."""
     exponent = min(max(failures - 1, 0), 30)
-    delay = min(BACKOFF_BASE * (2**exponent), ceiling)
+    delay: timedelta = min(BACKOFF_BASE * (2**exponent), ceiling)
     return delay * (0.8 + 0.4 * rand)
 
 
@@ -281,8 +281,8 @@ def _record_item(
 ) -> str:
     """Append what one entry means; returns discovered | sighted | transition | known."""
     if tx.find_dedupe(f"item:{iid}") is not None:
-        item = tx.state("items", iid) or {}
-        if feed.id in item.get("feeds", []):
+        known = tx.state("items", iid) or {}
+        if feed.id in known.get("feeds", []):
             return "known"
         seen = ItemSighted(item_id=iid, feed_id=feed.id)
         tx.append([NewEvent(seen, dedupe_key=f"sighted:{iid}:{feed.id}", meta=dict(meta))], now=now)
@@ -317,10 +317,7 @@ def _record_item(
         published_at=entry.published_at,
         now=now,
     )
-    hits = {(v.milestone_id, iid): v.hits() for v in verdicts}
-    append_decisions(
-        tx, p.config, events, now=now, hits=hits, meta={**meta, "causation": done.position}
-    )
+    append_decisions(tx, p.config, events, now=now, meta={**meta, "causation": done.position})
     return "transition" if evaluate.notifying(events) else "discovered"
 
 

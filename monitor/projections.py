@@ -57,6 +57,14 @@ class Milestones:
         folded["changes"] = (state or {}).get("changes", 0) + isinstance(
             record.event, MilestoneStatusChanged
         )
+        # the matched terms of each evidence item, so alerts can explain a transition
+        terms = dict((state or {}).get("terms", {}))
+        if isinstance(record.event, MilestoneMatched):
+            terms[record.event.item_id] = [
+                {k: h.get(k) for k in ("group", "term", "field", "text")}
+                for h in record.event.hits
+            ]
+        folded["terms"] = terms
         return folded
 
 

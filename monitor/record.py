@@ -18,9 +18,6 @@ from monitor.events import AlertQueued, Event, MilestoneMatched, MilestoneStatus
 from monitor.outbox import alert_id
 from monitor.store import Appended, NewEvent, Transaction
 
-Hits = Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
-
-
 def append_decisions(
     tx: Transaction,
     config: Config,
@@ -28,7 +25,6 @@ def append_decisions(
     *,
     now: datetime,
     meta: Mapping[str, Any],
-    hits: Hits,
     dedupe: Mapping[int, str] | None = None,
     alert: bool = True,
 ) -> list[Appended]:
@@ -41,7 +37,7 @@ def append_decisions(
         [done] = tx.append([NewEvent(event, dedupe_key=key, meta=dict(meta))], now=now)
         appended.append(done)
         if isinstance(event, MilestoneStatusChanged) and alert and not done.existed:
-            queue_alerts(tx, config, event, done, now=now, meta=meta, hits=hits)
+            queue_alerts(tx, config, event, done, now=now, meta=meta)
     return appended
 
 
@@ -53,10 +49,9 @@ def queue_alerts(
     *,
     now: datetime,
     meta: Mapping[str, Any],
-    hits: Hits,
 ) -> None:
     milestone = config.milestone(change.milestone_id)
-    payload = alert_payload(tx, config, change, done, hits)
+    payload = alert_payload(tx, config, change, done)
     for channel_id in milestone.notify:
         state = tx.state("channels", channel_id)
         if state and state.get("disabled"):
@@ -83,14 +78,14 @@ def queue_alerts(
 
 
 def alert_payload(
-    tx: Transaction, config: Config, change: MilestoneStatusChanged, done: Appended, hits: Hits
+    tx: Transaction, config: Config, change: MilestoneStatusChanged, done: Appended
 ) -> dict[str, Any]:
     """The webhook `data` object (docs/webhook.schema.json); email renders the same."""
     milestone = config.milestone(change.milestone_id)
+    matched = (tx.state("milestones", milestone.id) or {}).get("terms", {})
     evidence = []
     for item_id in change.evidence:
         item = tx.state("items", item_id) or {}
-        terms = hits.get((change.milestone_id, item_id), ())
         evidence.append(
             {
                 "item_id": item_id,
@@ -98,9 +93,7 @@ def alert_payload(
                 "url": item.get("url"),
                 "publisher": item.get("publisher"),
                 "published_at": item.get("published_at"),
-                "matched_terms": [
-                    {k: h[k] for k in ("group", "term", "field", "text")} for h in terms
-                ],
+                "matched_terms": matched.get(item_id, []),
             }
         )
     return {

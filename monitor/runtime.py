@@ -117,7 +117,6 @@ def record_baselines(
             config,
             changes,
             now=now,
-            hits={},
             dedupe=keys,
             meta={"instance": instance, "operator": "configuration"},
             alert=False,
@@ -149,7 +148,6 @@ def check_deadlines(
             config,
             changes,
             now=now,
-            hits={},
             dedupe=keys,
             meta={"instance": instance, "correlation": "deadline"},
         )

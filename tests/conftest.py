@@ -7,6 +7,7 @@ the test skips with a one-line reason.
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import Iterator
@@ -64,4 +65,21 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(name))
 
 
-from tests.feedserver import feed_server  # noqa: E402,F401  (fixture for every module)
+from tests.feedserver import feed_server  # noqa: F401  (fixture for every module)
+from tests.receivers import SmtpServer, WebhookReceiver
+
+SECRET = "whsec_" + base64.b64encode(b"test-secret-for-the-receiver-32b").decode()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver verifying signatures made with SECRET."""
+    with WebhookReceiver(SECRET) as r:
+        yield r
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A plain aiosmtpd server on 127.0.0.1."""
+    with SmtpServer() as s:
+        yield s

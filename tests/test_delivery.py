@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import email
-from collections.abc import Iterator
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,11 +15,11 @@ from monitor import deliver
 from monitor.config import secrets_for
 from monitor.fetch import guarded_client
 from monitor.runtime import open_store
+from tests.conftest import SECRET
 from tests.feedserver import FeedServer
 from tests.kit import load, rss, run_once, write_config
 from tests.receivers import Reply, SmtpServer, WebhookReceiver, silent_smtp_server
 
-SECRET = "whsec_" + base64.b64encode(b"test-secret-for-the-receiver-32b").decode()
 ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
 NOW = datetime.now(UTC)
 CONFIRMING = {"title": "NEDO: Noetra has started training the foundation model",
@@ -50,18 +49,6 @@ url = "{hook_url}"
 secret_env = "MONITOR_WEBHOOK_SECRET"
 timeout = "{timeout}"
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(SECRET) as r:
-        yield r
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as s:
-        yield s
 
 
 def setup(tmp_path: Path, feed_server: FeedServer, smtp_port: int, hook_url: str,
@@ -139,7 +126,7 @@ def test_receiver_failing_every_time_follows_the_schedule_then_abandons(
     failed = [d for k, d in events if k == "AlertAttemptFailed"]
     assert [d["attempt"] for d in failed] == list(range(1, 8))
     attempts = [datetime.fromisoformat(str(d["retry_at"])) for d in failed]
-    gaps = [(b - a).total_seconds() for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(attempts)]
     for gap, base in zip(gaps, SCHEDULE[1:], strict=False):
         assert 0.8 * base - 2 <= gap <= 1.2 * base + 2
     assert events[-1][0] == "AlertAbandoned" and events[-1][1]["kind"] == "retries_exhausted"
@@ -219,3 +206,26 @@ def test_silent_smtp_server_times_out_without_holding_the_webhook(
     outcomes = [(k, d["channel_id"]) for k, d in events if k != "AlertQueued"]
     assert outcomes == [("AlertDelivered", "hook"), ("AlertAttemptFailed", "team")]
     assert events[-1][1]["kind"] == "timeout"
+
+
+def test_confirmation_by_two_publishers_explains_both_items(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    rumour = {"title": "Noetra reportedly begins training its first model",
+              "link": "https://www3.nhk.or.jp/news/html/rumour.html", "guid": "r",
+              "published": NOW - timedelta(hours=4)}
+    second = {"title": "日本AI基盤モデル開発、基盤モデルの学習を開始",
+              "link": "https://www.itmedia.co.jp/aiplus/articles/1.html", "guid": "s",
+              "published": NOW - timedelta(hours=3)}
+    feed_server.route("/news.xml", body=rss([rumour]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")},
+                        channels=channels(1, receiver.url()), notify=("hook",))
+    run_once(path, ENV)
+    feed_server.route("/news.xml", body=rss([rumour, second]))
+    run_once(path, ENV)
+    bodies = [orjson.loads(r.body)["data"] for r in receiver.received]
+    assert [(b["from"], b["to"]) for b in bodies] == [("pending", "reported"),
+                                                      ("reported", "confirmed")]
+    evidence = bodies[1]["evidence"]
+    assert [e["publisher"] for e in evidence] == ["nhk.or.jp", "itmedia.co.jp"]
+    texts = [{t["text"] for t in e["matched_terms"]} for e in evidence]
+    assert texts == [{"Noetra", "training"}, {"日本AI基盤モデル開発", "学習"}]

@@ -61,7 +61,7 @@ def test_publishers_outside_the_window_do_not_corroborate() -> None:
 
 
 def test_authoritative_publisher_confirms_alone() -> None:
-    state, events = step(ms.MilestoneState(), item="a", publisher="www.nedo.go.jp")
+    _, events = step(ms.MilestoneState(), item="a", publisher="www.nedo.go.jp")
     assert changes(events) == [("pending", "confirmed")]
     assert events[0].authoritative  # type: ignore[attr-defined]
 
@@ -77,6 +77,20 @@ def test_setback_before_confirmation_is_at_risk_once() -> None:
     assert changes(events) == [("pending", "at_risk")]
     state, events = step(state, item="b", kind="setback", publisher="itmedia.co.jp")
     assert changes(events) == []
+
+
+def test_setback_after_the_deadline_keeps_overdue() -> None:
+    state = ms.MilestoneState(status=Status.OVERDUE)
+    state, events = step(state, item="a", kind="setback")
+    assert changes(events) == [] and state.status is Status.OVERDUE
+
+
+def test_reports_do_not_move_at_risk_back_to_reported() -> None:
+    state, _ = step(ms.MilestoneState(), item="a", kind="setback")
+    state, events = step(state, item="b", publisher="itmedia.co.jp")
+    assert changes(events) == [] and state.status is Status.AT_RISK
+    state, events = step(state, item="c", publisher="nedo.go.jp")
+    assert changes(events) == [("at_risk", "confirmed")]
 
 
 def test_evidence_after_confirmation_is_recorded_without_transition() -> None:

@@ -32,7 +32,7 @@ def monitor(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MONITOR_SMTP_PASSWORD": SMTP_CANARY,
            "MONITOR_WEBHOOK_SECRET": HOOK_CANARY}
     return subprocess.run([sys.executable, "-m", "monitor", "--config", str(path), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False)
 
 
 def test_canaries_appear_nowhere(tmp_path: Path, feed_server: FeedServer) -> None:

@@ -7,7 +7,7 @@ import getpass
 import os
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -112,7 +112,7 @@ async def _send_test(channel_id: str) -> None:
         now = datetime.now(UTC)
         alert_id = f"alt_test_{uuid.uuid4().hex[:24]}"
         head = store.head()
-        payload = {
+        payload: dict[str, Any] = {
             "milestone": {
                 "id": "test",
                 "title": "Test alert from milestone-monitor",

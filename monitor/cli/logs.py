@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,18 +14,16 @@ from rich.table import Table
 
 from monitor.cli.common import (
     JsonOpt,
-    STATE,
     app,
-    command as _command,
     err,
-    load,
     opened,
     out,
-    print_json,
+)
+from monitor.cli.common import (
+    command as _command,
 )
 from monitor.config import Config
-from monitor.errors import MonitorError, UsageError
-
+from monitor.errors import UsageError
 
 # --- reviewing the log ---------------------------------------------------------------------
 
@@ -132,7 +129,7 @@ def show(position: int) -> None:
     """One event in full, with what caused it and what it caused."""
     from monitor import review
 
-    with opened() as (config, store):
+    with opened() as (_, store):
         record = store.get(position)
         if record is None:
             raise UsageError(f"position {position}: no such event")

@@ -219,7 +219,6 @@ def note(
                 config,
                 [change],
                 now=now,
-                hits={},
                 meta={"operator": who, "instance": instance_name()},
             )
     out.print(
