@@ -173,6 +173,39 @@ def bench_replay(tmp: Path) -> None:
         count, seconds, peak = int(out[0]), float(out[1]), float(out[2])
         line(what, f"{count / seconds:>7,.0f} /s", f"peak RSS {peak:.0f} MiB (whole process)")
     print("  read() streams keyset pages of 1,000 rows; it never holds the log in memory")
+    small = tmp / "small.db"
+    generate_log(small, 10_000)
+    for db, count in ((small, 10_000), (path, REPLAY_EVENTS)):
+        seconds, peak = log_json(db, tmp)
+        line(f"`monitor log --json`, {count:>9,} events", f"{count / seconds:>7,.0f} /s",
+             f"peak RSS {peak:.0f} MiB")
+    print("  the same peak RSS at 10 k and 1 M events: `monitor log --json` streams")
+
+
+def log_json(db: Path, tmp: Path) -> tuple[float, float]:
+    """Run the real command over a log in a child process; (seconds, peak RSS MiB)."""
+    config = tmp / f"{db.stem}.toml"
+    config.write_text(f'[settings]\ndatabase_url = "sqlite:///{db}"\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.bench_store", "--log-json", str(config)],
+        capture_output=True, text=True, check=True,
+    ).stderr.split()  # fmt: skip
+    return float(out[-2]), float(out[-1])
+
+
+def log_json_child(config: str) -> None:
+    """Child process: `monitor log --json` with stdout discarded; timing and RSS on stderr."""
+    from monitor.cli import app
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    started = time.perf_counter()
+    try:
+        app(["--config", config, "log", "--json"], standalone_mode=False)
+    finally:
+        elapsed = time.perf_counter() - started
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(elapsed, peak_mib, file=sys.stderr)
 
 
 def run() -> None:
@@ -188,5 +221,7 @@ def run() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--replay":
         replay(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 3 and sys.argv[1] == "--log-json":
+        log_json_child(sys.argv[2])
     else:
         run()

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,11 +28,33 @@ def items(feed: int, count: int) -> list[dict[str, object]]:
             for n in range(count)]
 
 
+STARTED: list[subprocess.Popen[str]] = []
+
+
 def start(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    """`monitor run` in a child process; its log goes to a file (a pipe could fill and block)."""
+    log = (path.parent / f"daemon-{len(STARTED)}.log").open("w")
+    proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "--config", str(path), "run"],
-        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
+        stderr=log, text=True)
+    log.close()
+    STARTED.append(proc)
+    return proc
+
+
+def stderr_of(proc: subprocess.Popen[str], path: Path) -> str:
+    return (path.parent / f"daemon-{STARTED.index(proc)}.log").read_text()
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_outlives_its_test() -> Iterator[None]:
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -119,8 +141,7 @@ def test_sigterm_while_polling_exits_zero_quickly_and_the_log_verifies(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert time.monotonic() - stopped < 10
-    _, stderr = proc.communicate()
-    assert "stopping" in stderr
+    assert "stopping" in stderr_of(proc, path)
     store = open_store(load(path))
     assert store.verify().ok
     store.close()
@@ -164,7 +185,8 @@ def test_reload_applies_a_valid_change_and_refuses_an_invalid_one(
         assert count(path, "ConfigApplied") == 2
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=10)
+        proc.wait(timeout=10)
+    stderr = stderr_of(proc, path)
     assert "reload" in stderr and "refused" in stderr and "poll_interval" in stderr
 
 
@@ -201,8 +223,7 @@ def test_two_daemons_share_one_postgresql_log(tmp_path: Path, feed_server: FeedS
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
-        _, stderr = proc.communicate(timeout=15)
-        assert proc.returncode == 0, stderr[-3000:]
+        assert proc.wait(timeout=15) == 0, stderr_of(proc, path)[-3000:]
     for f in range(200):
         times = feed_server.times(f"/{f}.xml")
         assert 2 <= len(times) <= 6, (f, times)

@@ -64,7 +64,8 @@ def deliver_at(path: Path, now: datetime) -> list[deliver.Outcome]:
 
     async def tick() -> list[deliver.Outcome]:
         store = open_store(config)
-        async with guarded_client(allow_private=True, timeout=30, user_agent="t") as client:
+        allow = config.settings.allow_private_networks
+        async with guarded_client(allow_private=allow, timeout=30, user_agent="t") as client:
             d = deliver.Dispatcher(config, store, secrets_for(config, ENV), client, "test")
             try:
                 return await deliver.deliver_due(d, now=now)
@@ -229,3 +230,18 @@ def test_confirmation_by_two_publishers_explains_both_items(
     assert [e["publisher"] for e in evidence] == ["nhk.or.jp", "itmedia.co.jp"]
     texts = [{t["text"] for t in e["matched_terms"]} for e in evidence]
     assert texts == [{"Noetra", "training"}, {"日本AI基盤モデル開発", "学習"}]
+
+
+def test_webhooks_obey_the_private_address_rule(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=503))
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    run_once(path, ENV)  # loopback allowed: one attempt, answered 503
+    assert len(receiver.received) == 1
+    path.write_text(path.read_text().replace("allow_private_networks = true",
+                                             "allow_private_networks = false"))
+    [(kind, data)] = alert_events(path)[-1:]
+    deliver_at(path, datetime.fromisoformat(str(data["retry_at"])) + timedelta(seconds=1))
+    assert len(receiver.received) == 1  # refused before connecting
+    kind, data = alert_events(path)[-1]
+    assert kind == "AlertAbandoned" and data["kind"] == "private_address"
