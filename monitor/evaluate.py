@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor import milestones
-from monitor.config import Config, Milestone, Rule
+from monitor.config.models import Config, Milestone, Rule
 from monitor.events import Event, MilestoneStatusChanged, Status
 from monitor.match import Match, Matcher, RuleSpec, compile_matcher
 

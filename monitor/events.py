@@ -43,11 +43,11 @@ class Event:
 
     def to_data(self) -> dict[str, Any]:
         """The JSON payload: datetimes as ISO 8601 strings, tuples as lists."""
-        return {f.name: _encode(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {name: _encode(getattr(self, name)) for name in _field_names(type(self))}
 
     @classmethod
     def from_data(cls: builtins.type[E], data: Mapping[str, Any]) -> E:
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _field_names(cls)
         kwargs = {k: _decode(k, v) for k, v in data.items() if k in names}
         return cls(**kwargs)
 
@@ -55,7 +55,20 @@ class Event:
 E = TypeVar("E", bound=Event)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    # dataclasses.fields() walks the class on every call; events are appended in bulk
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 def _encode(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool | None):
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, tuple | list):
