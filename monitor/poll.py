@@ -3,6 +3,11 @@
 The log records facts, not heartbeats: a 304 or an unchanged body writes no event, only the
 feed's working state (validators, next poll time). A failure is recorded as FeedFailed on the
 transition from healthy; the first good poll after it records FeedRecovered.
+
+An unchanged poll that cannot append an event is most of a daemon's polls; the daemon defers
+its working-state write and writes hundreds together (`flush_unchanged`), with no thread hop.
+A crash before that write loses only next-poll times (the lease expires, the feed is polled
+again), never a fact; a poll that may append an event still records in its own transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
+import sqlalchemy as sa
 
 from monitor import evaluate, faults, identity, workstate
 from monitor.config import Config, Feed
@@ -34,11 +42,13 @@ from monitor.milestones import MilestoneState
 from monitor.parse import Entry, ParsedFeed, parse_feed
 from monitor.record import append_decisions
 from monitor.store import EventStore, NewEvent, Transaction
+from monitor.store.schema import projection_state
 from monitor.workstate import FeedWork
 
 log = logging.getLogger("monitor.poll")
 
 BACKOFF_BASE = timedelta(minutes=1)
+FLUSH_EVERY = 500  # deferred unchanged polls written per transaction, at most
 POLLS_PLUS_ONE = workstate.feed_state.c.polls + 1
 
 
@@ -52,6 +62,10 @@ class Poller:
     fetcher: Fetcher
     instance: str
     rng: random.Random = field(default_factory=random.Random)
+    # The daemon defers the working-state write of polls that record no event and writes them
+    # together (flush_unchanged); a one-off poll writes its own.
+    defer_unchanged: bool = False
+    deferred: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +97,8 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         return await asyncio.to_thread(_record_failure, p, feed, work, exc, now)
     body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
     if result.status == 304 or body_hash == work.body_hash:
+        if p.defer_unchanged and not _may_record(feed, work, result, now):
+            return await _defer_unchanged(p, feed, work, result, now)
         return await asyncio.to_thread(_record_unchanged, p, feed, work, result, now)
     assert result.body is not None
     try:
@@ -98,6 +114,48 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
     for warning in parsed.warnings:
         log.warning("feed '%s': %s (entries recovered)", feed.id, warning)
     return await asyncio.to_thread(_record_entries, p, feed, work, result, parsed, body_hash, now)
+
+
+async def flush_unchanged(p: Poller) -> int:
+    """Write the deferred unchanged polls in one transaction; returns how many."""
+    batch, p.deferred = p.deferred, []
+    if batch:
+        await asyncio.to_thread(workstate.release_unchanged, p.store, batch)
+    return len(batch)
+
+
+def _may_record(feed: Feed, work: FeedWork, result: FetchResult, now: datetime) -> bool:
+    """Whether an unchanged poll might append an event: recovered, moved or stale changed.
+
+    Decided on the health the claim read; when in doubt, the poll records in a transaction of
+    its own, which decides again under the writer lock.
+    """
+    if work.health not in ("ok", "stale"):
+        return True
+    if result.moved_to and result.moved_to != work.url:
+        return True
+    if feed.stale_after is None:
+        return False
+    newest = work.newest_item_at
+    stale = newest is None or newest < (now - feed.stale_after).timestamp()
+    return stale != (work.health == "stale")
+
+
+async def _defer_unchanged(
+    p: Poller, feed: Feed, work: FeedWork, result: FetchResult, now: datetime
+) -> PollReport:
+    p.deferred.append(
+        {
+            "feed_id": feed.id,
+            "etag": result.etag or work.etag,
+            "last_modified": result.last_modified or work.last_modified,
+            "next_poll_at": _next_poll(p, feed, now),
+            "attempted_at": now.timestamp(),
+        }
+    )
+    if len(p.deferred) >= FLUSH_EVERY:
+        await flush_unchanged(p)
+    return PollReport(feed.id, "not_modified" if result.status == 304 else "unchanged")
 
 
 def _meta(p: Poller, feed: Feed) -> dict[str, Any]:
@@ -151,7 +209,7 @@ def _record_unchanged(
     with p.store.transaction() as tx:
         events = _health_events(tx, feed, work, result)
         events += _stale_events(tx, feed, work.newest_item_at, result.url, now)
-        tx.append([NewEvent(e, meta=_meta(p, feed)) for e in events], now=now)
+        tx.append([NewEvent(e, meta=_meta(p, feed)) for e in events])
         workstate.release_feed(
             tx.conn,
             feed.id,
@@ -196,7 +254,7 @@ def _record_failure(
                 message=str(exc),
                 next_poll_at=next_poll,
             )
-            tx.append([NewEvent(failed, meta=_meta(p, feed))], now=now)
+            tx.append([NewEvent(failed, meta=_meta(p, feed))])
         workstate.release_feed(
             tx.conn,
             feed.id,
@@ -222,27 +280,18 @@ def _record_entries(
     now: datetime,
 ) -> PollReport:
     meta = _meta(p, feed)
-    discovered = sighted = transitions = 0
     newest = work.newest_item_at
+    entries: dict[str, Entry] = {}
+    for entry in parsed.entries:
+        if entry.published_at is not None:
+            ts = entry.published_at.timestamp()
+            newest = ts if newest is None else max(newest, ts)
+        entries.setdefault(_item_id(entry), entry)  # entries sharing one GUID: the first speaks
     with p.store.transaction() as tx:
-        tx.append([NewEvent(e, meta=meta) for e in _health_events(tx, feed, work, result)], now=now)
-        states: dict[str, MilestoneState] = {}
-        seen: set[str] = set()
-        for entry in parsed.entries:
-            if entry.published_at is not None:
-                ts = entry.published_at.timestamp()
-                newest = ts if newest is None else max(newest, ts)
-            iid = _item_id(entry)
-            if iid in seen:
-                continue  # several entries sharing one GUID: the first one speaks
-            seen.add(iid)
-            outcome = _record_item(p, tx, feed, entry, iid, states, meta, now)
-            discovered += outcome == "discovered"
-            sighted += outcome == "sighted"
-            transitions += outcome == "transition"
+        tx.append([NewEvent(e, meta=meta) for e in _health_events(tx, feed, work, result)])
+        discovered, sighted, transitions = _record_items(p, tx, feed, entries, meta, now)
         tx.append(
-            [NewEvent(e, meta=meta) for e in _stale_events(tx, feed, newest, result.url, now)],
-            now=now,
+            [NewEvent(e, meta=meta) for e in _stale_events(tx, feed, newest, result.url, now)]
         )
         workstate.release_feed(
             tx.conn,
@@ -269,56 +318,94 @@ def _item_id(entry: Entry) -> str:
     )
 
 
-def _record_item(
+def _record_items(
     p: Poller,
     tx: Transaction,
     feed: Feed,
-    entry: Entry,
-    iid: str,
-    states: dict[str, MilestoneState],
+    entries: Mapping[str, Entry],
     meta: Mapping[str, Any],
     now: datetime,
-) -> str:
-    """Append what one entry means; returns discovered | sighted | transition | known."""
-    if tx.find_dedupe(f"item:{iid}") is not None:
-        known = tx.state("items", iid) or {}
-        if feed.id in known.get("feeds", []):
-            return "known"
-        seen = ItemSighted(item_id=iid, feed_id=feed.id)
-        tx.append([NewEvent(seen, dedupe_key=f"sighted:{iid}:{feed.id}", meta=dict(meta))], now=now)
-        return "sighted"
-    link = identity.canonical_url(entry.link) if entry.link else None
-    publisher = identity.publisher(entry.source_url or entry.link)
-    item = ItemDiscovered(
+) -> tuple[int, int, int]:
+    """Append what the entries mean, in entry order: (discovered, sighted, transitions).
+
+    One query finds the items already known; the new and sighted ones are appended in runs,
+    a run ending at each new item that matches a milestone so that the item's decisions follow
+    it and name its position as their cause.
+    """
+    known = _feeds_of(tx, list(entries))
+    states: dict[str, MilestoneState] = {}
+    run: list[NewEvent] = []
+    discovered = sighted = transitions = 0
+    for iid, entry in entries.items():
+        if iid in known:
+            if feed.id not in known[iid]:
+                seen = ItemSighted(item_id=iid, feed_id=feed.id)
+                run.append(NewEvent(seen, dedupe_key=f"sighted:{iid}:{feed.id}", meta=dict(meta)))
+                sighted += 1
+            continue
+        item = _discovered(feed, entry, iid)
+        run.append(NewEvent(item, dedupe_key=f"item:{iid}", meta=dict(meta)))
+        doc = evaluate.doc_of(entry.title, entry.summary, entry.content)
+        verdicts = evaluate.evaluate(p.matcher, doc)
+        notified = False
+        if verdicts:
+            done = tx.append(run)[-1]
+            run = []
+            if not done.existed:  # known after all (the log is the judge): decided before
+                causes = {**meta, "causation": done.position}
+                notified = _decide(p, tx, item, doc, verdicts, states, causes, now)
+        transitions += notified
+        discovered += not notified
+    tx.append(run)
+    return discovered, sighted, transitions
+
+
+def _feeds_of(tx: Transaction, item_ids: list[str]) -> dict[str, list[str]]:
+    """The feeds each known item was seen in (the "items" projection), in one query."""
+    t = projection_state.c
+    query = sa.select(t.key, t.state).where(t.name == "items", t.key.in_(item_ids))
+    return {key: orjson.loads(state).get("feeds", []) for key, state in tx.conn.execute(query)}
+
+
+def _discovered(feed: Feed, entry: Entry, iid: str) -> ItemDiscovered:
+    return ItemDiscovered(
         item_id=iid,
         feed_id=feed.id,
-        url=link,
+        url=identity.canonical_url(entry.link) if entry.link else None,
         guid=entry.guid,
         title=entry.title,
         summary=entry.summary,
         content=entry.content,
         published_at=entry.published_at,
-        publisher=publisher,
+        publisher=identity.publisher(entry.source_url or entry.link),
         language=entry.language,
     )
-    [done] = tx.append([NewEvent(item, dedupe_key=f"item:{iid}", meta=dict(meta))], now=now)
-    doc = evaluate.doc_of(entry.title, entry.summary, entry.content)
-    verdicts = evaluate.evaluate(p.matcher, doc)
-    if not verdicts:
-        return "discovered"
+
+
+def _decide(
+    p: Poller,
+    tx: Transaction,
+    item: ItemDiscovered,
+    doc: Mapping[str, str],
+    verdicts: Sequence[evaluate.MilestoneHit],
+    states: dict[str, MilestoneState],
+    meta: Mapping[str, Any],
+    now: datetime,
+) -> bool:
+    """Append one new item's milestone decisions; True when one of them notifies."""
     _load_states(tx, states, [v.milestone_id for v in verdicts])
     events = evaluate.item_events(
         p.config,
         p.matcher,
         states,
-        item_id=iid,
+        item_id=item.item_id,
         doc=doc,
-        publisher=publisher,
-        published_at=entry.published_at,
+        publisher=item.publisher,
+        published_at=item.published_at,
         now=now,
     )
-    append_decisions(tx, p.config, events, now=now, meta={**meta, "causation": done.position})
-    return "transition" if evaluate.notifying(events) else "discovered"
+    append_decisions(tx, p.config, events, now=now, meta=meta)
+    return bool(evaluate.notifying(events))
 
 
 def _load_states(tx: Transaction, states: dict[str, MilestoneState], ids: Sequence[str]) -> None:

@@ -18,6 +18,7 @@ from monitor.events import AlertQueued, Event, MilestoneMatched, MilestoneStatus
 from monitor.outbox import alert_id
 from monitor.store import Appended, NewEvent, Transaction
 
+
 def append_decisions(
     tx: Transaction,
     config: Config,
@@ -34,7 +35,7 @@ def append_decisions(
         key = (dedupe or {}).get(i)
         if isinstance(event, MilestoneMatched):
             key = key or f"match:{event.milestone_id}:{event.item_id}"
-        [done] = tx.append([NewEvent(event, dedupe_key=key, meta=dict(meta))], now=now)
+        [done] = tx.append([NewEvent(event, dedupe_key=key, meta=dict(meta))])
         appended.append(done)
         if isinstance(event, MilestoneStatusChanged) and alert and not done.existed:
             queue_alerts(tx, config, event, done, now=now, meta=meta)
@@ -70,8 +71,7 @@ def queue_alerts(
                     dedupe_key=f"alert:{done.position}:{channel_id}",
                     meta={**meta, "causation": done.position},
                 )
-            ],
-            now=now,
+            ]
         )
         if not q.existed:
             workstate.queue_alert(tx.conn, queued.alert_id, channel_id, now.timestamp())

@@ -71,23 +71,26 @@ class Filter:
         return True
 
     def matches(self, r: Recorded) -> bool:
-        """Every criterion, for events that arrive by `follow`."""
+        """Every criterion, for events that arrive by `follow` (the same as `select`)."""
         if self.types and r.type not in self.types:
             return False
-        if self.stream and r.stream != self.stream:
+        if (stream := self._stream()) and r.stream != stream:
             return False
         if self.since and r.recorded_at < self.since:
             return False
-        if self.until and r.recorded_at > self.until:
+        if self.until and r.recorded_at >= self.until:
             return False
         return self.accepts(r)
 
+    def _stream(self) -> str | None:
+        if self.stream is None and self.milestone:
+            return f"milestone:{self.milestone}"
+        return self.stream
+
     def select(self, store: EventStore, *, after: int = 0) -> Iterator[Recorded]:
-        stream = self.stream
-        if stream is None and self.milestone:
-            stream = f"milestone:{self.milestone}"
         records = store.read(
-            after=after, stream=stream, types=self.types, since=self.since, until=self.until
+            after=after, stream=self._stream(), types=self.types, since=self.since,
+            until=self.until,
         )
         return (r for r in records if self.accepts(r))
 
@@ -200,14 +203,18 @@ def local(moment: datetime | str | None, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+HEX = "0123456789abcdef"
+
+
 def parse_expect(text: str) -> tuple[int, str]:
     position, sep, digest = text.partition(":")
-    if not sep or not position.isdigit() or len(digest) != 64:
+    digest = digest.lower()
+    if not sep or not position.isdigit() or len(digest) != 64 or digest.strip(HEX):
         raise UsageError(
             f"--expect '{text}': not POSITION:HASH",
             hint="copy the head printed by `monitor verify` or an alert",
         )
-    return int(position), digest.lower()
+    return int(position), digest
 
 
 def columns(records: Sequence[Recorded], timezone: str) -> list[tuple[str, ...]]:

@@ -88,7 +88,7 @@ def apply_config(
         )
         try:
             store.append(
-                [NewEvent(event, expected_version=version, meta={"instance": instance})], now=now
+                [NewEvent(event, expected_version=version, meta={"instance": instance})]
             )
             return event
         except ConflictError:

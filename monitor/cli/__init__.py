@@ -6,9 +6,18 @@ Exit codes: 0 ok, 1 runtime failure, 2 configuration or usage error. Every listi
 
 from __future__ import annotations
 
+import typer
+
 from monitor.cli import alerts, logs, ops, status  # noqa: F401  (each registers its commands)
-from monitor.cli.common import app
+from monitor.cli.common import app, usage_failed
 
 
 def main() -> None:
-    app()
+    """Run the command line; usage errors print like every other error (`error:`, exit 2)."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # Click's usage errors, before any command ran
+        code = usage_failed(exc)
+    except typer.Abort:
+        code = 1
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -83,7 +83,7 @@ def retry(
         event = AlertRequeued(
             alert_id=alert_id, channel_id=row["channel_id"], operator=who, reason=reason
         )
-        tx.append([NewEvent(event, meta={"operator": who})], now=now)
+        tx.append([NewEvent(event, meta={"operator": who})])
         workstate.queue_alert(tx.conn, alert_id, row["channel_id"], now.timestamp())
     out.print(f"alert {alert_id} re-queued")
 
@@ -136,7 +136,7 @@ async def _send_test(channel_id: str) -> None:
             test=True,
         )
         with store.transaction() as tx:
-            tx.append([NewEvent(queued, meta={"instance": "cli"})], now=now)
+            tx.append([NewEvent(queued, meta={"instance": "cli"})])
             workstate.queue_alert(tx.conn, alert_id, channel.id, now.timestamp())
         s = config.settings
         async with guarded_client(

@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -18,7 +17,6 @@ import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from monitor.errors import ConfigError, MonitorError, UsageError
 
@@ -82,6 +80,40 @@ def boundary() -> Iterator[None]:
         fail(exc)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+        raise  # Typer's own signals; a closed pipe (`monitor log | head`) is Typer's to quiet
+    except OSError as exc:  # a full disk, a closed terminal: the system's sentence is enough
+        if STATE.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"error: {escape(where)}{escape(exc.strerror or _first_line(exc))}")
+        raise typer.Exit(1) from None
+    except Exception as exc:  # the CLI boundary: a sentence, never a traceback
+        if STATE.debug:
+            raise
+        err.print(f"error: unexpected {type(exc).__name__}: {escape(_first_line(exc))}")
+        err.print("hint: run again with --debug for the traceback, and report it")
+        raise typer.Exit(1) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+def usage_failed(exc: typer.TyperException) -> int:
+    """A bad option or argument, caught by Typer, as `error:` and `hint:` lines; the exit code."""
+    from typer._click.exceptions import NoArgsIsHelpError  # Typer vendors Click privately
+
+    if isinstance(exc, NoArgsIsHelpError):  # a bare `monitor`: the help is the answer
+        exc.show()
+        return exc.exit_code
+    message = exc.format_message().strip().splitlines() or ["bad command line"]
+    err.print(f"error: {escape(message[0])}")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        err.print(f"hint: see `{escape(ctx.command_path)} --help`")
+    return exc.exit_code
 
 
 def load() -> Config:

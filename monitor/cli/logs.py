@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 
 import orjson
 import typer
@@ -94,9 +94,24 @@ def log_(
                 last = chunk[-1].position
             last = max(last, (store.head() or (0, ""))[0])
         if follow:
-            for record in store.follow(after=last):
-                if selection.matches(record):
-                    _emit([record], json_, config.settings.timezone)
+            _follow(store, selection, last, json_, config.settings.timezone)
+
+
+def _follow(store: Any, selection: Any, last: int, as_json: bool, timezone: str) -> None:
+    """Print events as they are committed until Ctrl-C, which ends the command normally (0)."""
+    import signal
+    import threading
+
+    # A flag instead of KeyboardInterrupt: the store is never interrupted mid-read, and
+    # `follow` stops within one poll interval.
+    stopping = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    try:
+        for record in store.follow(after=last, stop=stopping.is_set):
+            if selection.matches(record):
+                _emit([record], as_json, timezone, header=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _chunks(records: Any, size: int) -> Iterator[list[Any]]:
@@ -107,7 +122,7 @@ def _chunks(records: Any, size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _emit(records: list[Any], as_json: bool, timezone: str) -> None:
+def _emit(records: list[Any], as_json: bool, timezone: str, *, header: bool = True) -> None:
     from monitor import review
 
     if as_json:
@@ -117,9 +132,19 @@ def _emit(records: list[Any], as_json: bool, timezone: str) -> None:
         return
     if not records:
         return
-    table = Table("pos", "recorded", "type", "stream", "what", box=None, pad_edge=False)
-    for row in review.columns(records, timezone):
-        table.add_row(*(escape(c) for c in row))
+    # On a wide terminal position, time and type stay on one line (people scan them) and long
+    # item streams end in an ellipsis (`monitor show` has them whole); the summary wraps.
+    table = Table(box=None, pad_edge=False, show_header=header)
+    wide = out.width >= 100  # below that, the stream column would squeeze out the summary
+    table.add_column("pos", justify="right", no_wrap=True)
+    table.add_column("recorded", no_wrap=wide)
+    table.add_column("type", no_wrap=wide, overflow="fold")
+    if wide:
+        table.add_column("stream", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("what", overflow="fold", min_width=20)
+    for pos, recorded, type_, stream, what in review.columns(records, timezone):
+        cells = (pos, recorded, type_, stream, what) if wide else (pos, recorded, type_, what)
+        table.add_row(*(escape(c) for c in cells))
     out.print(table)
 
 
@@ -181,7 +206,9 @@ def rebuild() -> None:
 
     from monitor import workstate
 
-    with opened() as (_, store), Progress(console=err, transient=True) as progress:
+    # Progress redraws a line in place: only on a terminal, never into a file or a pipe.
+    shown = Progress(console=err, transient=True, disable=not err.is_terminal)
+    with opened() as (_, store), shown as progress:
         head = store.head()
         task = progress.add_task("replaying", total=head[0] if head else 0)
         count = store.rebuild(progress=lambda n: progress.update(task, completed=n))
@@ -209,7 +236,7 @@ def export(
         raise UsageError(f"--format '{format_}': use jsonl or csv")
     with opened() as (config, store):
         records = _filter(config, since, until, type_, stream, milestone, feed, None).select(store)
-        sink = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+        sink = _open_output(output) if output else sys.stdout.buffer
         count = 0
         try:
             lines = (
@@ -225,3 +252,13 @@ def export(
                 sink.close()
     if output:
         err.print(f"wrote {count - (format_ == 'csv')} events to {output}")
+
+
+def _open_output(path: Path) -> BinaryIO:
+    try:
+        return open(path, "wb")  # closed by the caller
+    except OSError as exc:
+        raise UsageError(
+            f"--output {path}: cannot write: {exc.strerror or exc}",
+            hint="pass a file in a folder that exists and is writable",
+        ) from None

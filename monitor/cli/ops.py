@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from monitor.cli.common import (
-    JsonOpt,
-    STATE,
     app,
-    command as _command,
     err,
     load,
     opened,
     out,
-    print_json,
 )
-from monitor.config import Config
+from monitor.cli.common import (
+    command as _command,
+)
 from monitor.errors import MonitorError, UsageError
-
 
 # --- configuration and the daemon ----------------------------------------------------------
 

@@ -42,6 +42,8 @@ def status(json_: JsonOpt = False) -> None:
                 "delivered": len(alerts) - len(pending) - len(abandoned),
             }
         )
+        for a in abandoned:  # each one needs an operator, as in the table's red lines
+            print_json({"kind": "abandoned_alert", **a})
         return
     from monitor.review import local
 

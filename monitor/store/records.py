@@ -48,11 +48,16 @@ class Recorded:
     dedupe_key: str | None
     prev_hash: str
     hash: str
+    # the decoded event, kept after first use: every projection asks for it during a fold
+    _event: Event | None = field(default=None, compare=False, repr=False)
 
     @property
     def event(self) -> Event:
         """The stored payload decoded into its current event class (upcasters applied)."""
-        return decode(self.type, self.schema_version, self.data)
+        if self._event is None:
+            object.__setattr__(self, "_event", decode(self.type, self.schema_version, self.data))
+        assert self._event is not None
+        return self._event
 
 
 @dataclass(frozen=True, slots=True)

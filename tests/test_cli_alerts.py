@@ -1,0 +1,129 @@
+"""`monitor alerts`, `alerts retry` and `alerts test` against a real receiver and SMTP server."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import SECRET
+from tests.feedserver import FeedServer
+from tests.kit import monitor_cmd, rss, run_once, write_config
+from tests.receivers import Reply, SmtpServer, WebhookReceiver
+
+ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
+CONFIRMING = {"title": "NEDO: Noetra has started training the foundation model",
+              "link": "https://www.nedo.go.jp/news/press/AA5_101999.html", "guid": "nedo",
+              "published": datetime.now(UTC) - timedelta(hours=2)}
+CHANNELS = """
+[[channels]]
+id = "team"
+type = "email"
+host = "127.0.0.1"
+port = {port}
+security = "none"
+allow_insecure = true
+sender = "monitor@example.org"
+recipients = ["analyst@example.org"]
+timeout = "5s"
+
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "{url}"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+timeout = "5s"
+"""
+
+
+@pytest.fixture
+def config(tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
+           smtp: SmtpServer) -> Path:
+    feed_server.route("/news.xml", body=rss([CONFIRMING]))
+    return write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")},
+                        channels=CHANNELS.format(port=smtp.port, url=receiver.url()),
+                        notify=["team", "hook"])
+
+
+def cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return monitor_cmd("--config", str(path), *args,
+                       env={**ENV, "NO_COLOR": "1", "COLUMNS": "200"})
+
+
+def json_out(path: Path, *args: str) -> list[dict[str, Any]]:
+    result = cli(path, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+def by_channel(path: Path) -> dict[str, dict[str, Any]]:
+    return {row["channel_id"]: row for row in json_out(path, "alerts")}
+
+
+def test_alerts_list_pending_abandoned_and_delivered(
+        config: Path, receiver: WebhookReceiver, smtp: SmtpServer) -> None:
+    receiver.respond(Reply(status=400))  # refused for good
+    smtp.data_reply = "451 4.3.0 try again later"  # worth another attempt
+    run_once(config, ENV)
+    rows = by_channel(config)
+    queued = {r["data"]["channel_id"]: r["data"]["alert_id"]
+              for r in json_out(config, "log", "--type", "AlertQueued")}
+    assert {c: r["alert_id"] for c, r in rows.items()} == queued
+    assert (rows["hook"]["status"], rows["team"]["status"]) == ("abandoned", "pending")
+    assert rows["team"]["attempts"] == 1
+    table = cli(config, "alerts").stdout
+    for channel, status in (("hook", "abandoned"), ("team", "pending")):
+        line = next(x for x in table.splitlines() if x.startswith(queued[channel]))
+        assert f"{channel}  " in line and status in line
+    assert "JST" in next(x for x in table.splitlines() if x.startswith(queued["team"]))
+
+
+def test_retry_requeues_an_abandoned_alert_and_delivers_it_under_the_same_id(
+        config: Path, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=400))
+    run_once(config, ENV)
+    alert_id = by_channel(config)["hook"]["alert_id"]
+    result = cli(config, "alerts", "retry", alert_id)
+    assert result.returncode == 0 and f"alert {alert_id} re-queued" in result.stdout
+    [requeued] = json_out(config, "log", "--type", "AlertRequeued")
+    assert requeued["data"]["alert_id"] == alert_id and requeued["meta"]["operator"]
+    assert by_channel(config)["hook"]["status"] == "pending"
+    run_once(config, ENV)
+    assert [(r.webhook_id, r.verified) for r in receiver.received] == [(alert_id, True)] * 2
+    assert by_channel(config)["hook"]["status"] == "delivered"
+    again = cli(config, "alerts", "retry", alert_id)
+    assert again.returncode == 2 and "is delivered, not abandoned" in again.stderr
+    unknown = cli(config, "alerts", "retry", "alt_no_such_alert")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: alert 'alt_no_such")
+    assert len(json_out(config, "log", "--type", "AlertRequeued")) == 1
+
+
+def test_alerts_test_sends_a_marked_alert_through_each_real_channel(
+        config: Path, receiver: WebhookReceiver, smtp: SmtpServer) -> None:
+    result = cli(config, "alerts", "test", "hook")
+    assert result.returncode == 0 and ": delivered" in result.stdout, result.stderr
+    [hook] = receiver.received
+    body = orjson.loads(hook.body)
+    assert hook.verified and body["type"] == "milestone.test" and body["data"]["test"] is True
+    result = cli(config, "alerts", "test", "team")
+    assert result.returncode == 0, result.stderr
+    [mail] = smtp.messages
+    assert "[TEST]" in email.message_from_bytes(mail.content)["Subject"]
+    delivered = json_out(config, "log", "--type", "AlertDelivered")
+    assert sorted(d["data"]["channel_id"] for d in delivered) == ["hook", "team"]
+    unknown = cli(config, "alerts", "test", "pager")
+    assert unknown.returncode == 2
+    assert unknown.stderr.splitlines() == ["error: channel 'pager' is not configured"]
+
+
+def test_a_test_alert_that_fails_exits_1_naming_the_channel(
+        config: Path, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=500))
+    result = cli(config, "alerts", "test", "hook")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: test alert on 'hook' was not delivered" in result.stderr

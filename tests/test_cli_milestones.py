@@ -1,0 +1,200 @@
+"""`monitor status/explain/backtest/note` against a log the daemon wrote, in a subprocess."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from monitor.milestones import deadline_instant
+from tests.conftest import SECRET
+from tests.feedserver import FeedServer
+from tests.kit import monitor_cmd, rss, run_once, write_config
+from tests.receivers import Reply, WebhookReceiver
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+NOW = datetime.now(UTC)
+ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
+RUMOUR = {"title": "Noetra reportedly begins training its first model",
+          "link": "https://www3.nhk.or.jp/news/html/rumour.html", "guid": "rumour",
+          "published": NOW - timedelta(hours=4)}
+SECOND: dict[str, Any] = {"title": "日本AI基盤モデル開発、基盤モデルの学習を開始",
+          "link": "https://www.itmedia.co.jp/aiplus/articles/2611/01/news1.html",
+          "guid": "second", "published": NOW - timedelta(hours=3)}
+HOOK = """
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "{url}"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+timeout = "5s"
+"""
+SOURCE = "https://www.meti.go.jp/press/2026/11/20261101001/20261101001.html"
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pending → reported → confirmed; the first alert refused for good (400), a feed failing."""
+    folder = tmp_path_factory.mktemp("seed")
+    with FeedServer() as server, WebhookReceiver(SECRET) as receiver:
+        server.route("/news.xml", body=rss([RUMOUR, SECOND]))
+        server.route("/down.xml", status=503)
+        receiver.respond(Reply(status=400))
+        path = write_config(folder, db_url="sqlite:///events.db", notify=["hook"],
+                            feeds={"news": server.url("/news.xml"),
+                                   "down": server.url("/down.xml")},
+                            channels=HOOK.format(url=receiver.url()))
+        run_once(path, ENV)
+    yield folder
+
+
+@pytest.fixture
+def config(seeded: Path, tmp_path: Path) -> Path:
+    shutil.copytree(seeded, tmp_path / "log")
+    return tmp_path / "log" / "feeds.toml"
+
+
+def cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return monitor_cmd("--config", str(path), *args,
+                       env={**ENV, "NO_COLOR": "1", "COLUMNS": "200"})
+
+
+def json_out(path: Path, *args: str) -> list[dict[str, Any]]:
+    result = cli(path, *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+def changes(path: Path) -> list[dict[str, Any]]:
+    return json_out(path, "log", "--type", "MilestoneStatusChanged")
+
+
+def days_left(expected_by: str) -> int:
+    return (deadline_instant(date.fromisoformat(expected_by), "Asia/Tokyo")
+            - datetime.now(UTC)).days
+
+
+def test_status_json_reports_milestones_feeds_and_abandoned_alerts(config: Path) -> None:
+    lines = json_out(config, "status")
+    [milestone] = [x for x in lines if x["kind"] == "milestone"]
+    confirmed = changes(config)[-1]
+    assert milestone["status"] == confirmed["data"]["to_status"] == "confirmed"
+    assert milestone["since"] == confirmed["recorded_at"]
+    assert milestone["evidence"] == 2 and milestone["publishers"] == ["itmedia.co.jp",
+                                                                      "nhk.or.jp"]
+    assert milestone["newest_evidence"] == SECOND["title"]
+    assert milestone["expected_by"] == "2027-03-31"
+    assert milestone["days_left"] == days_left("2027-03-31")
+    feeds = {x["id"]: x for x in lines if x["kind"] == "feed"}
+    assert feeds["news"]["health"] == "ok" and feeds["news"]["problem"] is None
+    assert feeds["down"]["health"] == "failing" and "503" in feeds["down"]["problem"]
+    [counts] = [x for x in lines if x["kind"] == "alerts"]
+    assert (counts["pending"], counts["abandoned"], counts["delivered"]) == (0, 1, 1)
+    [abandoned] = [x for x in lines if x["kind"] == "abandoned_alert"]
+    [refused] = json_out(config, "log", "--type", "AlertAbandoned")
+    assert abandoned["alert_id"] == refused["data"]["alert_id"]
+
+
+def test_status_table_shows_local_times_deadline_and_abandoned_alert_lines(
+        config: Path) -> None:
+    result = cli(config, "status")
+    assert result.returncode == 0, result.stderr
+    since = datetime.fromisoformat(changes(config)[-1]["recorded_at"]).astimezone(TOKYO)
+    row = next(line for line in result.stdout.splitlines()
+               if line.startswith("training-start"))
+    assert "confirmed" in row and since.strftime("%Y-%m-%d %H:%M:%S JST") in row
+    assert f"2027-03-31 ({days_left('2027-03-31')} days left)" in row
+    assert "2 (2 publishers)" in row and SECOND["title"] in row
+    assert re.search(r"^down\s+failing\s.*503", result.stdout, re.MULTILINE)
+    assert "alerts: 0 pending, 1 abandoned" in result.stdout
+    [refused] = json_out(config, "log", "--type", "AlertAbandoned")
+    assert f"abandoned {refused['data']['alert_id']} on 'hook': " in result.stdout
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("Noetra begins training its model", "progress"),
+    ("ＮＯＥＴＲＡ、ｔｒａｉｎｉｎｇを開始", "progress"),
+    ("ﾉｴﾄﾗが基盤モデルの学習を開始", "progress"),
+    ("ﬁnally: Noetra's training run", "progress"),
+    ("Noetra postpones the start of training", "setback"),
+])
+def test_explain_json_spans_point_at_the_matched_text(config: Path, text: str,
+                                                      kind: str) -> None:
+    [verdict] = json_out(config, "explain", text)
+    assert verdict["milestone"] == "training-start" and verdict["kind"] == kind
+    assert len(verdict["hits"]) >= 2
+    for hit in verdict["hits"]:
+        assert text[hit["start"]:hit["end"]] == hit["text"]
+
+
+def test_explain_prints_each_hit_and_a_near_miss_matches_nothing(config: Path) -> None:
+    result = cli(config, "explain", "Noetra begins training its model")
+    assert result.stdout.splitlines() == [
+        "training-start (progress, rule training-start:progress)",
+        "Noetra begins training its model",
+        "  group 1: Noetra matched 'Noetra' in title [0:6]",
+        "  group 2: training matched 'training' in title [14:22]",
+    ]
+    near_miss = "Noetra sponsors SoftBank Hawks spring training camp"
+    result = cli(config, "explain", near_miss)
+    assert (result.returncode, result.stdout) == (0, "no milestone rule matches\n")
+    assert json_out(config, "explain", near_miss) == []
+
+
+def test_backtest_writes_nothing_and_lists_the_transitions_the_daemon_recorded(
+        config: Path) -> None:
+    head = cli(config, "verify").stdout.splitlines()[0]
+    replayed = json_out(config, "backtest")
+    recorded = changes(config)
+    assert [(t["milestone"], t["from"], t["to"], t["reason"]) for t in replayed] == [
+        (c["data"]["milestone_id"], c["data"]["from_status"], c["data"]["to_status"],
+         c["data"]["reason"]) for c in recorded]
+    assert [t["position"] for t in replayed] == [c["meta"]["causation"] for c in recorded]
+    table = cli(config, "backtest")
+    assert "pending → reported" in table.stdout and "reported → confirmed" in table.stdout
+    assert table.stdout.rstrip().endswith("2 transitions (nothing was written)")
+    tomorrow = (datetime.now(TOKYO) + timedelta(days=1)).date().isoformat()
+    assert json_out(config, "backtest", "--since", tomorrow) == []
+    assert cli(config, "backtest", "--since", "last week").returncode == 2
+    assert cli(config, "verify").stdout.splitlines()[0] == head
+
+
+def test_note_records_one_change_with_operator_and_source_and_is_idempotent(
+        config: Path) -> None:
+    before = changes(config)
+    args = ("note", "training-start", "--status", "at_risk", "--source", SOURCE,
+            "--reason", "budget cut announced", "--operator", "alice")
+    result = cli(config, *args)
+    assert result.returncode == 0, result.stderr
+    assert "confirmed → at_risk (by alice)" in result.stdout
+    [note] = changes(config)[len(before):]
+    assert note["data"]["from_status"] == "confirmed" and note["data"]["to_status"] == "at_risk"
+    assert note["data"]["source"] == SOURCE and note["data"]["reason"] == "budget cut announced"
+    assert note["meta"]["operator"] == "alice"
+    head = cli(config, "verify").stdout.splitlines()[0]
+    again = cli(config, *args)
+    assert again.returncode == 0 and "nothing recorded" in again.stdout
+    assert cli(config, "verify").stdout.splitlines()[0] == head
+
+
+@pytest.mark.parametrize("args", [
+    ["training-start", "--status", "done", "--source", SOURCE],
+    ["training-start", "--status", "at_risk", "--source", "meti.go.jp/press"],
+    ["training-start", "--status", "at_risk", "--source", "ftp://meti.go.jp/x"],
+    ["no-such-milestone", "--status", "at_risk", "--source", SOURCE],
+    ["training-start", "--source", SOURCE],
+])
+def test_bad_notes_exit_2_and_record_nothing(config: Path, args: list[str]) -> None:
+    head = cli(config, "verify").stdout.splitlines()[0]
+    result = cli(config, "note", *args)
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+    assert cli(config, "verify").stdout.splitlines()[0] == head

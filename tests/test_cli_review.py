@@ -1,0 +1,397 @@
+"""`monitor log/show/verify/rebuild/export/check` as people and scripts run them, in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from queue import Queue
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from monitor.projections import all_projections
+from monitor.runtime import open_store
+from tests.feedserver import FeedServer
+from tests.kit import ROOT, load, monitor_cmd, rss, run_once, write_config
+
+GOLDEN = Path(__file__).parent / "golden"
+TOKYO = ZoneInfo("Asia/Tokyo")
+NOW = datetime.now(UTC)
+KEYS = {"position", "event_id", "type", "stream", "stream_version", "recorded_at", "data",
+        "meta", "hash"}
+ITEMS: list[dict[str, Any]] = [
+    {"title": "Noetra reportedly begins training its first model",
+     "link": "https://www3.nhk.or.jp/news/html/rumour.html", "guid": "rumour",
+     "published": NOW - timedelta(hours=4)},
+    {"title": "[bold]Not markup[/bold] & [red]raw[/red] text",
+     "link": "https://news.example.com/a/hostile", "guid": "hostile"},
+    {"title": "日本AI基盤モデル開発、基盤モデルの学習を開始",
+     "link": "https://www.itmedia.co.jp/aiplus/articles/2611/01/news1.html", "guid": "second",
+     "published": NOW - timedelta(hours=3)},
+    {"title": "Unrelated story", "link": "https://news.example.com/a/2", "guid": "u2"},
+]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as s:
+        s.route("/news.xml", body=rss(ITEMS))
+        yield s
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory, server: FeedServer) -> Path:
+    """One daemon run over one feed: discoveries, matches, reported → confirmed."""
+    folder = tmp_path_factory.mktemp("seed")
+    run_once(write_config(folder, feeds={"news": server.url("/news.xml")},
+                          db_url="sqlite:///events.db"))
+    return folder
+
+
+@pytest.fixture
+def config(seeded: Path, tmp_path: Path) -> Path:
+    """A private copy of the seeded log (the database URL is relative to the config)."""
+    shutil.copytree(seeded, tmp_path / "log")
+    return tmp_path / "log" / "feeds.toml"
+
+
+def cli(path: Path, *args: str, env: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    return monitor_cmd("--config", str(path), *args,
+                       env={"NO_COLOR": "1", "COLUMNS": "120", **(env or {})})
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def logged(path: Path, *args: str) -> list[dict[str, Any]]:
+    result = cli(path, "log", "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json_lines(result.stdout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == code, result.stderr
+    assert lines and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(actual, encoding="utf-8")
+    assert path.exists(), f"{path} missing: run with UPDATE_GOLDEN=1 and review the diff"
+    assert actual == path.read_text(encoding="utf-8")
+
+
+def test_log_table_matches_golden_with_times_in_tokyo(config: Path) -> None:
+    result = cli(config, "log", "--type", "ItemDiscovered", "--type", "MilestoneStatusChanged")
+    assert result.returncode == 0 and "\x1b" not in result.stdout
+    shown = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST", result.stdout)
+    expected = [datetime.fromisoformat(r["recorded_at"]).astimezone(TOKYO)
+                .strftime("%Y-%m-%d %H:%M:%S JST")
+                for r in logged(config, "--type", "ItemDiscovered",
+                                "--type", "MilestoneStatusChanged")]
+    assert shown == expected and len(shown) == 6
+    assert "[bold]Not markup[/bold] & [red]raw[/red]" in result.stdout  # escaped, not rendered
+    # times change with every run; their width does not, so the layout stays comparable
+    stable = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST", "YYYY-MM-DD hh:mm:ss JST",
+                    result.stdout)
+    check_golden("cli_log.txt", "\n".join(line.rstrip() for line in stable.splitlines()) + "\n")
+
+
+def test_log_json_is_one_object_per_event_with_exactly_the_documented_keys(
+        config: Path) -> None:
+    records = logged(config)
+    assert all(set(r) == KEYS for r in records)
+    assert [r["position"] for r in records] == list(range(1, len(records) + 1))
+    store = open_store(load(config))
+    assert (records[-1]["position"], records[-1]["hash"]) == store.head()
+    store.close()
+
+
+@pytest.mark.parametrize("args,wanted", [
+    (["--type", "ItemDiscovered"], lambda r: r["type"] == "ItemDiscovered"),
+    (["--type", "MilestoneMatched", "--type", "ConfigApplied"],
+     lambda r: r["type"] in ("MilestoneMatched", "ConfigApplied")),
+    (["--stream", "config:main"], lambda r: r["stream"] == "config:main"),
+    (["--milestone", "training-start"], lambda r: r["stream"] == "milestone:training-start"),
+    (["--feed", "news"], lambda r: r["data"].get("feed_id") == "news"),
+    (["--grep", "ITMEDIA.co"], lambda r: "itmedia.co" in orjson.dumps(r["data"]).decode()),
+    (["--grep", "基盤モデルの学習"], lambda r: "基盤モデルの学習" in orjson.dumps(r["data"]).decode()),
+])
+def test_log_filters_select_exactly_what_they_name(config: Path, args: list[str],
+                                                   wanted: Any) -> None:
+    everything = logged(config)
+    expected = [r["position"] for r in everything if wanted(r)]
+    assert 0 < len(expected) < len(everything)
+    assert [r["position"] for r in logged(config, *args)] == expected
+
+
+def test_limit_gives_the_newest_events(config: Path) -> None:
+    everything = logged(config)
+    assert logged(config, "--limit", "3") == everything[-3:]
+    items = [r for r in everything if r["type"] == "ItemDiscovered"]
+    assert logged(config, "--type", "ItemDiscovered", "--limit", "2") == items[-2:]
+
+
+def test_since_and_until_are_read_in_the_configured_timezone(config: Path) -> None:
+    everything = logged(config)
+    moments = [datetime.fromisoformat(r["recorded_at"]) for r in everything]
+    cut = moments[-1]
+    naive_tokyo = cut.astimezone(TOKYO).replace(tzinfo=None).isoformat()
+    later = [r["position"] for r, at in zip(everything, moments, strict=True) if at >= cut]
+    earlier = [r["position"] for r, at in zip(everything, moments, strict=True) if at < cut]
+    assert later and earlier
+    assert [r["position"] for r in logged(config, "--since", naive_tokyo)] == later
+    assert [r["position"] for r in logged(config, "--until", naive_tokyo)] == earlier
+    offset = cut.astimezone(TOKYO).isoformat()
+    assert offset.endswith("+09:00")
+    assert [r["position"] for r in logged(config, "--since", offset)] == later
+    tomorrow = (cut.astimezone(TOKYO) + timedelta(days=1)).date().isoformat()
+    assert logged(config, "--since", tomorrow) == []
+    assert logged(config, "--until", tomorrow) == everything
+
+
+@pytest.mark.parametrize("args", [["--type", "ItemDiscoverd"], ["--since", "yesterday"],
+                                  ["--until", "2026-13-01"], ["--limit", "0"]])
+def test_bad_log_arguments_exit_2_with_one_line(config: Path, args: list[str]) -> None:
+    result = cli(config, "log", *args)
+    assert_one_line_error(result, 2)
+    assert result.stdout == ""
+
+
+def test_follow_streams_new_events_and_ctrl_c_ends_it_cleanly(
+        config: Path, server: FeedServer) -> None:
+    before = len(logged(config, "--type", "ItemDiscovered"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "log", "--follow", "--json",
+         "--type", "ItemDiscovered"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=ROOT)
+    lines: Queue[str] = Queue()  # a reader thread, so a silent CLI fails the test, not hangs it
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    try:
+        old = [orjson.loads(lines.get(timeout=20)) for _ in range(before)]
+        fresh = {"title": "Follow me: a story that came later", "guid": "later",
+                 "link": "https://news.example.com/a/later"}
+        server.route("/news.xml", body=rss([*ITEMS, fresh]))
+        run_once(config)
+        new = orjson.loads(lines.get(timeout=20))
+    finally:
+        server.route("/news.xml", body=rss(ITEMS))
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=20)
+    assert [r["type"] for r in old] == ["ItemDiscovered"] * before
+    assert new["data"]["title"] == fresh["title"] and new["position"] > old[-1]["position"]
+    assert code == 0
+    assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+
+
+def _pump(stream: IO[str] | None, lines: Queue[str]) -> None:
+    for line in stream or ():
+        lines.put(line)
+
+
+def test_show_prints_the_event_with_its_cause_and_effects(config: Path) -> None:
+    everything = logged(config)
+    [reported, _] = [r for r in everything if r["type"] == "MilestoneStatusChanged"]
+    cause = reported["meta"]["causation"]
+    shown = orjson.loads(cli(config, "show", str(cause)).stdout)
+    assert shown["data"]["title"] == ITEMS[0]["title"]
+    effects = [r for r in everything if r["meta"].get("causation") == cause]
+    assert [(c["position"], c["type"]) for c in shown["caused"]] == [
+        (r["position"], r["type"]) for r in effects]
+    assert {"MilestoneMatched", "MilestoneStatusChanged"} <= {c["type"] for c in shown["caused"]}
+    change = orjson.loads(cli(config, "show", str(reported["position"])).stdout)
+    assert {k: change[k] for k in KEYS} == reported
+    assert change["caused_by"]["position"] == cause
+    assert change["caused_by"]["type"] == "ItemDiscovered"
+    assert_one_line_error(cli(config, "show", str(len(everything) + 1)), 2)
+    [hostile] = [r for r in everything if r["data"].get("guid") == "hostile"]
+    shown = orjson.loads(cli(config, "show", str(hostile["position"])).stdout)
+    assert shown["data"]["title"] == ITEMS[1]["title"]  # printed as data, never as markup
+
+
+def tamper(path: Path, sql: str, *params: object) -> None:
+    """Change the log behind the store's back, as someone with the database file could."""
+    db = sqlite3.connect(path.parent / "events.db")
+    db.execute("DROP TRIGGER IF EXISTS events_no_update")
+    db.execute("DROP TRIGGER IF EXISTS events_no_delete")
+    db.execute(sql, params)
+    db.commit()
+    db.close()
+
+
+def test_verify_prints_the_head_then_names_the_first_tampered_position(config: Path) -> None:
+    records = logged(config)
+    head = f"{records[-1]['position']}:{records[-1]['hash']}"
+    result = cli(config, "verify")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [f"head {head}", f"ok: {len(records)} events verified"]
+    assert cli(config, "verify", "--expect", head).returncode == 0
+    tamper(config, "UPDATE events SET data = replace(data, 'Unrelated', 'Related') "
+                   "WHERE position = ?", records[-1]["position"])
+    tamper(config, "UPDATE events SET data = replace(data, 'nhk', 'bbc') WHERE position = 3")
+    result = cli(config, "verify")
+    assert result.returncode == 1
+    assert "error: chain broken: position 3: " in result.stderr
+    assert f"position {records[-1]['position']}" not in result.stderr
+
+
+def test_verify_expect_catches_a_rewritten_or_truncated_tail(config: Path) -> None:
+    records = logged(config)
+    old_head = f"{records[-1]['position']}:{records[-1]['hash']}"
+    wrong = f"{records[2]['position']}:{'0' * 64}"
+    result = cli(config, "verify", "--expect", wrong)
+    assert result.returncode == 1 and f"position {records[2]['position']}: hash" in result.stderr
+    tamper(config, "DELETE FROM events WHERE position = ?", records[-1]["position"])
+    assert cli(config, "verify").returncode == 0  # a clean cut leaves a valid, shorter chain
+    result = cli(config, "verify", "--expect", old_head)
+    assert result.returncode == 1
+    assert f"position {records[-1]['position']}: missing" in result.stderr
+
+
+@pytest.mark.parametrize("expect", ["12", "x:" + "a" * 64, "3:abc", "3:" + "g" * 64])
+def test_malformed_expect_is_a_usage_error(config: Path, expect: str) -> None:
+    assert_one_line_error(cli(config, "verify", "--expect", expect), 2)
+
+
+def test_rebuild_restores_every_projection_without_terminal_noise(config: Path) -> None:
+    names = [p.name for p in all_projections()]
+    store = open_store(load(config))
+    before = {name: store.states(name) for name in names}
+    store.close()
+    assert before["milestones"] and before["items"]
+    db = sqlite3.connect(config.parent / "events.db")  # projections are derived: wipe them
+    db.execute("DELETE FROM projection_state")
+    db.commit()
+    db.close()
+    result = cli(config, "rebuild")
+    count = len(logged(config))
+    assert result.returncode == 0
+    assert result.stdout == f"rebuilt projections from {count} events\n"
+    assert result.stderr == ""  # no progress bar drawn into a pipe
+    store = open_store(load(config))
+    assert {name: store.states(name) for name in names} == before
+    store.close()
+
+
+def test_export_jsonl_round_trips_and_csv_has_a_header_and_a_row_per_event(
+        config: Path) -> None:
+    everything = logged(config)
+    target = config.parent / "out.jsonl"
+    result = cli(config, "export", "--format", "jsonl", "--output", str(target))
+    assert result.returncode == 0 and f"wrote {len(everything)} events" in result.stderr
+    exported = json_lines(target.read_text(encoding="utf-8"))
+    assert exported == everything
+    assert [r["position"] for r in exported] == list(range(1, len(everything) + 1))
+    rows = list(csv.reader(io.StringIO(cli(config, "export", "--format", "csv").stdout)))
+    assert rows[0][:4] == ["position", "recorded_at", "type", "stream"] and "hash" in rows[0]
+    assert [int(row[0]) for row in rows[1:]] == [r["position"] for r in everything]
+    titled = [row for row in rows[1:] if row[2] == "ItemDiscovered"]
+    assert orjson.loads(titled[1][rows[0].index("data")])["title"] == ITEMS[1]["title"]
+    assert_one_line_error(cli(config, "export", "--format", "xml"), 2)
+    assert_one_line_error(cli(config, "export", "--output", str(target / "nope" / "x")), 2)
+
+
+CANARY = {"MONITOR_SMTP_PASSWORD": "canary-smtp-pw-5e1d",
+          "MONITOR_WEBHOOK_SECRET": "whsec_Y2FuYXJ5LXdlYmhvb2stc2VjcmV0LTMyLWJ5dGVzIQ=="}
+CHANNELS = """
+[[channels]]
+id = "team"
+type = "email"
+host = "127.0.0.1"
+port = 2525
+security = "none"
+allow_insecure = true
+username = "monitor"
+password_env = "MONITOR_SMTP_PASSWORD"
+sender = "monitor@example.org"
+recipients = ["analyst@example.org"]
+
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "https://hooks.example.org/in"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+"""
+
+
+def test_check_prints_the_effective_config_with_env_names_and_no_secret(tmp_path: Path) -> None:
+    path = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"},
+                        channels=CHANNELS, notify=["team", "hook"])
+    result = cli(path, "check", env=CANARY)
+    assert result.returncode == 0, result.stderr
+    effective = orjson.loads(result.stdout)
+    assert [c.get("password_env") or c.get("secret_env") for c in effective["channels"]] == [
+        "MONITOR_SMTP_PASSWORD", "MONITOR_WEBHOOK_SECRET"]
+    assert "<redacted>" not in result.stdout  # nothing here holds a credential
+    assert "configuration ok: 1 feeds, 1 milestones, 2 channels" in result.stderr
+    db = "postgresql+psycopg://monitor:canary-db-pw-77@db.example.org/monitor"
+    result = cli(path, "check", env={**CANARY, "MONITOR_DATABASE_URL": db})
+    assert orjson.loads(result.stdout)["settings"]["database_url"] == (
+        "postgresql+psycopg://monitor:<redacted>@db.example.org/monitor")
+    for secret in [*CANARY.values(), "canary-db-pw-77", "Y2FuYXJ5"]:
+        assert secret not in result.stdout + result.stderr
+
+
+def test_check_lists_every_problem_at_once(tmp_path: Path) -> None:
+    path = write_config(tmp_path, feeds={"news": "not a url"}, notify=["nobody"],
+                        extra_settings='pol_interval = "5m"\ntimezone_typo = 1',
+                        interval="soon")
+    result = cli(path, "check")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    named = ["settings.poll_interval: 'soon' is not a duration", "settings.pol_interval: unknown",
+             "settings.timezone_typo: unknown", "feeds[0].url: 'not a url'",
+             "milestones[0].notify[0]: unknown channel 'nobody'"]
+    assert sorted(n for n in named for line in errors if n in line) == sorted(named)
+    assert len(errors) == len(named)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("value,problem", [
+    ("", "environment variable MONITOR_WEBHOOK_SECRET is not set"),
+    ("canary-not-a-whsec-value", "MONITOR_WEBHOOK_SECRET: secret 1 does not start with"),
+])
+def test_check_names_a_missing_or_malformed_secret_without_quoting_it(
+        tmp_path: Path, value: str, problem: str) -> None:
+    path = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"},
+                        channels=CHANNELS, notify=["hook"])
+    result = cli(path, "check", env={**CANARY, "MONITOR_WEBHOOK_SECRET": value})
+    assert_one_line_error(result, 2)
+    assert problem in result.stderr
+    assert "canary" not in result.stdout + result.stderr
+
+
+def test_errors_are_one_line_with_documented_exit_codes(config: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "feeds.toml"
+    assert_one_line_error(cli(missing, "status"), 2)
+    assert str(missing) in cli(missing, "status").stderr
+    assert_one_line_error(cli(config, "log", "--no-such-option"), 2)
+    assert_one_line_error(cli(config, "show", "first"), 2)
+    assert_one_line_error(cli(config, "frobnicate"), 2)
+    result = cli(config, "poll", "no-such-feed")
+    assert_one_line_error(result, 2)
+    assert "feed 'no-such-feed' is not configured" in result.stderr
+    (tmp_path / "a-file").write_text("not a folder")
+    unwritable = f"sqlite:///{tmp_path / 'a-file' / 'events.db'}"
+    result = cli(config, "status", env={"MONITOR_DATABASE_URL": unwritable})
+    assert_one_line_error(result, 1)
+    assert "a-file/events.db" in result.stderr and "cannot open" in result.stderr

@@ -1,0 +1,128 @@
+"""The daemon's fast poll path: claims in batches, unchanged polls written together, no fact lost."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from monitor import poll, workstate
+from monitor.daemon import Daemon, fetch_limits
+from monitor.fetch import Fetcher
+from monitor.runtime import open_store
+from monitor.store import EventStore
+from tests.feedserver import FeedServer
+from tests.kit import load, rss, run_once, write_config
+
+BODY = rss([{"title": "Unrelated story", "guid": "g1", "link": "https://news.example.com/1"}])
+
+
+def feed_types(path: Path, feed_id: str) -> list[str]:
+    store = open_store(load(path))
+    try:
+        return [r.type for r in store.read(stream=f"feed:{feed_id}")]
+    finally:
+        store.close()
+
+
+def make_all_due(store: EventStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(workstate.feed_state).values(next_poll_at=0))
+
+
+def test_recovery_is_recorded_when_the_first_good_answer_is_a_304(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.route("/a.xml", body=BODY, etag='"v1"')
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    run_once(path)
+    feed_server.route("/a.xml", status=503)
+    run_once(path)
+    feed_server.route("/a.xml", body=BODY, etag='"v1"')
+    run_once(path)
+    run_once(path)
+    assert feed_server.requests("/a.xml")[-1].get("If-None-Match") == '"v1"'
+    assert feed_types(path, "a") == ["FeedFailed", "FeedRecovered"]
+
+
+def test_one_tick_claims_batch_after_batch_and_writes_unchanged_polls(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feeds = {f"f{n}": feed_server.url(f"/{n}.xml") for n in range(30)}
+    for n in range(30):
+        feed_server.route(f"/{n}.xml", body=BODY, etag=f'"{n}"')
+    # concurrency 2: at most 8 polls in flight, so one tick needs several claims
+    path = write_config(tmp_path, feeds=feeds, extra_settings="concurrency = 2")
+    run_once(path)
+
+    async def one_tick() -> None:
+        daemon = Daemon(load(path), {})
+        await daemon.start()
+        make_all_due(daemon.store)
+        await daemon.poll_tick()
+        await asyncio.gather(*daemon.inflight)
+        await poll.flush_unchanged(daemon.poller)
+        await daemon.close()
+
+    started = time.time()
+    asyncio.run(one_tick())
+    store = open_store(load(path))
+    rows = workstate.feed_rows(store)
+    assert all(feed_server.hits(f"/{n}.xml") == 2 for n in range(30))
+    assert {r.polls for r in rows.values()} == {2}
+    assert all(r.lease_owner is None and r.last_attempt_at >= started for r in rows.values())
+    assert all(r.next_poll_at >= started + 29 * 60 for r in rows.values())  # interval 30m
+    assert [r.type for r in store.read(types=["FeedFailed", "FeedRecovered"])] == []
+    store.close()
+
+
+def test_unchanged_polls_lost_before_their_write_are_polled_again_after_the_lease(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.route("/a.xml", body=BODY, etag='"v1"')
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    run_once(path)
+    config = load(path)
+    store = open_store(config)
+    head = store.head()
+    now = time.time()
+
+    async def poll_without_flush() -> poll.PollReport:
+        [work] = workstate.claim_feeds(
+            store, owner="crashing", now=now, lease=60, limit=1, feed_ids=["a"], due_only=False
+        )
+        async with Fetcher(fetch_limits(config)) as fetcher:
+            poller = poll.poller_for(config, store, fetcher, "crashing")
+            poller.defer_unchanged = True
+            return await poll.poll_feed(poller, work)  # the process "dies" before a flush
+
+    assert asyncio.run(poll_without_flush()).outcome == "not_modified"
+    assert store.head() == head  # nothing recorded, nothing half-recorded
+    claim = functools.partial(
+        workstate.claim_feeds, store, owner="other", lease=60, limit=1, feed_ids=["a"]
+    )
+    assert claim(now=now + 1, due_only=False) == []  # still leased to the dead poller
+    [again] = claim(now=now + 61, due_only=False)
+    assert again.etag == '"v1"'
+    store.close()
+
+
+def test_claims_skip_feeds_not_configured_here_and_carry_health(
+    tmp_path: Path, feed_server: FeedServer, db_url: str
+) -> None:
+    for name in ("ok", "other"):
+        feed_server.route(f"/{name}.xml", body=BODY)
+    feed_server.route("/bad.xml", status=500)
+    feeds = {name: feed_server.url(f"/{name}.xml") for name in ("ok", "bad", "other")}
+    path = write_config(tmp_path, feeds=feeds, db_url=db_url)
+    run_once(path)
+    store = open_store(load(path))
+    make_all_due(store)
+    works = workstate.claim_feeds(
+        store, owner="t", now=time.time(), lease=60, limit=10, feed_ids={"ok", "bad"}
+    )
+    assert {w.feed_id: w.health for w in works} == {"ok": "ok", "bad": "failing"}
+    store.close()
