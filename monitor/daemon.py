@@ -28,7 +28,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import deliver, poll, runtime, workstate
-from monitor.config import Config, load_config, secrets_for
+from monitor.config import Config, available_secrets, load_config, secret_problems
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher, FetchLimits, guarded_client
 from monitor.store import EventStore
@@ -76,6 +76,8 @@ class Daemon:
             log.info("configuration %s applied", applied.config_sha256[:12])
         runtime.record_baselines(self.store, self.config, instance=self.instance, now=now)
         workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
+        for problem in secret_problems(self.config, self.env):
+            log.warning("%s: alerts to that channel wait until it is set", problem)
         await self._open_clients()
 
     async def _open_clients(self) -> None:
@@ -87,7 +89,7 @@ class Daemon:
         self.poller = poll.poller_for(self.config, self.store, self.fetcher, self.instance)
         self.poller.defer_unchanged = True
         self.dispatcher = deliver.Dispatcher(
-            self.config, self.store, secrets_for(self.config, self.env), self.client, self.instance
+            self.config, self.store, available_secrets(self.config, self.env), self.client, self.instance
         )
 
     async def close(self) -> None:
@@ -301,7 +303,6 @@ class Daemon:
     async def _reload(self, why: str) -> None:
         try:
             new = load_config(Path(self.config.path), self.env)
-            secrets_for(new, self.env)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload (%s) refused: %s", why, problem)

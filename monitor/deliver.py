@@ -120,6 +120,12 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
         queued_at=datetime.fromisoformat(row["queued_at"]),
         test=queued.test,
     )
+    variable = channel.secret_env if isinstance(channel, WebhookChannel) else channel.password_env
+    if variable is not None and channel.id not in d.secrets:
+        missing = DeliveryError("missing_secret", f"channel '{channel.id}': environment "
+                                f"variable {variable} is not set (or not well formed)")
+        events, due = _failed(d, channel, message, row, attempt, missing, now, {})
+        return await _record(d, row, events, due)
     faults.crash_point("deliver:before_send")
     if isinstance(channel, WebhookChannel):
         events, due = await _send_webhook(d, channel, message, row, attempt, now)
@@ -148,7 +154,7 @@ async def _send_webhook(
         response = await webhook.send_webhook(
             d.client,
             url=channel.url,
-            secrets=d.secrets.get(channel.id, ""),
+            secrets=d.secrets[channel.id],
             alert_id=message.alert_id,
             body=body,
             timestamp=int(datetime.now(UTC).timestamp()),

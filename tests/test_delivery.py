@@ -245,3 +245,17 @@ def test_webhooks_obey_the_private_address_rule(
     assert len(receiver.received) == 1  # refused before connecting
     kind, data = alert_events(path)[-1]
     assert kind == "AlertAbandoned" and data["kind"] == "private_address"
+
+
+def test_a_missing_secret_holds_alerts_without_stopping_the_daemon(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    assert run_once(path, {}) == 0  # starts and polls with MONITOR_WEBHOOK_SECRET unset
+    kind, data = alert_events(path)[-1]
+    assert kind == "AlertAttemptFailed" and data["kind"] == "missing_secret"
+    assert "MONITOR_WEBHOOK_SECRET" in str(data["message"])
+    assert receiver.received == []
+    deliver_at(path, datetime.fromisoformat(str(data["retry_at"])) + timedelta(seconds=1))
+    [hook] = receiver.received  # the variable is set now (ENV): delivered, signed
+    assert hook.verified
+    assert alert_events(path)[-1][0] == "AlertDelivered"

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from monitor.cli.common import JsonOpt, alerts_app, command, opened, out, print_json
-from monitor.errors import MonitorError, UsageError
+from monitor.errors import ConfigError, MonitorError, UsageError
 
 
 @alerts_app.callback()
@@ -97,7 +97,7 @@ def test(channel: str) -> None:
 
 async def _send_test(channel_id: str) -> None:
     from monitor import deliver, workstate
-    from monitor.config import secrets_for
+    from monitor.config import available_secrets, secret_problems
     from monitor.events import AlertQueued
     from monitor.fetch import guarded_client
     from monitor.runtime import instance_name
@@ -108,7 +108,11 @@ async def _send_test(channel_id: str) -> None:
             channel = config.channel(channel_id)
         except KeyError:
             raise UsageError(f"channel '{channel_id}' is not configured") from None
-        secrets = secrets_for(config, os.environ)
+        index = [c.id for c in config.channels].index(channel.id)
+        problems = [p for p in secret_problems(config, os.environ) if f"channels[{index}]." in p]
+        if problems:
+            raise ConfigError(problems, hint="set the variable in this command's environment")
+        secrets = available_secrets(config, os.environ)
         now = datetime.now(UTC)
         alert_id = f"alt_test_{uuid.uuid4().hex[:24]}"
         head = store.head()

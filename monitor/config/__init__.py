@@ -2,7 +2,7 @@
 
     load_config(path, env)     read and validate the file; every problem in one ConfigError
     check_secrets(config, env) every channel secret variable set and well-formed
-    secrets_for(config, env)   channel id → secret, for the channels at start-up
+    secrets_for(config, env)   channel id → secret; available_secrets: the ones that are set
     redacted(config)           the effective configuration for `monitor check`, secrets hidden
     diff(old, new)             ids added / removed / changed, as events.ConfigApplied records them
 
@@ -23,7 +23,12 @@ from monitor.config.models import (
     Settings,
     WebhookChannel,
 )
-from monitor.config.secrets import check_secrets, secrets_for
+from monitor.config.secrets import (
+    available_secrets,
+    check_secrets,
+    secret_problems,
+    secrets_for,
+)
 from monitor.config.values import (
     DEFAULT_DATABASE_URL,
     DEFAULT_RETRY_SCHEDULE,
@@ -47,6 +52,7 @@ __all__ = [
     "Rule",
     "Settings",
     "WebhookChannel",
+    "available_secrets",
     "check_secrets",
     "diff",
     "format_duration",
@@ -55,5 +61,6 @@ __all__ = [
     "redact_url",
     "redacted",
     "resolve_sqlite_path",
+    "secret_problems",
     "secrets_for",
 ]

@@ -14,6 +14,15 @@ WEBHOOK_PREFIX = "whsec_"
 
 def check_secrets(config: Config, env: Mapping[str, str]) -> None:
     """Raise ConfigError naming every channel secret variable that is unset or malformed."""
+    problems = secret_problems(config, env)
+    if problems:
+        raise ConfigError(
+            problems, hint="set each variable named above in the daemon's environment"
+        )
+
+
+def secret_problems(config: Config, env: Mapping[str, str]) -> list[str]:
+    """Every channel secret variable that is unset or malformed, one line each."""
     problems: list[str] = []
     for i, channel in enumerate(config.channels):
         key = "password_env" if isinstance(channel, EmailChannel) else "secret_env"
@@ -26,22 +35,31 @@ def check_secrets(config: Config, env: Mapping[str, str]) -> None:
             problems.append(f"{where}: environment variable {variable} is not set")
         elif key == "secret_env":
             problems.extend(f"{where}: {variable}: {p}" for p in _webhook_secret_problems(value))
-    if problems:
-        raise ConfigError(
-            problems, hint="set each variable named above in the daemon's environment"
-        )
+    return problems
 
 
 def secrets_for(config: Config, env: Mapping[str, str]) -> dict[str, str]:
     """Channel id → its secret: the SMTP password, or the space-separated whsec_ list."""
     check_secrets(config, env)
+    return available_secrets(config, env)
+
+
+def available_secrets(config: Config, env: Mapping[str, str]) -> dict[str, str]:
+    """The secrets that are set and well formed; channels missing theirs are left out.
+
+    The daemon starts without them (each such alert fails, retryably, naming the variable),
+    so a fresh checkout runs; `monitor check` still refuses.
+    """
     found: dict[str, str] = {}
     for channel in config.channels:
+        variable = channel.password_env if isinstance(channel, EmailChannel) else channel.secret_env
+        value = env.get(variable, "") if variable is not None else ""
+        if not value.strip():
+            continue
         if isinstance(channel, EmailChannel):
-            if channel.password_env is not None:
-                found[channel.id] = env[channel.password_env]
-        else:
-            found[channel.id] = " ".join(env[channel.secret_env].split())
+            found[channel.id] = value
+        elif not _webhook_secret_problems(value):
+            found[channel.id] = " ".join(value.split())
     return found
 
 
