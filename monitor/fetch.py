@@ -1,9 +1,13 @@
 """The httpx edge: a feed URL becomes bytes, "not modified", or a FetchError with a kind and a sentence.
 
-Every fetch runs under a wall-clock deadline, decodes at most `max_bytes`, follows at most
-`max_redirects` hops by hand, and connects only to addresses `netguard.is_forbidden` allows,
-judged on the addresses the connection actually uses (see the transports at the end), so DNS
-rebinding between a check and the connect cannot happen.
+Every fetch runs under a wall-clock deadline, decodes at most `max_bytes` (`monitor.bodies`),
+follows at most `max_redirects` hops by hand, and connects only to addresses
+`netguard.is_forbidden` allows, judged on the addresses the connection actually uses
+(`monitor.connect`), so DNS rebinding between a check and the connect cannot happen.
+
+The Fetcher hands httpx requests straight to its transport: httpx's client layer (cookies,
+auth, header merging, redirect bookkeeping) cost more per fetch than the transport itself and
+none of it applies to a feed.
 
 Failure kinds: invalid_url, dns, connect, tls, timeout, private_address, too_large, decode,
 protocol, too_many_redirects, redirect_loop, gone, rate_limited, http_4xx, http_5xx.
@@ -12,35 +16,28 @@ protocol, too_many_redirects, redirect_loop, gone, rate_limited, http_4xx, http_
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
-import http
-import ssl
-import zlib
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, replace
+import functools
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import aiohttp
 import httpx
 
+from monitor.bodies import HINTS, read_body, retry_after, status_error, translate
+from monitor.connect import TRANSPORTS, guarded_transport
 from monitor.errors import FetchError
-from monitor.netguard import TRANSPORTS, Policy, guarded_transport, is_forbidden, parse_host_literal
+from monitor.netguard import Policy, is_forbidden, parse_host_literal
+
+__all__ = ["FetchLimits", "FetchResult", "Fetcher", "guarded_client", "retry_after"]
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
     "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.1"
 )
-_CHUNK = 256 * 1024  # the most decoded at once, so a compression bomb never allocates much
-_HINTS = {
-    "private_address": "set allow_private = true only for feeds on your own network",
-    "gone": "remove the feed or find its new address",
-    "dns": "check the host name in the feed URL",
-    "tls": "check the site's certificate; feeds must be served with a valid one",
-}
+# br is not offered: no bounded brotli decoder is installed (see monitor.bodies).
+_ENCODINGS = "gzip, deflate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,249 +66,143 @@ class FetchResult:
     moved_to: str | None  # permanent (301/308) target of the requested URL, if any
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    text: str  # the URL as it is fetched, numeric hosts canonical
+    url: httpx.URL
+    host: str  # host:port, the key of the per-host limit
+
+
+class _HostGate:
+    """The per-host semaphore, kept only while some fetch for the host waits or runs."""
+
+    __slots__ = ("semaphore", "users")
+
+    def __init__(self, size: int) -> None:
+        self.semaphore, self.users = asyncio.Semaphore(size), 0
+
+
 class Fetcher:
-    """Fetches feeds through one shared client, within global and per-host concurrency limits."""
+    """Fetches feeds through one shared transport, within global and per-host concurrency limits."""
 
     def __init__(
         self, limits: FetchLimits, *, transport: str = "aiohttp", policy: Policy = is_forbidden
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
-        self._limits, self._transport, self._policy = limits, transport, policy
+        self._limits, self._kind, self._policy = limits, transport, policy
         self._global = asyncio.Semaphore(limits.concurrency)
-        self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._hosts: dict[str, _HostGate] = {}
+        self._headers = httpx.Headers(
+            {"User-Agent": limits.user_agent, "Accept": ACCEPT, "Accept-Encoding": _ENCODINGS}
+        )
+        self._transport: httpx.AsyncBaseTransport | None = None
 
     async def __aenter__(self) -> Self:
-        lim = self._limits
-        check = None if lim.allow_private else self._policy
-        pool = 2 * lim.concurrency
-        self._client = _client(check, lim.deadline, lim.user_agent, self._transport, pool)
+        check = None if self._limits.allow_private else self._policy
+        self._transport = guarded_transport(check, self._kind, 2 * self._limits.concurrency)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
 
     async def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None
     ) -> FetchResult:
         """GET `url` conditionally; raises FetchError for anything but a 2xx or 304 answer."""
         target = _prepare_url(url)
-        headers = {"Accept": ACCEPT}
+        # a built Headers copies without normalizing again; no fixed encoding, so a non-ASCII
+        # validator is sent as UTF-8 rather than failing
+        headers = httpx.Headers(self._headers)
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        async with self._slot(f"{target.host}:{target.port}"):
-            try:
+        gate = self._hosts.get(target.host)
+        if gate is None:
+            gate = self._hosts[target.host] = _HostGate(self._limits.per_host)
+        gate.users += 1
+        try:
+            # the host's slot first: fetches queued for a slow host hold no global slot
+            async with gate.semaphore, self._global:
                 async with asyncio.timeout(self._limits.deadline):
                     return await self._follow(url, target, headers)
-            except TimeoutError:
-                raise FetchError(
-                    "timeout", f"{url}: no complete answer within {self._limits.deadline:g} s"
-                ) from None
-
-    @contextlib.asynccontextmanager
-    async def _slot(self, host: str) -> AsyncIterator[None]:
-        """A per-host slot, then a global one: fetches queued for a slow host hold no global slot."""
-        semaphore, users = self._hosts.setdefault(
-            host, (asyncio.Semaphore(self._limits.per_host), [0])
-        )
-        users[0] += 1
-        try:
-            async with semaphore, self._global:
-                yield
+        except TimeoutError:
+            raise FetchError(
+                "timeout", f"{url}: no complete answer within {self._limits.deadline:g} s"
+            ) from None
         finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._hosts[host]
+            gate.users -= 1
+            if not gate.users:
+                del self._hosts[target.host]
 
-    async def _follow(self, url: str, target: httpx.URL, headers: dict[str, str]) -> FetchResult:
-        seen = [str(target)]
+    async def _follow(self, url: str, target: _Target, headers: httpx.Headers) -> FetchResult:
+        seen = [target.text]
         moved_to: str | None = None
         permanent = True  # every hop so far was 301/308, so the feed itself has moved
         while True:
-            shown = url if len(seen) == 1 else f"{target} (redirected from {url})"
-            answer = await self._hop(target, headers, shown)
+            shown = url if len(seen) == 1 else f"{target.text} (redirected from {url})"
+            answer = await self._hop(target, headers, shown, moved_to)
             if isinstance(answer, FetchResult):
-                return replace(answer, moved_to=moved_to)
+                return answer
             status, location = answer
-            nxt = _prepare_url(urljoin(str(target), location))
-            if str(nxt) in seen:
-                loop = " → ".join([*seen[seen.index(str(nxt)) :], str(nxt)])
+            nxt = _prepare_url(urljoin(target.text, location))
+            if nxt.text in seen:
+                loop = " → ".join([*seen[seen.index(nxt.text) :], nxt.text])
                 raise FetchError("redirect_loop", f"{url}: redirect loop ({loop})")
             if len(seen) > self._limits.max_redirects:
                 raise FetchError(
                     "too_many_redirects", f"{url}: more than {self._limits.max_redirects} redirects"
                 )
             permanent = permanent and status in (301, 308)
-            moved_to = str(nxt) if permanent else moved_to
-            seen.append(str(nxt))
+            moved_to = nxt.text if permanent else moved_to
+            seen.append(nxt.text)
             target = nxt
 
     async def _hop(
-        self, target: httpx.URL, headers: dict[str, str], url: str
+        self, target: _Target, headers: httpx.Headers, url: str, moved_to: str | None
     ) -> FetchResult | tuple[int, str]:
         """One request: the answer, or (status, Location) for a redirect; errors name `url`."""
-        assert self._client is not None, "use Fetcher as an async context manager"
+        assert self._transport is not None, "use Fetcher as an async context manager"
         try:
-            request = self._client.build_request("GET", target, headers=headers)
-            response = await self._client.send(request, stream=True)
+            request = httpx.Request("GET", target.url, headers=headers)
+            response = await self._transport.handle_async_request(request)
         except FetchError as exc:
-            raise FetchError(exc.kind, f"{url}: {exc.message}", hint=_HINTS.get(exc.kind)) from None
+            raise FetchError(exc.kind, f"{url}: {exc.message}", hint=HINTS.get(exc.kind)) from None
         except httpx.HTTPError as exc:
-            raise _translate(url, exc) from exc
+            raise translate(url, exc) from exc
         try:
             status, found = response.status_code, response.headers
-            if 300 <= status < 400 and status != 304:
+            if status == 304:
+                body = None
+            elif 300 <= status < 400:
                 if "location" not in found:
                     raise FetchError("protocol", f"{url}: redirect {status} without a Location")
                 return status, found["location"]
-            if status != 304 and not 200 <= status < 300:
-                raise _status_error(url, response, datetime.now(UTC))
-            body = None if status == 304 else await self._read(url, response)
+            elif 200 <= status < 300:
+                body = await read_body(url, response, self._limits.max_bytes)
+            else:
+                raise status_error(url, response, datetime.now(UTC))
             return FetchResult(
-                url=str(target),
+                url=target.text,
                 status=status,
                 body=body,
                 etag=found.get("etag"),
                 last_modified=found.get("last-modified"),
                 content_type=found.get("content-type"),
-                moved_to=None,
+                moved_to=moved_to,
             )
         finally:
             await response.aclose()
 
-    async def _read(self, url: str, response: httpx.Response) -> bytes:
-        decoder = _Decoder(
-            url, response.headers.get("content-encoding", ""), self._limits.max_bytes
-        )
-        try:
-            async for raw in response.aiter_raw():
-                decoder.feed(raw)
-        except httpx.HTTPError as exc:
-            raise _translate(url, exc) from exc
-        return decoder.finish()
 
-
-class _Decoder:
-    """Content-Encoding decoding that stops as soon as the decoded size passes the cap."""
-
-    def __init__(self, url: str, encoding: str, cap: int) -> None:
-        self._url, self._cap = url, cap
-        self._parts: list[bytes] = []
-        self._size = 0
-        coding = encoding.strip().lower()
-        if coding in ("", "identity"):
-            self._zlib: Any = None
-        elif coding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
-        elif coding == "deflate":
-            self._zlib = None  # chosen from the first bytes
-        else:
-            raise FetchError("decode", f"{url}: unsupported Content-Encoding {encoding!r}")
-        self._deflate = coding == "deflate"
-
-    def feed(self, raw: bytes) -> None:
-        if self._deflate and self._zlib is None:
-            # RFC 9110 deflate is zlib-wrapped, but many servers send raw deflate; the header says which.
-            wrapped = len(raw) >= 2 and raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        if self._zlib is None:
-            self._keep(raw)
-            return
-        data = raw
-        try:
-            while data and not self._zlib.eof:
-                self._keep(self._zlib.decompress(data, _CHUNK))
-                data = self._zlib.unconsumed_tail
-        except zlib.error as exc:
-            raise FetchError("decode", f"{self._url}: compressed body is corrupt ({exc})") from None
-
-    def _keep(self, piece: bytes) -> None:
-        self._size += len(piece)
-        if self._size > self._cap:
-            raise FetchError(
-                "too_large", f"{self._url}: body is larger than {self._cap} bytes once decoded"
-            )
-        self._parts.append(piece)
-
-    def finish(self) -> bytes:
-        if self._zlib is not None:
-            self._keep(self._zlib.flush(_CHUNK))
-            if not self._zlib.eof:
-                raise FetchError("decode", f"{self._url}: compressed body ends early")
-        return b"".join(self._parts)
-
-
-def retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After value, delay-seconds or HTTP-date (RFC 9110 §10.2.3)."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
-def _status_error(url: str, response: httpx.Response, now: datetime) -> FetchError:
-    status = response.status_code
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = response.reason_phrase or "(unknown status)"
-    wait = retry_after(response.headers.get("retry-after"), now)
-    kind = {410: "gone", 429: "rate_limited"}.get(status)
-    kind = kind or ("http_4xx" if status < 500 else "http_5xx")
-    tail = "" if wait is None else f" (retry after {wait:g} s)"
-    message = f"{url}: server answered {status} {phrase}{tail}"
-    return FetchError(kind, message, status=status, retry_after=wait, hint=_HINTS.get(kind))
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _translate(url: str, exc: httpx.HTTPError) -> FetchError:
-    """Name a transport failure by its root cause; both transports wrap causes differently."""
-    causes = list(_causes(exc))
-    tls: list[BaseException] = [c for c in causes if isinstance(c, ssl.SSLError)]
-    tls += [c for c in causes if isinstance(c, aiohttp.ClientSSLError)]
-    if tls:
-        reason = getattr(tls[0], "reason", None) or str(tls[0]).splitlines()[0][:160]
-        return FetchError("tls", f"{url}: TLS handshake failed ({reason})", hint=_HINTS["tls"])
-    for cause in causes:
-        if isinstance(cause, ConnectionRefusedError):
-            return FetchError("connect", f"{url}: connection refused")
-        if isinstance(cause, ConnectionResetError | aiohttp.ServerDisconnectedError):
-            return FetchError("connect", f"{url}: connection reset by the server")
-        if isinstance(cause, TimeoutError):
-            return FetchError("timeout", f"{url}: the server did not answer in time")
-    if isinstance(exc, httpx.TimeoutException):
-        return FetchError("timeout", f"{url}: the server did not answer in time")
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return FetchError("invalid_url", f"{url}: not a fetchable URL ({exc})")
-    if isinstance(exc, httpx.ProtocolError):
-        return FetchError("protocol", f"{url}: the server broke the HTTP protocol ({exc})")
-    return FetchError("connect", f"{url}: connection failed ({exc or type(exc).__name__})")
-
-
-def _prepare_url(url: str) -> httpx.URL:
+# Feeds are fetched again and again: parsing and canonicalizing each URL once is enough.
+@functools.lru_cache(maxsize=16384)
+def _prepare_url(url: str) -> _Target:
     """Check the scheme and host, and write numeric hosts the way they will be connected to."""
     try:
         parts = urlsplit(url.strip())
@@ -329,22 +220,10 @@ def _prepare_url(url: str) -> httpx.URL:
         netloc = (userinfo + "@" if userinfo else "") + literal + (f":{port}" if port else "")
         url = urlunsplit(parts._replace(netloc=netloc))
     try:
-        return httpx.URL(url.strip())
+        parsed = httpx.URL(url.strip())
     except httpx.InvalidURL as exc:
         raise FetchError("invalid_url", f"{url}: not a valid URL ({exc})") from None
-
-
-def _client(
-    check: Policy | None, timeout: float, user_agent: str, transport: str, pool: int
-) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=guarded_transport(check, transport, pool),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-        # br is not offered: no bounded brotli decoder is installed (see _Decoder).
-        headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
-    )
+    return _Target(text=str(parsed), url=parsed, host=f"{parsed.host}:{parsed.port}")
 
 
 def guarded_client(*, allow_private: bool, timeout: float, user_agent: str) -> httpx.AsyncClient:
@@ -354,4 +233,10 @@ def guarded_client(*, allow_private: bool, timeout: float, user_agent: str) -> h
     (not an httpx exception). Use it as `async with guarded_client(...) as client:`.
     """
     check = None if allow_private else is_forbidden
-    return _client(check, timeout, user_agent, "aiohttp", 20)
+    return httpx.AsyncClient(
+        transport=guarded_transport(check, "aiohttp", 20),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        headers={"User-Agent": user_agent, "Accept-Encoding": _ENCODINGS},
+    )

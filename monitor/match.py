@@ -1,29 +1,32 @@
-"""Milestone rules to explained matches: terms, aliases, an Aho-Corasick prefilter (pure)."""
+"""Milestone rules to explained matches: rule checks, an Aho-Corasick prefilter (pure)."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
 from typing import Any
 
 import ahocorasick
 
-from monitor.identity import MappedText, normalize
+from monitor.identity import MappedText
+from monitor.terms import (
+    Term,
+    TermError,
+    check_term,
+    compile_terms,
+    first_at,
+    first_regex,
+    latin,
+    plain_pattern,
+)
+
+# TermError and check_term live in monitor.terms; config reads them from here, beside the rules.
+__all__ = [
+    "FIELDS", "Hit", "Match", "Matcher", "RuleSpec", "TermError",
+    "check_term", "compile_matcher", "match_plain",
+]  # fmt: skip
 
 FIELDS = ("title", "summary", "content")
-
-
-class TermError(ValueError):
-    """A term or rule cannot be compiled: bad regex, unknown alias, empty term or group."""
-
-    def __init__(self, term: str | None, reason: str, *, rule: str | None = None) -> None:
-        self.term, self.reason, self.rule = term, reason, rule
-        where = f"rule {rule!r}: " if rule is not None else ""
-        what = f"term {term!r}: " if term is not None else ""
-        super().__init__(f"{where}{what}{reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,83 +63,12 @@ class Match:
     hits: tuple[Hit, ...]
 
 
-@cache
-def _latin() -> tuple[frozenset[str], str]:
-    """Latin letters and ASCII digits, as a set and as a regex class body."""
-    chars = [
-        chr(cp)
-        for cp in range(0x20000)
-        if chr(cp).isalpha() and "LATIN" in unicodedata.name(chr(cp), "")
-    ]
-    chars += list("0123456789")
-    return frozenset(chars), "".join(f"\\U{ord(c):08x}" for c in sorted(chars))
-
-
-@dataclass(frozen=True, slots=True)
-class _Term:
-    source: str  # as written, for explanations
-    literal: str = ""  # normalized, without the trailing "*"
-    regex: re.Pattern[str] | None = None
-    left: bool = False  # a Latin letter or digit may not precede the match
-    right: bool = False  # nor follow it
-    wildcard: bool = False  # the match runs on over following Latin letters and digits
-
-
-def _parse(term: str) -> _Term:
-    stripped = term.strip()
-    if len(stripped) >= 2 and stripped[0] == stripped[-1] == "/":
-        try:
-            pattern = re.compile(stripped[1:-1], re.IGNORECASE)
-        except re.error as exc:
-            raise TermError(term, f"bad regular expression ({exc})") from None
-        if pattern.fullmatch(""):
-            raise TermError(term, "regular expression matches the empty string")
-        return _Term(term, regex=pattern)
-    literal = normalize(term)
-    wildcard = literal.endswith("*")
-    literal = literal.removesuffix("*")
-    if not literal:
-        raise TermError(term, "empty term")
-    if "*" in literal or literal != literal.rstrip():
-        raise TermError(term, "only a trailing * right after a word is allowed")
-    latin = _latin()[0]
-    # A term with any non-Latin letter (kanji, kana, ...) matches as a plain substring.
-    edges = not any(ch.isalnum() and ch not in latin for ch in literal)
-    return _Term(term, literal, None, edges and literal[0] in latin,
-                 edges and not wildcard and literal[-1] in latin, wildcard)  # fmt: skip
-
-
-def _expand(
-    term: str, aliases: Mapping[str, Sequence[str]], seen: tuple[str, ...] = ()
-) -> list[str]:
-    if not term.strip().startswith("@"):
-        return [term]
-    name = term.strip()[1:]
-    if name not in aliases:
-        raise TermError(term, f"unknown alias {name!r}")
-    if name in seen:
-        raise TermError(term, f"alias {name!r} refers to itself")
-    found = [t for member in aliases[name] for t in _expand(member, aliases, (*seen, name))]
-    if not found:
-        raise TermError(term, f"alias {name!r} has no terms")
-    return found
-
-
-def _terms(terms: Iterable[str], aliases: Mapping[str, Sequence[str]]) -> tuple[_Term, ...]:
-    return tuple(_parse(t) for term in terms for t in _expand(term, aliases))
-
-
-def check_term(term: str, aliases: Mapping[str, Sequence[str]]) -> None:
-    """Raise TermError when `term` (or, for "@name", every term of the alias) cannot be compiled."""
-    _terms([term], aliases)
-
-
 @dataclass(frozen=True, slots=True)
 class _Rule:
     key: str
-    groups: tuple[tuple[_Term, ...], ...]
-    any: tuple[_Term, ...]
-    none: tuple[_Term, ...]
+    groups: tuple[tuple[Term, ...], ...]
+    any: tuple[Term, ...]
+    none: tuple[Term, ...]
     fields: tuple[str, ...]
 
 
@@ -149,17 +81,17 @@ def _compile(key: str, spec: RuleSpec, aliases: Mapping[str, Sequence[str]]) -> 
     if problem:
         raise TermError(None, problem, rule=key)
     try:
-        groups = tuple(_terms(g, aliases) for g in spec.all)
-        return _Rule(key, groups, _terms(spec.any, aliases), _terms(spec.none, aliases),
-                     tuple(spec.fields))  # fmt: skip
+        groups = tuple(compile_terms(g, aliases) for g in spec.all)
+        return _Rule(key, groups, compile_terms(spec.any, aliases),
+                     compile_terms(spec.none, aliases), tuple(spec.fields))  # fmt: skip
     except TermError as exc:
         raise TermError(exc.term, exc.reason, rule=key) from None
 
 
 # A strategy gives the leftmost hit (term, field, start, end) of any of the terms, in the
 # first field (in rule order) that has one; offsets are in the normalized field text.
-_First = Callable[[tuple[_Term, ...], tuple[str, ...]], "tuple[_Term, str, int, int] | None"]
-_Found = list[tuple[int | None, _Term, str, int, int]]
+_First = Callable[[tuple[Term, ...], tuple[str, ...]], "tuple[Term, str, int, int] | None"]
+_Found = list[tuple[int | None, Term, str, int, int]]
 
 
 def _evaluate(rule: _Rule, first: _First, vetoes: bool = True) -> _Found | None:
@@ -177,31 +109,6 @@ def _evaluate(rule: _Rule, first: _First, vetoes: bool = True) -> _Found | None:
     if vetoes and rule.none and first(rule.none, rule.fields) is not None:
         return None
     return found
-
-
-def _first_regex(pattern: re.Pattern[str], text: str) -> tuple[int, int] | None:
-    for m in pattern.finditer(text):
-        if m.end() > m.start():  # a zero-width match has nothing to show
-            return m.span()
-    return None
-
-
-def _first_at(
-    term: _Term, text: str, ends: list[int], latin: frozenset[str]
-) -> tuple[int, int] | None:
-    """The first occurrence (automaton end offsets, inclusive) that honours the term's boundaries."""
-    size, length = len(term.literal), len(text)
-    for end in ends:
-        start, stop = end - size + 1, end + 1
-        if term.left and start and text[start - 1] in latin:
-            continue
-        if term.wildcard:
-            while stop < length and text[stop] in latin:
-                stop += 1
-        elif term.right and stop < length and text[stop] in latin:
-            continue
-        return start, stop
-    return None
 
 
 def _explain(key: str, found: _Found, texts: dict[str, MappedText]) -> Match:
@@ -223,7 +130,7 @@ class _Index:
     always: list[int]  # rules with a regex in every part: no literal can rule them out
 
 
-def _literal_parts(rule: _Rule) -> list[tuple[_Term, ...]]:
+def _literal_parts(rule: _Rule) -> list[tuple[Term, ...]]:
     parts = [*rule.groups, *((rule.any,) if rule.any else ())]
     return [p for p in parts if all(t.regex is None for t in p)]
 
@@ -316,18 +223,18 @@ class Matcher:
 def _automaton_first(
     texts: dict[str, MappedText], occurrences: dict[str, dict[str, list[int]]]
 ) -> _First:
-    latin = _latin()[0]
+    letters = latin()[0]
 
     def first(
-        terms: tuple[_Term, ...], fields: tuple[str, ...]
-    ) -> tuple[_Term, str, int, int] | None:
+        terms: tuple[Term, ...], fields: tuple[str, ...]
+    ) -> tuple[Term, str, int, int] | None:
         for name in fields:
             text, found, best = texts[name].text, occurrences[name], None
             for term in terms:
                 if term.regex is not None:
-                    span = _first_regex(term.regex, text)
+                    span = first_regex(term.regex, text)
                 elif term.literal in found:
-                    span = _first_at(term, text, found[term.literal], latin)
+                    span = first_at(term, text, found[term.literal], letters)
                 else:
                     continue
                 if span is not None and (best is None or span[0] < best[2]):
@@ -344,14 +251,6 @@ def compile_matcher(rules: Mapping[str, RuleSpec], aliases: Mapping[str, Sequenc
     return Matcher([_compile(key, spec, aliases) for key, spec in rules.items()])
 
 
-@lru_cache(maxsize=4096)
-def _plain_pattern(term: _Term) -> re.Pattern[str]:
-    latin = _latin()[1]
-    before = f"(?<![{latin}])" if term.left else ""
-    after = f"[{latin}]*" if term.wildcard else f"(?![{latin}])" if term.right else ""
-    return re.compile(before + re.escape(term.literal) + after)
-
-
 def match_plain(
     rule: RuleSpec, aliases: Mapping[str, Sequence[str]], doc: Mapping[str, str], *, key: str = ""
 ) -> Match | None:
@@ -360,11 +259,11 @@ def match_plain(
     texts = {name: MappedText(doc.get(name) or "") for name in compiled.fields}
 
     def first(
-        terms: tuple[_Term, ...], fields: tuple[str, ...]
-    ) -> tuple[_Term, str, int, int] | None:
+        terms: tuple[Term, ...], fields: tuple[str, ...]
+    ) -> tuple[Term, str, int, int] | None:
         for name in fields:
             spans = [
-                (_first_regex(t.regex or _plain_pattern(t), texts[name].text), t) for t in terms
+                (first_regex(t.regex or plain_pattern(t), texts[name].text), t) for t in terms
             ]
             hits = [(span[0], n, t, span) for n, (span, t) in enumerate(spans) if span]
             if hits:

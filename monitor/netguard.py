@@ -1,34 +1,19 @@
-"""Which addresses an outgoing connection may reach, and the transports that enforce it at connect time.
+"""Which addresses an outgoing connection may reach, and what a numeric host name stands for.
 
-`is_forbidden` and `parse_host_literal` are pure. `guarded_transport` builds an httpx transport
-whose connections are judged on the addresses they actually use: the httpcore transport resolves
-and checks before connecting to the checked address itself; the aiohttp transport checks in its
-resolver and again in its socket factory (aiohttp skips the resolver for IP literals). A refused
-connection raises `FetchError(kind="private_address")` out of the httpx client, unwrapped.
+Both functions are pure. `monitor.connect` applies `is_forbidden` at connect time, to the
+addresses a connection actually uses.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from typing import Any
 
-import aiohttp
-import httpcore
-import httpx
-from aiohttp.abc import AbstractResolver, ResolveResult
-from httpx_aiohttp import AiohttpTransport
-
-from monitor.errors import FetchError
-
-__all__ = ["IPAddress", "Policy", "guarded_transport", "is_forbidden", "parse_host_literal"]
+__all__ = ["IPAddress", "Policy", "is_forbidden", "parse_host_literal"]
 
 IPAddress = IPv4Address | IPv6Address
 Policy = Callable[[IPAddress], str | None]
-TRANSPORTS = ("aiohttp", "httpcore")
 
 # Checked in order; the first match names the reason. Ranges from the IANA special-purpose
 # address registries (RFC 6890 and its updates).
@@ -157,119 +142,3 @@ def _parse_number(part: str) -> int | None:
     if not digits or not all(c in "0123456789abcdef"[:base] for c in digits):
         return None
     return int(digits, base)
-
-
-async def _resolve(host: str, port: int, check: Policy | None) -> list[IPAddress]:
-    """Every address `host` stands for, refused as a whole if `check` forbids any of them."""
-    literal = parse_host_literal(host)
-    if literal is not None:
-        found = [literal]
-    else:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise FetchError("dns", f"host {host!r} does not resolve ({exc.strerror})") from None
-        parsed = (parse_host_literal(str(info[4][0])) for info in infos)
-        found = list(dict.fromkeys(ip for ip in parsed if ip is not None))
-    for ip in found:
-        reason = None if check is None else check(ip)
-        if reason is not None:
-            named = f"{ip}" if literal is not None else f"{host} ({ip})"
-            raise FetchError("private_address", f"connecting to {named} refused: {reason} address")
-    return found
-
-
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore network backend: resolves and checks, then connects to the checked address."""
-
-    def __init__(self, check: Policy | None) -> None:
-        self._check, self._inner = check, httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        failure: httpcore.ConnectError | None = None
-        for ip in await _resolve(host, port, self._check):
-            try:
-                return await self._inner.connect_tcp(
-                    str(ip), port, timeout, local_address, socket_options
-                )
-            except httpcore.ConnectError as exc:
-                failure = exc
-        raise failure or httpcore.ConnectError(f"no address for {host}")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _GuardedResolver(AbstractResolver):
-    """aiohttp resolver that checks every address of a name before aiohttp connects to it."""
-
-    def __init__(self, check: Policy | None) -> None:
-        self._check = check
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(ip),
-                port=port,
-                proto=0,
-                flags=flags,
-                family=socket.AF_INET6 if isinstance(ip, IPv6Address) else socket.AF_INET,
-            )
-            for ip in await _resolve(host, port, self._check)
-        ]
-
-    async def close(self) -> None:
-        return None
-
-
-def _socket_factory(check: Policy | None) -> Callable[[Any], socket.socket]:
-    """aiohttp skips its resolver for IP literals; the socket factory sees every address used."""
-
-    def create(addr_info: Any) -> socket.socket:
-        family, kind, proto, _, sockaddr = addr_info
-        ip = parse_host_literal(str(sockaddr[0]))
-        reason = None if check is None or ip is None else check(ip)
-        if reason is not None:
-            raise FetchError("private_address", f"connecting to {ip} refused: {reason} address")
-        return socket.socket(family=family, type=kind, proto=proto)
-
-    return create
-
-
-def guarded_transport(check: Policy | None, kind: str, pool: int) -> httpx.AsyncBaseTransport:
-    """An httpx transport (`kind` in TRANSPORTS) refusing addresses `check` names a reason for."""
-    if kind == "aiohttp":
-
-        def session() -> aiohttp.ClientSession:
-            connector = aiohttp.TCPConnector(
-                limit=pool,
-                resolver=_GuardedResolver(check),
-                socket_factory=_socket_factory(check),
-                ssl=httpx.create_ssl_context(),
-            )
-            return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-        return AiohttpTransport(client=session)
-    if kind != "httpcore":
-        raise ValueError(f"transport must be one of {TRANSPORTS}, not {kind!r}")
-    transport = httpx.AsyncHTTPTransport(trust_env=False)
-    # httpx has no public way to hand its connection pool a network backend.
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=pool,
-        max_keepalive_connections=pool,
-        network_backend=_GuardedBackend(check),
-    )
-    return transport

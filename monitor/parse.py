@@ -10,19 +10,19 @@ import html
 import io
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any
 from xml.sax import SAXParseException
 
 import feedparser
-import nh3
 import orjson
 
 from monitor.errors import ParseError
+from monitor.feedtext import html_to_text, plain, safe_html, text_of
 from monitor.screen import describe, inflate, screen, sniff_japanese
+
+__all__ = ["Entry", "ParsedFeed", "html_to_text", "parse_feed"]  # html_to_text: feedtext's
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ def parse_feed(
         if bozo and type(result.get("bozo_exception")).__name__ not in _BENIGN_BOZO:
             raise ParseError("malformed", f"feed has no recoverable entries ({bozo})")
     return ParsedFeed(
-        title=_cap(_text(feed.get("title_detail")), max_field),
+        title=_cap(text_of(feed.get("title_detail")), max_field),
         link=_url(feed.get("link"), max_field),
         language=language,
         entries=kept,
@@ -128,17 +128,17 @@ def _entry(
     return Entry(
         guid=guid,
         link=link,
-        title=_cap(_text(e.get("title_detail")), cap),
-        summary=_cap(_text(summary_detail), cap),
-        content=_cap("\n".join(_text(c) for c in contents), cap),
-        summary_html=_safe_html(display or (contents[0] if contents else None), cap),
+        title=_cap(text_of(e.get("title_detail")), cap),
+        summary=_cap(text_of(summary_detail), cap),
+        content=_cap("\n".join(text_of(c) for c in contents), cap),
+        summary_html=safe_html(display or (contents[0] if contents else None), cap),
         published_at=_entry_date(e, now),
         language=next(
             (_language(d.get("language")) for d in details if d and d.get("language")),
             feed_language,
         ),
         source_url=_url(source.get("href") or source.get("link"), cap),
-        source_title=_cap(_text(source.get("title_detail")) or str(source.get("title") or ""), cap)
+        source_title=_cap(text_of(source.get("title_detail")) or str(source.get("title") or ""), cap)
         or None,
     )
 
@@ -190,7 +190,7 @@ def _parse_json_feed(data: bytes, *, now: datetime, cap: int) -> ParsedFeed:
     items: list[Any] = doc["items"] if isinstance(doc.get("items"), list) else []
     entries = tuple(_json_entry(i, language, now, cap) for i in items if isinstance(i, dict))
     return ParsedFeed(
-        title=_cap(_plain(html.unescape(str(doc.get("title") or ""))), cap),
+        title=_cap(plain(html.unescape(str(doc.get("title") or ""))), cap),
         link=_url(doc.get("home_page_url"), cap),
         language=language,
         entries=entries,
@@ -211,88 +211,15 @@ def _json_entry(item: dict[str, Any], feed_language: str | None, now: datetime, 
     return Entry(
         guid=_url(None if item.get("id") is None else str(item["id"]), cap),
         link=_url(item.get("url"), cap),
-        title=_cap(_plain(html.unescape(str(item.get("title") or ""))), cap),
-        summary=_cap(_plain(summary), cap),
-        content=_cap(_plain(content), cap),
-        summary_html=_safe_html(shown, cap),
+        title=_cap(plain(html.unescape(str(item.get("title") or ""))), cap),
+        summary=_cap(plain(summary), cap),
+        content=_cap(plain(content), cap),
+        summary_html=safe_html(shown, cap),
         published_at=published,
         language=_language(item.get("language")) or feed_language,
         source_url=None,
         source_title=None,
     )
-
-
-def _text(detail: Mapping[str, Any] | None) -> str:
-    """Plain text of a feedparser text construct, HTML or not."""
-    if not detail:
-        return ""
-    value = str(detail.get("value") or "")
-    return html_to_text(value) if "html" in str(detail.get("type", "")) else _plain(value)
-
-
-def _safe_html(detail: Mapping[str, Any] | None, cap: int) -> str:
-    """Sanitized HTML for display, at most `cap` characters, never cut inside a tag or entity."""
-    if not detail:
-        return ""
-    value = str(detail.get("value") or "")[:cap]
-    markup = value if "html" in str(detail.get("type", "")) else html.escape(value)
-    cleaned = nh3.clean(markup)
-    if len(cleaned) <= cap:
-        return cleaned
-    cut = cleaned[:cap]
-    for opener, closer in (("<", ">"), ("&", ";")):
-        if cut.rfind(opener) > cut.rfind(closer):
-            cut = cut[: cut.rfind(opener)]
-    return cut
-
-
-_BLOCK = re.compile(
-    r"p|br|hr|h[1-6]|[uod]l|li|d[dt]|div|pre|table|t[dhr]|blockquote|address|article|aside"
-    r"|section|header|footer|nav|main|figure|figcaption"
-)
-
-
-class _TextExtractor(HTMLParser):
-    """Collects character data; script/style dropped, block elements become line breaks."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style"):
-            self.hidden += 1
-        elif _BLOCK.fullmatch(tag):
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self.hidden = max(0, self.hidden - 1)
-        elif _BLOCK.fullmatch(tag):
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
-
-
-def html_to_text(markup: str) -> str:
-    """Plain text of an HTML fragment, for matching."""
-    extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
-    return _plain("".join(extractor.parts))
-
-
-def _plain(text: str) -> str:
-    """Spaces collapsed within lines, blank lines dropped, ends stripped."""
-    # Only ASCII spaces and NBSP collapse: U+3000 is part of Japanese headlines.
-    lines = (_SPACES.sub(" ", line).strip(" ") for line in text.splitlines())
-    return "\n".join(line for line in lines if line)
-
-
-_SPACES = re.compile(r"[ \t\f\v\xa0]+")
 
 
 def _cap(text: str, cap: int) -> str:

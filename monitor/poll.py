@@ -1,8 +1,10 @@
-"""One poll of one feed: fetch, parse, identify, match, decide — recorded in one transaction.
+"""One poll of one feed: fetch, parse, and record the outcome in one transaction.
 
 The log records facts, not heartbeats: a 304 or an unchanged body writes no event, only the
 feed's working state (validators, next poll time). A failure is recorded as FeedFailed on the
-transition from healthy; the first good poll after it records FeedRecovered.
+transition from healthy; the first good poll after it records FeedRecovered. A changed body's
+entries (sightings, discoveries, milestone decisions) are recorded by `monitor.items`, inside
+this module's transaction.
 
 An unchanged poll that cannot append an event is most of a daemon's polls; the daemon defers
 its working-state write and writes hundreds together (`flush_unchanged`), with no thread hop.
@@ -16,33 +18,18 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-import sqlalchemy as sa
-
-from monitor import evaluate, faults, identity, workstate
+from monitor import evaluate, faults, items, workstate
 from monitor.config import Config, Feed
 from monitor.errors import FetchError, ParseError
-from monitor.events import (
-    Event,
-    FeedFailed,
-    FeedMoved,
-    FeedRecovered,
-    FeedStale,
-    ItemDiscovered,
-    ItemSighted,
-)
+from monitor.events import Event, FeedFailed, FeedMoved, FeedRecovered, FeedStale
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
-from monitor.milestones import MilestoneState
-from monitor.parse import Entry, ParsedFeed, parse_feed
-from monitor.record import append_decisions
+from monitor.parse import ParsedFeed, parse_feed
 from monitor.store import EventStore, NewEvent, Transaction
-from monitor.store.schema import projection_state
 from monitor.workstate import FeedWork
 
 log = logging.getLogger("monitor.poll")
@@ -113,7 +100,7 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         return await asyncio.to_thread(_record_failure, p, feed, work, exc, now, result)
     for warning in parsed.warnings:
         log.warning("feed '%s': %s (entries recovered)", feed.id, warning)
-    return await asyncio.to_thread(_record_entries, p, feed, work, result, parsed, body_hash, now)
+    return await asyncio.to_thread(_record_changed, p, feed, work, result, parsed, body_hash, now)
 
 
 async def flush_unchanged(p: Poller) -> int:
@@ -270,7 +257,7 @@ def _record_failure(
     return PollReport(feed.id, "failed", error=f"{exc.kind}: {exc}")
 
 
-def _record_entries(
+def _record_changed(
     p: Poller,
     feed: Feed,
     work: FeedWork,
@@ -280,16 +267,13 @@ def _record_entries(
     now: datetime,
 ) -> PollReport:
     meta = _meta(p, feed)
-    newest = work.newest_item_at
-    entries: dict[str, Entry] = {}
-    for entry in parsed.entries:
-        if entry.published_at is not None:
-            ts = entry.published_at.timestamp()
-            newest = ts if newest is None else max(newest, ts)
-        entries.setdefault(_item_id(entry), entry)  # entries sharing one GUID: the first speaks
+    newest = items.newest_published(parsed.entries, work.newest_item_at)
+    entries = items.by_item_id(parsed.entries)
     with p.store.transaction() as tx:
         tx.append([NewEvent(e, meta=meta) for e in _health_events(tx, feed, work, result)])
-        discovered, sighted, transitions = _record_items(p, tx, feed, entries, meta, now)
+        discovered, sighted, transitions = items.record_items(
+            tx, p.config, p.matcher, feed, entries, meta=meta, now=now
+        )
         tx.append(
             [NewEvent(e, meta=meta) for e in _stale_events(tx, feed, newest, result.url, now)]
         )
@@ -310,108 +294,6 @@ def _record_entries(
         )
         faults.crash_point("poll:before_commit")
     return PollReport(feed.id, "new", discovered, sighted, transitions)
-
-
-def _item_id(entry: Entry) -> str:
-    return identity.item_id(
-        guid=entry.guid, link=entry.link, title=entry.title, summary=entry.summary
-    )
-
-
-def _record_items(
-    p: Poller,
-    tx: Transaction,
-    feed: Feed,
-    entries: Mapping[str, Entry],
-    meta: Mapping[str, Any],
-    now: datetime,
-) -> tuple[int, int, int]:
-    """Append what the entries mean, in entry order: (discovered, sighted, transitions).
-
-    One query finds the items already known; the new and sighted ones are appended in runs,
-    a run ending at each new item that matches a milestone so that the item's decisions follow
-    it and name its position as their cause.
-    """
-    known = _feeds_of(tx, list(entries))
-    states: dict[str, MilestoneState] = {}
-    run: list[NewEvent] = []
-    discovered = sighted = transitions = 0
-    for iid, entry in entries.items():
-        if iid in known:
-            if feed.id not in known[iid]:
-                seen = ItemSighted(item_id=iid, feed_id=feed.id)
-                run.append(NewEvent(seen, dedupe_key=f"sighted:{iid}:{feed.id}", meta=dict(meta)))
-                sighted += 1
-            continue
-        item = _discovered(feed, entry, iid)
-        run.append(NewEvent(item, dedupe_key=f"item:{iid}", meta=dict(meta)))
-        doc = evaluate.doc_of(entry.title, entry.summary, entry.content)
-        verdicts = evaluate.evaluate(p.matcher, doc)
-        notified = False
-        if verdicts:
-            done = tx.append(run)[-1]
-            run = []
-            if not done.existed:  # known after all (the log is the judge): decided before
-                causes = {**meta, "causation": done.position}
-                notified = _decide(p, tx, item, doc, verdicts, states, causes, now)
-        transitions += notified
-        discovered += not notified
-    tx.append(run)
-    return discovered, sighted, transitions
-
-
-def _feeds_of(tx: Transaction, item_ids: list[str]) -> dict[str, list[str]]:
-    """The feeds each known item was seen in (the "items" projection), in one query."""
-    t = projection_state.c
-    query = sa.select(t.key, t.state).where(t.name == "items", t.key.in_(item_ids))
-    return {key: orjson.loads(state).get("feeds", []) for key, state in tx.conn.execute(query)}
-
-
-def _discovered(feed: Feed, entry: Entry, iid: str) -> ItemDiscovered:
-    return ItemDiscovered(
-        item_id=iid,
-        feed_id=feed.id,
-        url=identity.canonical_url(entry.link) if entry.link else None,
-        guid=entry.guid,
-        title=entry.title,
-        summary=entry.summary,
-        content=entry.content,
-        published_at=entry.published_at,
-        publisher=identity.publisher(entry.source_url or entry.link),
-        language=entry.language,
-    )
-
-
-def _decide(
-    p: Poller,
-    tx: Transaction,
-    item: ItemDiscovered,
-    doc: Mapping[str, str],
-    verdicts: Sequence[evaluate.MilestoneHit],
-    states: dict[str, MilestoneState],
-    meta: Mapping[str, Any],
-    now: datetime,
-) -> bool:
-    """Append one new item's milestone decisions; True when one of them notifies."""
-    _load_states(tx, states, [v.milestone_id for v in verdicts])
-    events = evaluate.item_events(
-        p.config,
-        p.matcher,
-        states,
-        item_id=item.item_id,
-        doc=doc,
-        publisher=item.publisher,
-        published_at=item.published_at,
-        now=now,
-    )
-    append_decisions(tx, p.config, events, now=now, meta=meta)
-    return bool(evaluate.notifying(events))
-
-
-def _load_states(tx: Transaction, states: dict[str, MilestoneState], ids: Sequence[str]) -> None:
-    for mid in ids:
-        if mid not in states:
-            states[mid] = MilestoneState.from_json(tx.state("milestones", mid))
 
 
 def poller_for(config: Config, store: EventStore, fetcher: Fetcher, instance: str) -> Poller:

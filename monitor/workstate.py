@@ -22,7 +22,6 @@ import sqlalchemy as sa
 
 from monitor.config import Config
 from monitor.store import EventStore
-from monitor.store.schema import projection_state
 
 metadata = sa.MetaData()
 
@@ -174,7 +173,8 @@ def claim_feeds(
             .where(_member(store, c.feed_id, claimed))
             .values(lease_owner=owner, lease_expires=now + lease)
         )
-        health = _health(store, conn, claimed)
+    # Read once the claim commits: only the lease holder records feed events, so it still holds.
+    health = {k: str(s.get("health")) for k, s in store.states_of("feeds", claimed).items()}
     return [
         FeedWork(
             r.feed_id,
@@ -188,13 +188,6 @@ def claim_feeds(
         )
         for r in rows
     ]
-
-
-def _health(store: EventStore, conn: sa.Connection, feed_ids: list[str]) -> dict[str, str]:
-    """Each feed's health in the "feeds" projection; feeds without a row never changed."""
-    t = projection_state.c
-    query = sa.select(t.key, t.state).where(t.name == "feeds", _member(store, t.key, feed_ids))
-    return {key: str(orjson.loads(state).get("health")) for key, state in conn.execute(query)}
 
 
 def _member(

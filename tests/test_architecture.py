@@ -20,9 +20,16 @@ VOCABULARY, CORE, EDGE, ORCHESTRATION, ENTRY = range(5)
 LAYER_NAMES = ("vocabulary", "pure core", "edge", "orchestration", "entry point")
 _PLACES: dict[int, tuple[str, ...]] = {
     VOCABULARY: ("errors", "events"),
-    CORE: ("identity", "match", "milestones", "projections", "outbox", "evaluate", "config"),
-    EDGE: ("fetch", "netguard", "parse", "screen", "store", "channels", "workstate"),
-    ORCHESTRATION: ("poll", "deliver", "record", "runtime", "reports", "review", "logs", "faults"),
+    CORE: (
+        "identity", "terms", "match", "milestones", "projections", "outbox", "evaluate", "config",
+    ),
+    EDGE: (
+        "fetch", "bodies", "connect", "netguard", "parse", "feedtext", "screen", "store",
+        "channels", "workstate",
+    ),
+    ORCHESTRATION: (
+        "poll", "items", "deliver", "record", "runtime", "reports", "review", "logs", "faults",
+    ),
     ENTRY: ("daemon", "cli", "__main__"),
 }
 # `monitor` itself holds a docstring and __version__ only.
@@ -31,7 +38,7 @@ LAYERS = {"monitor": VOCABULARY} | {
 }
 PURE_CORE = tuple(
     f"monitor.{name}"
-    for name in ("identity", "match", "milestones", "outbox", "evaluate", "projections")
+    for name in ("identity", "terms", "match", "milestones", "outbox", "evaluate", "projections")
 )
 # Modules (and their submodules) that reach a clock, the environment, the network or the disk.
 IMPURE_MODULES = frozenset({

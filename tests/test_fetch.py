@@ -1,6 +1,5 @@
 """The fetcher against real servers on 127.0.0.1, run through both transports."""
 
-
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from monitor.errors import FetchError
@@ -299,6 +299,16 @@ def test_slow_body_is_cut_at_the_deadline(feed_server: FeedServer, transport: st
     assert error.message == f"{feed_server.url('/f')}: no complete answer within 1.5 s"
 
 
+def test_server_that_never_answers_is_cut_at_the_deadline(
+    feed_server: FeedServer, transport: str
+) -> None:
+    # The transports arm no timers of their own for the Fetcher: its deadline is the only one.
+    feed_server.route("/f", body=RSS, delay=5.0)
+    error = failure(feed_server.url("/f"), transport, FetchLimits(allow_private=True, deadline=0.5))
+    assert error.kind == "timeout"
+    assert error.message == f"{feed_server.url('/f')}: no complete answer within 0.5 s"
+
+
 def test_gzip_bomb_stops_at_the_cap_without_growing_memory(
     feed_server: FeedServer, transport: str
 ) -> None:
@@ -373,6 +383,30 @@ def test_redirect_to_a_forbidden_address_is_refused(
     assert feed_server.hits("/a") == 1
 
 
+def test_address_is_judged_per_connection_not_per_request(
+    feed_server: FeedServer, transport: str
+) -> None:
+    for n in range(3):
+        feed_server.route(f"/f{n}", body=RSS, etag=f'"{n}"')
+    judged: list[IPAddress] = []
+
+    def allow_and_record(ip: IPAddress) -> str | None:
+        judged.append(ip)
+        return None
+
+    async def go() -> tuple[int, list[int]]:
+        async with Fetcher(PRIVATE, transport=transport, policy=allow_and_record) as fetcher:
+            first = await fetcher.fetch(feed_server.url("/f0"))
+            after_first = len(judged)
+            later = [await fetcher.fetch(feed_server.url(f"/f{n}"), etag='"x"') for n in (1, 2)]
+            return after_first, [first.status, *(r.status for r in later)]
+
+    after_first, statuses = run(go())
+    assert statuses == [200, 200, 200]
+    assert after_first >= 1 and set(judged) == {IPv4Address("127.0.0.1")}
+    assert len(judged) == after_first  # the kept-alive connection was not judged again
+
+
 def test_hanging_host_does_not_delay_other_feeds(transport: str) -> None:
     limits = FetchLimits(allow_private=True, deadline=60.0, concurrency=5, per_host=2)
     with FeedServer() as healthy, FeedServer() as hanging:
@@ -417,3 +451,20 @@ def test_guarded_client_refuses_loopback_at_connect_time(feed_server: FeedServer
     assert feed_server.hits("/hook") == 0
     assert run(go(True)) == 200
     assert feed_server.requests("/hook")[0]["User-Agent"] == "t/1"
+
+
+def test_guarded_client_applies_its_own_timeout(feed_server: FeedServer) -> None:
+    feed_server.route("/hook", body=b"ok", delay=5.0)
+
+    async def go() -> None:
+        async with guarded_client(allow_private=True, timeout=0.5, user_agent="t/1") as client:
+            await client.post(feed_server.url("/hook"), content=b"{}")
+
+    with pytest.raises(httpx.TimeoutException):
+        run(go())
+
+
+def test_non_ascii_etag_is_sent_back_as_utf8(feed_server: FeedServer, transport: str) -> None:
+    feed_server.route("/f", body=RSS, etag='"café"')
+    result = fetch(feed_server.url("/f"), transport, etag='"café"')
+    assert (result.status, result.body) == (304, None)

@@ -22,7 +22,7 @@ from monitor.store.records import (
     format_time,
 )
 from monitor.store.schema import READ_COLUMNS, events, projection_state, to_record
-from monitor.store.writer import Transaction
+from monitor.store.writer import Transaction, load_states
 
 
 def _never() -> bool:
@@ -199,6 +199,13 @@ class EventStore:
         with self._reading() as conn:
             found = conn.execute(query).scalar_one_or_none()
         return None if found is None else dict(orjson.loads(found))
+
+    def states_of(self, projection: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The state rows of `keys` that exist, in one query outside any write transaction."""
+        if not keys:
+            return {}
+        with self._reading() as conn:
+            return load_states(conn, projection, keys)
 
     def states(self, projection: str) -> dict[str, dict[str, Any]]:
         table = projection_state

@@ -75,8 +75,11 @@ class Transaction:
 
     def state(self, projection: str, key: str) -> dict[str, Any] | None:
         """A projection's state row, including this transaction's own writes."""
-        found = self._load_states(projection, [key])
-        return found.get(key)
+        return load_states(self.conn, projection, [key]).get(key)
+
+    def states(self, projection: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The state rows of `keys` that exist, in one query, this transaction's writes included."""
+        return load_states(self.conn, projection, keys) if keys else {}
 
     def find_dedupe(self, dedupe_key: str) -> int | None:
         """The position of the event recorded under this dedupe key, or None."""
@@ -91,7 +94,7 @@ class Transaction:
             if not wanted:
                 continue
             states: dict[str, dict[str, Any] | None] = dict(
-                self._load_states(projection.name, wanted)
+                load_states(self.conn, projection.name, wanted)
             )
             last: dict[str, int] = {}
             for key, record in keyed:
@@ -118,13 +121,6 @@ class Transaction:
         )
         self.conn.execute(stmt, rows)
 
-    def _load_states(self, name: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-        table = projection_state
-        query = sa.select(table.c.key, table.c.state).where(
-            table.c.name == name, self._member(table.c.key, keys)
-        )
-        return {key: orjson.loads(state) for key, state in self.conn.execute(query)}
-
     def _known(self, batch: Sequence[NewEvent]) -> dict[tuple[str, str | None], _Seen]:
         """Events of this batch already in the log, by ("id", event_id) and ("key", dedupe)."""
         ids = sorted({new.event_id for new in batch})
@@ -137,7 +133,7 @@ class Transaction:
         ):
             if not values:
                 continue
-            query = sa.select(*cols).where(self._member(column, values))
+            query = sa.select(*cols).where(_member(self.conn, column, values))
             for position, event_id, hash_, dedupe_key in self.conn.execute(query):
                 name = event_id if tag == "id" else dedupe_key
                 known[(tag, name)] = (int(position), str(event_id), str(hash_))
@@ -146,26 +142,40 @@ class Transaction:
     def _versions(self, streams: set[str]) -> dict[str, int]:
         query = (
             sa.select(events.c.stream, sa.func.max(events.c.stream_version))
-            .where(self._member(events.c.stream, sorted(streams)))
+            .where(_member(self.conn, events.c.stream, sorted(streams)))
             .group_by(events.c.stream)
         )
         return {stream: int(v) for stream, v in self.conn.execute(query)}
-
-    def _member(self, column: sa.ColumnElement[Any], values: list[str]) -> sa.ColumnElement[bool]:
-        """`column IN values` with the list as one JSON text value: the statement compiles
-        once, no list meets a bound-parameter limit, and it is several times faster than
-        an expanding IN or a PostgreSQL array parameter at a hundred values."""
-        doc = orjson.dumps(values).decode()
-        if self.conn.dialect.name == "postgresql":
-            elements = sa.func.json_array_elements_text(sa.cast(sa.literal(doc, sa.Text), sa.JSON))
-            return column.in_(sa.select(elements))
-        members = sa.func.json_each(doc)
-        return column.in_(sa.select(sa.column("value")).select_from(members))
 
     def _head(self) -> tuple[int, str]:
         query = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc())
         row = self.conn.execute(query.limit(1)).first()
         return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def load_states(
+    conn: sa.Connection, name: str, keys: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The state rows of projection `name` for `keys` that exist, in one query."""
+    table = projection_state
+    query = sa.select(table.c.key, table.c.state).where(
+        table.c.name == name, _member(conn, table.c.key, keys)
+    )
+    return {key: orjson.loads(state) for key, state in conn.execute(query)}
+
+
+def _member(
+    conn: sa.Connection, column: sa.ColumnElement[Any], values: Sequence[str]
+) -> sa.ColumnElement[bool]:
+    """`column IN values` with the list as one JSON text value: the statement compiles
+    once, no list meets a bound-parameter limit, and it is several times faster than
+    an expanding IN or a PostgreSQL array parameter at a hundred values."""
+    doc = orjson.dumps(list(values)).decode()
+    if conn.dialect.name == "postgresql":
+        elements = sa.func.json_array_elements_text(sa.cast(sa.literal(doc, sa.Text), sa.JSON))
+        return column.in_(sa.select(elements))
+    members = sa.func.json_each(doc)
+    return column.in_(sa.select(sa.column("value")).select_from(members))
 
 
 def _stored_time(now: datetime | None) -> str:

@@ -1,0 +1,131 @@
+"""One term: parsed (literal, regex, Latin word boundaries, aliases) and found in text (pure)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+from monitor.identity import normalize
+
+
+class TermError(ValueError):
+    """A term or rule cannot be compiled: bad regex, unknown alias, empty term or group."""
+
+    def __init__(self, term: str | None, reason: str, *, rule: str | None = None) -> None:
+        self.term, self.reason, self.rule = term, reason, rule
+        where = f"rule {rule!r}: " if rule is not None else ""
+        what = f"term {term!r}: " if term is not None else ""
+        super().__init__(f"{where}{what}{reason}")
+
+
+@cache
+def latin() -> tuple[frozenset[str], str]:
+    """Latin letters and ASCII digits, as a set and as a regex class body."""
+    chars = [
+        chr(cp)
+        for cp in range(0x20000)
+        if chr(cp).isalpha() and "LATIN" in unicodedata.name(chr(cp), "")
+    ]
+    chars += list("0123456789")
+    return frozenset(chars), "".join(f"\\U{ord(c):08x}" for c in sorted(chars))
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One compiled term: a normalized literal with its boundaries, or a regex."""
+
+    source: str  # as written, for explanations
+    literal: str = ""  # normalized, without the trailing "*"
+    regex: re.Pattern[str] | None = None
+    left: bool = False  # a Latin letter or digit may not precede the match
+    right: bool = False  # nor follow it
+    wildcard: bool = False  # the match runs on over following Latin letters and digits
+
+
+def parse_term(term: str) -> Term:
+    """`/regex/` or a literal (optionally ending in `*`); TermError when it cannot compile."""
+    stripped = term.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] == "/":
+        try:
+            pattern = re.compile(stripped[1:-1], re.IGNORECASE)
+        except re.error as exc:
+            raise TermError(term, f"bad regular expression ({exc})") from None
+        if pattern.fullmatch(""):
+            raise TermError(term, "regular expression matches the empty string")
+        return Term(term, regex=pattern)
+    literal = normalize(term)
+    wildcard = literal.endswith("*")
+    literal = literal.removesuffix("*")
+    if not literal:
+        raise TermError(term, "empty term")
+    if "*" in literal or literal != literal.rstrip():
+        raise TermError(term, "only a trailing * right after a word is allowed")
+    letters = latin()[0]
+    # A term with any non-Latin letter (kanji, kana, ...) matches as a plain substring.
+    edges = not any(ch.isalnum() and ch not in letters for ch in literal)
+    return Term(term, literal, None, edges and literal[0] in letters,
+                edges and not wildcard and literal[-1] in letters, wildcard)  # fmt: skip
+
+
+def _expand(
+    term: str, aliases: Mapping[str, Sequence[str]], seen: tuple[str, ...] = ()
+) -> list[str]:
+    if not term.strip().startswith("@"):
+        return [term]
+    name = term.strip()[1:]
+    if name not in aliases:
+        raise TermError(term, f"unknown alias {name!r}")
+    if name in seen:
+        raise TermError(term, f"alias {name!r} refers to itself")
+    found = [t for member in aliases[name] for t in _expand(member, aliases, (*seen, name))]
+    if not found:
+        raise TermError(term, f"alias {name!r} has no terms")
+    return found
+
+
+def compile_terms(terms: Iterable[str], aliases: Mapping[str, Sequence[str]]) -> tuple[Term, ...]:
+    """Every term compiled, each "@name" replaced by the terms of its alias."""
+    return tuple(parse_term(t) for term in terms for t in _expand(term, aliases))
+
+
+def check_term(term: str, aliases: Mapping[str, Sequence[str]]) -> None:
+    """Raise TermError when `term` (or, for "@name", every term of the alias) cannot be compiled."""
+    compile_terms([term], aliases)
+
+
+@lru_cache(maxsize=4096)
+def plain_pattern(term: Term) -> re.Pattern[str]:
+    """A literal term with its boundaries as regex look-arounds: the reference check's form."""
+    letters = latin()[1]
+    before = f"(?<![{letters}])" if term.left else ""
+    after = f"[{letters}]*" if term.wildcard else f"(?![{letters}])" if term.right else ""
+    return re.compile(before + re.escape(term.literal) + after)
+
+
+def first_regex(pattern: re.Pattern[str], text: str) -> tuple[int, int] | None:
+    """The span of the first non-empty match of `pattern` in `text`."""
+    for m in pattern.finditer(text):
+        if m.end() > m.start():  # a zero-width match has nothing to show
+            return m.span()
+    return None
+
+
+def first_at(
+    term: Term, text: str, ends: list[int], letters: frozenset[str]
+) -> tuple[int, int] | None:
+    """The first occurrence (automaton end offsets, inclusive) that honours the term's boundaries."""
+    size, length = len(term.literal), len(text)
+    for end in ends:
+        start, stop = end - size + 1, end + 1
+        if term.left and start and text[start - 1] in letters:
+            continue
+        if term.wildcard:
+            while stop < length and text[stop] in letters:
+                stop += 1
+        elif term.right and stop < length and text[stop] in letters:
+            continue
+        return start, stop
+    return None
