@@ -24,7 +24,7 @@ from monitor.events import ConfigApplied, MilestoneStatusChanged
 from monitor.milestones import MilestoneState
 from monitor.projections import all_projections
 from monitor.record import append_decisions
-from monitor.store import EventStore, NewEvent
+from monitor.store import EventStore, NewEvent, Transaction
 
 CONFIG_STREAM = "config:main"
 KINDS = ("feeds", "milestones", "channels")
@@ -42,19 +42,34 @@ def open_store(config: Config) -> EventStore:
 
 
 def fingerprints(config: Config) -> dict[str, dict[str, str]]:
-    """kind -> id -> sha256 of that part's effective settings (secrets are only env names)."""
+    """kind -> id -> sha256 of that part's effective settings (secrets are only env names).
+
+    Feeds show their effective interval, and a milestone includes the aliases its rules use,
+    so a changed poll_interval or alias marks exactly the parts it changes.
+    """
     plain = redacted(config)
     out: dict[str, dict[str, str]] = {}
     for kind in KINDS:
-        out[kind] = {
-            str(part["id"]): hashlib.sha256(
-                orjson.dumps(part, option=orjson.OPT_SORT_KEYS, default=str)
-            ).hexdigest()
-            for part in plain.get(kind, [])
-        }
-    settings = orjson.dumps(plain.get("settings", {}), option=orjson.OPT_SORT_KEYS, default=str)
-    out["settings"] = {"settings": hashlib.sha256(settings).hexdigest()}
+        out[kind] = {}
+        for part in plain.get(kind, []):
+            used = {a: config.aliases[a] for a in _aliases_in(part) if a in config.aliases}
+            out[kind][str(part["id"])] = _sha({**part, "aliases_used": used} if used else part)
+    out["settings"] = {"settings": _sha(plain.get("settings", {}))}
     return out
+
+
+def _sha(value: Any) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
+
+
+def _aliases_in(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value[1:]} if value.startswith("@") else set()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return set().union(*(_aliases_in(v) for v in value)) if value else set()
+    return set()
 
 
 def config_change(
@@ -96,10 +111,9 @@ def apply_config(
     return None
 
 
-def _states(store: EventStore, config: Config) -> dict[str, MilestoneState]:
-    return {
-        m.id: MilestoneState.from_json(store.state("milestones", m.id)) for m in config.milestones
-    }
+def _states(tx: Transaction, config: Config) -> dict[str, MilestoneState]:
+    found = tx.states("milestones", [m.id for m in config.milestones])
+    return {m.id: MilestoneState.from_json(found.get(m.id)) for m in config.milestones}
 
 
 def record_baselines(
@@ -107,10 +121,7 @@ def record_baselines(
 ) -> list[MilestoneStatusChanged]:
     """Configured baselines, each recorded once ever (its dedupe key survives restarts)."""
     with store.transaction() as tx:
-        states = {
-            m.id: MilestoneState.from_json(tx.state("milestones", m.id)) for m in config.milestones
-        }
-        changes = evaluate.baseline_events(config, states)
+        changes = evaluate.baseline_events(config, _states(tx, config))
         keys = {i: _baseline_key(config, c) for i, c in enumerate(changes)}
         done = append_decisions(
             tx,
@@ -135,10 +146,7 @@ def check_deadlines(
 ) -> list[MilestoneStatusChanged]:
     """Milestones whose `expected_by` passed unconfirmed become overdue, once."""
     with store.transaction() as tx:
-        states = {
-            m.id: MilestoneState.from_json(tx.state("milestones", m.id)) for m in config.milestones
-        }
-        changes = evaluate.deadline_events(config, states, now)
+        changes = evaluate.deadline_events(config, _states(tx, config), now)
         keys = {
             i: f"overdue:{c.milestone_id}:{config.milestone(c.milestone_id).expected_by}"
             for i, c in enumerate(changes)

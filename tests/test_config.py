@@ -1,9 +1,8 @@
-"""feeds.toml loading: every kind of mistake reported at once, secrets, redaction, diff."""
+"""feeds.toml loading: every kind of mistake reported at once, secrets, redaction."""
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 from datetime import date, timedelta
@@ -16,7 +15,6 @@ from pydantic import ValidationError
 
 from monitor.config import (
     Baseline,
-    Config,
     Confirm,
     EmailChannel,
     Feed,
@@ -25,7 +23,6 @@ from monitor.config import (
     Settings,
     WebhookChannel,
     check_secrets,
-    diff,
     format_duration,
     load_config,
     parse_duration,
@@ -34,7 +31,6 @@ from monitor.config import (
 )
 from monitor.config.models import ConfigFile
 from monitor.errors import ConfigError
-from monitor.events import ConfigApplied
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 SHIPPED = Path(__file__).parent.parent / "feeds.toml"
@@ -533,51 +529,6 @@ def test_redacted_shows_effective_values_as_plain_data() -> None:
     assert view["milestones"][0]["expected_by"] == "2027-03-31"
     assert view["channels"][0]["retry_schedule"] == ["1m", "1h"]
     assert json.loads(json.dumps(view)) == view
-
-
-# --- diff ------------------------------------------------------------------------------------
-
-
-def test_diff_reports_added_removed_and_changed(tmp_path: Path) -> None:
-    old = load_config(FIXTURES / "valid.toml", {})
-    text = (FIXTURES / "valid.toml").read_text(encoding="utf-8")
-    text = text.replace('id = "meti.news"', 'id = "meti-news"')  # removed + added
-    text = text.replace('interval = "1h30m"', 'interval = "2h"')  # feed changed
-    text = text.replace("port = 465", "port = 2465")  # channel changed
-    text = text.replace('"ノエトラ", ', "")  # alias changed: milestones using it changed
-    new = load_config(write(tmp_path, text), {})
-    assert diff(old, new) == {
-        "feeds_added": ("meti-news",),
-        "feeds_removed": ("meti.news",),
-        "feeds_changed": ("nec-press",),
-        "milestones_added": (),
-        "milestones_removed": (),
-        "milestones_changed": ("training-start",),
-        "channels_added": (),
-        "channels_removed": (),
-        "channels_changed": ("team",),
-    }
-
-
-def test_diff_of_poll_interval_changes_only_feeds_that_inherit_it(tmp_path: Path) -> None:
-    old = load_config(FIXTURES / "valid.toml", {})
-    text = (FIXTURES / "valid.toml").read_text(encoding="utf-8")
-    new = load_config(write(tmp_path, text.replace('"45m"', '"20m"')), {})
-    changes = diff(old, new)
-    assert changes["feeds_changed"] == ("meti.news",)
-    assert sum(len(ids) for ids in changes.values()) == 1
-
-
-def test_diff_fits_config_applied_event() -> None:
-    config = load_config(FIXTURES / "valid.toml", {})
-    empty = Config(path=Path("empty.toml"), sha256="0" * 64)
-    changes = diff(empty, config)
-    fields = {f.name for f in dataclasses.fields(ConfigApplied)}
-    assert set(changes) == {n for n in fields if n.endswith(("_added", "_removed", "_changed"))}
-    event: ConfigApplied = ConfigApplied.from_data({"config_sha256": config.sha256, **changes})
-    assert event.feeds_added == ("nec-press", "meti.news")
-    assert event.channels_added == ("team", "hook")
-    assert diff(config, config) == dict.fromkeys(changes, ())
 
 
 # --- durations -------------------------------------------------------------------------------

@@ -4,7 +4,6 @@
     check_secrets(config, env) every channel secret variable set and well-formed
     secrets_for(config, env)   channel id → secret; available_secrets: the ones that are set
     redacted(config)           the effective configuration for `monitor check`, secrets hidden
-    diff(old, new)             ids added / removed / changed, as events.ConfigApplied records them
 
 Settings enter at the entry points and are passed down; there is no global configuration.
 """
@@ -35,7 +34,7 @@ from monitor.config.values import (
     format_duration,
     parse_duration,
 )
-from monitor.config.view import diff, redact_url, redacted
+from monitor.config.view import redact_url, redacted
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -54,7 +53,6 @@ __all__ = [
     "WebhookChannel",
     "available_secrets",
     "check_secrets",
-    "diff",
     "format_duration",
     "load_config",
     "parse_duration",

@@ -6,15 +6,13 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.config.models import Config, Milestone
+from monitor.config.models import Config
 from monitor.config.values import format_duration
 
 REDACTED = "<redacted>"
 URL_KEYS = frozenset({"url", "database_url", "source"})
 # Query parameters that commonly carry credentials in webhook and database URLs.
 _SENSITIVE_PARAM = re.compile(r"(?i)token|key|secret|sig|pass|auth|code|credential")
-KINDS = ("feeds", "milestones", "channels")
-
 
 def redacted(config: Config) -> dict[str, Any]:
     """The effective configuration as JSON-ready data; `*_env` names kept, secret values hidden."""
@@ -51,33 +49,3 @@ def _redact(value: Any, key: str | None) -> Any:
     if isinstance(value, str) and key in URL_KEYS:
         return redact_url(value)
     return value
-
-
-def diff(old: Config, new: Config) -> dict[str, tuple[str, ...]]:
-    """Ids added, removed and changed per kind, keyed like events.ConfigApplied's fields."""
-    result: dict[str, tuple[str, ...]] = {}
-    for kind in KINDS:
-        before = _fingerprints(old, kind)
-        after = _fingerprints(new, kind)
-        result[f"{kind}_added"] = tuple(i for i in after if i not in before)
-        result[f"{kind}_removed"] = tuple(i for i in before if i not in after)
-        result[f"{kind}_changed"] = tuple(i for i in after if i in before and before[i] != after[i])
-    return result
-
-
-def _fingerprints(config: Config, kind: str) -> dict[str, Any]:
-    """What decides whether an entry changed, including what it inherits from elsewhere."""
-    if kind == "feeds":
-        return {f.id: (f, f.effective_interval(config.settings)) for f in config.feeds}
-    if kind == "milestones":
-        return {m.id: (m, _aliases_used(config, m)) for m in config.milestones}
-    return {c.id: c for c in config.channels}
-
-
-def _aliases_used(config: Config, milestone: Milestone) -> dict[str, Any]:
-    terms = [
-        term
-        for rule in (milestone.match, *milestone.setback)
-        for term in (*(t for group in rule.all for t in group), *rule.any, *rule.none)
-    ]
-    return {t[1:]: config.aliases.get(t[1:]) for t in terms if t.startswith("@")}
