@@ -248,6 +248,7 @@ class Daemon:
 
     async def _poll_one(self, work: workstate.FeedWork) -> None:
         report = await poll.poll_feed(self.poller, work)
+        log.debug("feed '%s': %s", report.feed_id, report.outcome)
         if report.discovered or report.transitions:
             log.info(
                 "feed '%s': %d new items, %d transitions",

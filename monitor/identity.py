@@ -7,8 +7,9 @@ import ipaddress
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
@@ -34,7 +35,7 @@ def _fold(text: str) -> str:
 
 def normalize(text: str) -> str:
     """NFKC + case folding, white space folded to single spaces and stripped."""
-    return " ".join(_fold(text).split())
+    return " ".join(_fold_text(text).split())
 
 
 @cache
@@ -62,21 +63,52 @@ def _starts_segment(ch: str) -> bool:
 _safe_start = lru_cache(maxsize=8192)(_starts_segment)
 
 
-@cache
-def _irregular() -> re.Pattern[str]:
-    """Characters outside the basic plane's 1:1 segment starters: they need exact segmentation."""
+def _runs_outside(keep: Callable[[str], bool]) -> re.Pattern[str]:
+    """Runs of characters other than the basic plane's characters that `keep` accepts."""
     ranges: list[tuple[int, int]] = []
     for cp in range(0x10000):
         if 0xD800 <= cp < 0xE000:
             continue
-        ch = chr(cp)
-        if len(_fold(ch)) == 1 and _starts_segment(ch):
+        if keep(chr(cp)):
             if ranges and ranges[-1][1] == cp - 1:
                 ranges[-1] = (ranges[-1][0], cp)
             else:
                 ranges.append((cp, cp))
     body = "".join(f"\\u{a:04x}-\\u{b:04x}" if a != b else f"\\u{a:04x}" for a, b in ranges)
     return re.compile(f"[^{body}]+")
+
+
+@cache
+def _irregular() -> re.Pattern[str]:
+    """Characters outside the basic plane's 1:1 segment starters: they need exact segmentation."""
+    return _runs_outside(lambda ch: len(_fold(ch)) == 1 and _starts_segment(ch))
+
+
+@cache
+def _unstable() -> re.Pattern[str]:
+    """Characters NFKC may change, or that may change the character before them."""
+    return _runs_outside(lambda ch: unicodedata.is_normalized("NFKC", ch) and _starts_segment(ch))
+
+
+# Pieces around irregular characters are short and recur (a dakuten, a full-width date).
+_nfkc_piece = lru_cache(maxsize=8192)(partial(unicodedata.normalize, "NFKC"))
+_fold_piece = lru_cache(maxsize=8192)(_fold)
+
+
+def _fold_text(text: str) -> str:
+    """_fold(text), with NFKC (the costly step) applied only around the runs it can change."""
+    if text.isascii():
+        return text.lower()
+    if unicodedata.is_normalized("NFKC", text):  # a quick check: no run to look for
+        return unicodedata.normalize("NFKC", text.casefold())
+    out: list[str] = []
+    pos = 0
+    for run in _unstable().finditer(text):
+        start = max(run.start() - 1, pos)  # the starter before a run may compose with it
+        out += (text[pos:start], _nfkc_piece(text[start : run.end()]))
+        pos = run.end()
+    nfkc = "".join(out) + text[pos:] if pos else text
+    return unicodedata.normalize("NFKC", nfkc.casefold())
 
 
 @dataclass(slots=True)
@@ -105,13 +137,14 @@ def _fold_mapped(text: str, folded: str) -> _Map:
     """Map each character of folded = _fold(text) to the segment of `text` it came from."""
     mapping, pos, n = _Map(), 0, 0
     out: list[str] = []
-    runs = list(_irregular().finditer(text))
+    runs = [] if text.isascii() else list(_irregular().finditer(text))
     if not runs:
         return mapping
 
     def emit(start: int, end: int, linear: bool) -> None:
         nonlocal n
-        piece = _fold(text[start:end])
+        # Between runs every character folds to one, on its own: that piece of `folded` is it.
+        piece = folded[n : n + end - start] if linear else _fold_piece(text[start:end])
         if piece:
             mapping.add(n, start, end, linear and len(piece) == end - start)
             out.append(piece)
@@ -156,8 +189,10 @@ class MappedText:
 
     def __init__(self, original: str) -> None:
         self.original = original
-        self._folded = _fold(original)
-        self.text = " ".join(self._folded.split())
+        self._folded = folded = _fold_text(original)
+        # Printable text has no white space but " "; then only doubled or outer spaces change.
+        tidy = folded.isprintable() and "  " not in folded and folded[:1] != " " != folded[-1:]
+        self.text = folded if tidy else " ".join(folded.split())
         self._maps: tuple[_Map, _Map] | None = None
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
@@ -165,9 +200,14 @@ class MappedText:
         if not 0 <= start < end <= len(self.text):
             raise ValueError(f"span [{start}, {end}) is empty or outside the normalized text")
         if self._maps is None:  # built lazily: most texts never need explaining
-            self._maps = (_fold_mapped(self.original, self._folded), _fold_space_map(self._folded))
+            # Equal lengths: no white space was stripped or merged, so that step kept every offset.
+            same = len(self.text) == len(self._folded)
+            spaces = _Map() if same else _fold_space_map(self._folded)
+            self._maps = (_fold_mapped(self.original, self._folded), spaces)
         folds, spaces = self._maps
-        return folds.span(*spaces.span(start, end))
+        if folds.at or spaces.at:
+            return folds.span(*spaces.span(start, end))
+        return start, end
 
 
 def normalize_mapped(text: str) -> MappedText:

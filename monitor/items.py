@@ -16,23 +16,32 @@ from monitor.config import Config, Feed
 from monitor.events import ItemDiscovered, ItemSighted
 from monitor.match import Matcher
 from monitor.milestones import MilestoneState
-from monitor.parse import Entry
+from monitor.parse import Draft, Entry
 from monitor.record import append_decisions
 from monitor.store import NewEvent, Transaction
 
 
-def by_item_id(entries: Iterable[Entry]) -> dict[str, Entry]:
-    """Entries keyed by item id, in feed order; of entries sharing one GUID, the first speaks."""
-    keyed: dict[str, Entry] = {}
+def by_item_id(entries: Iterable[Entry | Draft]) -> dict[str, Entry | Draft]:
+    """Entries keyed by item id, in feed order; of entries sharing one GUID, the first speaks.
+
+    A draft with a guid or a link is identified without being built.
+    """
+    keyed: dict[str, Entry | Draft] = {}
     for entry in entries:
-        iid = identity.item_id(
-            guid=entry.guid, link=entry.link, title=entry.title, summary=entry.summary
-        )
+        if entry.guid or entry.link:
+            iid = identity.item_id(guid=entry.guid, link=entry.link, title="", summary="")
+        else:
+            full = _full(entry)
+            iid = identity.item_id(guid=None, link=None, title=full.title, summary=full.summary)
         keyed.setdefault(iid, entry)
     return keyed
 
 
-def newest_published(entries: Iterable[Entry], newest: float | None) -> float | None:
+def _full(entry: Entry | Draft) -> Entry:
+    return entry.build() if isinstance(entry, Draft) else entry
+
+
+def newest_published(entries: Iterable[Entry | Draft], newest: float | None) -> float | None:
     """The latest publication time (epoch seconds) of the entries and `newest`."""
     for entry in entries:
         if entry.published_at is not None:
@@ -46,7 +55,7 @@ def record_items(
     config: Config,
     matcher: Matcher,
     feed: Feed,
-    entries: Mapping[str, Entry],
+    entries: Mapping[str, Entry | Draft],
     *,
     meta: Mapping[str, Any],
     now: datetime,
@@ -55,19 +64,20 @@ def record_items(
 
     One query finds the items already known; the new and sighted ones are appended in runs,
     a run ending at each new item that matches a milestone so that the item's decisions follow
-    it and name its position as their cause.
+    it and name its position as their cause. A draft is built only when its item is new.
     """
     known = {iid: s.get("feeds", []) for iid, s in tx.states("items", list(entries)).items()}
     states: dict[str, MilestoneState] = {}
     run: list[NewEvent] = []
     discovered = sighted = transitions = 0
-    for iid, entry in entries.items():
+    for iid, given in entries.items():
         if iid in known:
             if feed.id not in known[iid]:
                 seen = ItemSighted(item_id=iid, feed_id=feed.id)
                 run.append(NewEvent(seen, dedupe_key=f"sighted:{iid}:{feed.id}", meta=dict(meta)))
                 sighted += 1
             continue
+        entry = _full(given)
         item = _discovered(feed, entry, iid)
         run.append(NewEvent(item, dedupe_key=f"item:{iid}", meta=dict(meta)))
         doc = evaluate.doc_of(entry.title, entry.summary, entry.content)

@@ -96,26 +96,37 @@ _Found = list[tuple[int | None, Term, str, int, int]]
 
 def _evaluate(rule: _Rule, first: _First, vetoes: bool = True) -> _Found | None:
     found: _Found = []
+    fields = rule.fields
     for index, group in enumerate(rule.groups):
-        hit = first(group, rule.fields)
+        hit = first(group, fields)
         if hit is None:
             return None
         found.append((index, *hit))
     if rule.any:
-        hit = first(rule.any, rule.fields)
+        hit = first(rule.any, fields)
         if hit is None:
             return None
         found.append((None, *hit))
-    if vetoes and rule.none and first(rule.none, rule.fields) is not None:
+    if vetoes and rule.none and first(rule.none, fields) is not None:
         return None
     return found
 
 
-def _explain(key: str, found: _Found, texts: dict[str, MappedText]) -> Match:
+_Hits = dict[tuple[int | None, str, str, int, int], Hit]
+
+
+def _explain(key: str, found: _Found, texts: dict[str, MappedText], seen: _Hits) -> Match:
+    # Rules sharing a part share its hit: `seen` maps each back to the original text only once.
     hits = []
     for group, term, name, start, end in found:
-        first, last = texts[name].original_span(start, end)
-        hits.append(Hit(group, term.source, name, first, last, texts[name].original[first:last]))
+        where = (group, term.source, name, start, end)
+        hit = seen.get(where)
+        if hit is None:
+            mapped = texts[name]
+            first, last = mapped.original_span(start, end)
+            text = mapped.original[first:last]
+            hit = seen[where] = Hit(group, term.source, name, first, last, text)
+        hits.append(hit)
     return Match(key, tuple(hits))
 
 
@@ -159,11 +170,22 @@ def _build_index(rules: list[_Rule]) -> _Index:
     return index
 
 
+def _shared(rules: Sequence[_Rule]) -> list[_Rule]:
+    """The rules with equal parts made one object, so a document's lookups can be keyed by id."""
+    parts: dict[tuple[Term, ...], tuple[Term, ...]] = {}
+
+    def one(part: tuple[Term, ...]) -> tuple[Term, ...]:
+        return parts.setdefault(part, part)
+
+    return [_Rule(r.key, tuple(map(one, r.groups)), one(r.any), one(r.none), r.fields)
+            for r in rules]  # fmt: skip
+
+
 class Matcher:
     """All rules compiled once; literal terms share one Aho-Corasick automaton as a prefilter."""
 
     def __init__(self, rules: Sequence[_Rule]) -> None:
-        self._rules = sorted(rules, key=lambda r: r.key)
+        self._rules = sorted(_shared(rules), key=lambda r: r.key)
         self._positions = {r.key: i for i, r in enumerate(self._rules)}
         self._fields = tuple(f for f in FIELDS if any(f in r.fields for r in self._rules))
         self._index = _build_index(self._rules)
@@ -179,13 +201,14 @@ class Matcher:
     ) -> tuple[dict[str, MappedText], dict[str, dict[str, list[int]]]]:
         texts: dict[str, MappedText] = {}
         occurrences: dict[str, dict[str, list[int]]] = {}
+        automaton = self._automaton
         for name in self._fields:
             texts[name] = mapped = MappedText(doc.get(name) or "")
             text = mapped.text
             found: dict[str, list[int]] = {}
             occurrences[name] = found
-            if self._automaton is not None and text:
-                for end, literal in self._automaton.iter(text):
+            if automaton is not None and text:
+                for end, literal in automaton.iter(text):
                     if literal in found:
                         found[literal].append(end)
                     else:
@@ -195,7 +218,8 @@ class Matcher:
     def _candidates(self, literals: set[str]) -> list[int]:
         index, anchors = self._index, self._index.anchors
         touched: set[int] = set().union(*[anchors[lit] for lit in literals if lit in anchors])
-        chosen = [i for i in touched if all(not p.isdisjoint(literals) for p in index.required[i])]
+        required, absent = index.required, literals.isdisjoint
+        chosen = [i for i in touched if not any(map(absent, required[i]))]
         return sorted(chosen + index.always) if index.always else sorted(chosen)
 
     def match(self, doc: Mapping[str, str]) -> list[Match]:
@@ -203,33 +227,38 @@ class Matcher:
         texts, occurrences = self._scan(doc)
         literals: set[str] = set().union(*occurrences.values())
         first = _automaton_first(texts, occurrences)
-        matches = []
+        matches, rules, all_vetoes = [], self._rules, self._index.vetoes
+        hits: _Hits = {}
         for i in self._candidates(literals):
-            vetoes = self._index.vetoes[i]
-            found = _evaluate(
-                self._rules[i], first, vetoes is None or not vetoes.isdisjoint(literals)
-            )
+            vetoes = all_vetoes[i]
+            found = _evaluate(rules[i], first, vetoes is None or not vetoes.isdisjoint(literals))
             if found is not None:
-                matches.append(_explain(self._rules[i].key, found, texts))
+                matches.append(_explain(rules[i].key, found, texts, hits))
         return matches
 
     def match_one(self, rule: str, doc: Mapping[str, str]) -> Match | None:
         """The match of one rule (KeyError if unknown), checked without the prefilter."""
         texts, occurrences = self._scan(doc)
         found = _evaluate(self._rules[self._positions[rule]], _automaton_first(texts, occurrences))
-        return None if found is None else _explain(rule, found, texts)
+        return None if found is None else _explain(rule, found, texts, {})
 
 
 def _automaton_first(
     texts: dict[str, MappedText], occurrences: dict[str, dict[str, list[int]]]
 ) -> _First:
     letters = latin()[0]
+    # Rules share parts (an alias, a company's names): each part is looked up once per document.
+    seen: dict[tuple[int, tuple[str, ...]], tuple[Term, str, int, int] | None] = {}
 
     def first(
         terms: tuple[Term, ...], fields: tuple[str, ...]
     ) -> tuple[Term, str, int, int] | None:
+        key = (id(terms), fields)
+        if key in seen:
+            return seen[key]
+        best = None
         for name in fields:
-            text, found, best = texts[name].text, occurrences[name], None
+            text, found = texts[name].text, occurrences[name]
             for term in terms:
                 if term.regex is not None:
                     span = first_regex(term.regex, text)
@@ -240,8 +269,9 @@ def _automaton_first(
                 if span is not None and (best is None or span[0] < best[2]):
                     best = (term, name, *span)
             if best is not None:
-                return best
-        return None
+                break
+        seen[key] = best
+        return best
 
     return first
 
@@ -272,4 +302,4 @@ def match_plain(
         return None
 
     found = _evaluate(compiled, first)
-    return None if found is None else _explain(key, found, texts)
+    return None if found is None else _explain(key, found, texts, {})

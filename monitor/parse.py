@@ -10,6 +10,7 @@ import html
 import io
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,15 @@ from monitor.errors import ParseError
 from monitor.feedtext import html_to_text, plain, safe_html, text_of
 from monitor.screen import describe, inflate, screen, sniff_japanese
 
-__all__ = ["Entry", "ParsedFeed", "html_to_text", "parse_feed"]  # html_to_text: feedtext's
+__all__ = [  # html_to_text: feedtext's
+    "Draft",
+    "DraftFeed",
+    "Entry",
+    "ParsedFeed",
+    "html_to_text",
+    "parse_drafts",
+    "parse_feed",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,31 @@ class ParsedFeed:
     warnings: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An entry's identifying fields, read cheaply; `build()` makes the whole Entry.
+
+    A poll builds only the entries it has not recorded before: the text and HTML work is most
+    of an entry's cost, and most entries of a changed feed are already known.
+    """
+
+    guid: str | None
+    link: str | None
+    published_at: datetime | None
+    build: Callable[[], Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class DraftFeed:
+    """A parsed document whose entries are drafts (see `parse_drafts`)."""
+
+    title: str
+    link: str | None
+    language: str | None
+    entries: tuple[Draft, ...]
+    warnings: tuple[str, ...]
+
+
 _BENIGN_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
 _MIN_YEAR = 1990
 _MAX_AHEAD = timedelta(days=731)  # two years, leap day included
@@ -66,11 +100,34 @@ def parse_feed(
     max_field: int = 65536,
 ) -> ParsedFeed:
     """Parse an RSS, RDF, Atom or JSON Feed body; raise ParseError for anything else."""
+    drafts = parse_drafts(
+        body, now=now, content_type=content_type, max_bytes=max_bytes, max_field=max_field
+    )
+    return ParsedFeed(
+        title=drafts.title,
+        link=drafts.link,
+        language=drafts.language,
+        entries=tuple(d.build() for d in drafts.entries),
+        warnings=drafts.warnings,
+    )
+
+
+def parse_drafts(
+    body: bytes,
+    *,
+    now: datetime,
+    content_type: str | None = None,
+    max_bytes: int = 15 * 1024 * 1024,
+    max_field: int = 65536,
+) -> DraftFeed:
+    """`parse_feed` with each entry left as a Draft: the same entries, errors and warnings."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     data = inflate(body, max_bytes=max_bytes)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-        return _parse_json_feed(data, now=now, cap=max_field)
+        parsed = _parse_json_feed(data, now=now, cap=max_field)
+        built = tuple(_built(e) for e in parsed.entries)
+        return DraftFeed(parsed.title, parsed.link, parsed.language, built, parsed.warnings)
     screen(data, content_type=content_type)
     warnings: list[str] = []
     guessed = sniff_japanese(data, content_type)
@@ -89,16 +146,16 @@ def parse_feed(
     bozo = _bozo_reason(result.get("bozo_exception")) if result.get("bozo") else None
     if bozo:
         warnings.append(bozo)
-    entries = tuple(_entry(e, language, rdf, now, max_field) for e in result.entries)
-    kept = tuple(e for e in entries if e.title or e.link or e.guid or e.summary or e.content)
-    if len(kept) < len(entries):
-        warnings.append(f"dropped {len(entries) - len(kept)} empty entries")
+    drafts = [_draft(e, language, rdf, now, max_field) for e in result.entries]
+    kept = tuple(d for d in drafts if d.guid or d.link or _has_text(d.build()))
+    if len(kept) < len(drafts):
+        warnings.append(f"dropped {len(drafts) - len(kept)} empty entries")
     if not kept:
         if not result.get("version"):
             raise ParseError("not_a_feed", describe(data))
         if bozo and type(result.get("bozo_exception")).__name__ not in _BENIGN_BOZO:
             raise ParseError("malformed", f"feed has no recoverable entries ({bozo})")
-    return ParsedFeed(
+    return DraftFeed(
         title=_cap(text_of(feed.get("title_detail")), max_field),
         link=_url(feed.get("link"), max_field),
         language=language,
@@ -107,32 +164,50 @@ def parse_feed(
     )
 
 
+def _has_text(entry: Entry) -> bool:
+    return bool(entry.title or entry.summary or entry.content)
+
+
+def _built(entry: Entry) -> Draft:
+    return Draft(entry.guid, entry.link, entry.published_at, lambda: entry)
+
+
 def _bozo_reason(exc: object) -> str:
     if isinstance(exc, SAXParseException):
         return f"not well-formed XML at line {exc.getLineNumber()}: {exc.getMessage()}"
     return f"{type(exc).__name__}: {exc}"
 
 
-def _entry(
+def _draft(
     e: dict[str, Any], feed_language: str | None, rdf: bool, now: datetime, cap: int
-) -> Entry:
+) -> Draft:
     link = _url(e.get("link"), cap)
     guid = _url(e.get("id"), cap)
     if rdf and guid == link:  # RSS 1.0 has no guid; feedparser copies rdf:about into id
         guid = None
+    published = _entry_date(e, now)
+    draft = Draft(guid, link, published, lambda: _entry(draft, e, feed_language, cap))
+    if guid or link:
+        return draft
+    # no guid and no link: the texts identify the entry, so it is built now, once
+    entry = draft.build()
+    return _built(entry)
+
+
+def _entry(draft: Draft, e: dict[str, Any], feed_language: str | None, cap: int) -> Entry:
     summary_detail = e.get("summary_detail")
     contents = [c for c in e.get("content") or [] if c.get("value")]
     display = summary_detail if summary_detail and summary_detail.get("value") else None
     source = e.get("source") or {}
     details = [e.get("title_detail"), summary_detail, *contents]
     return Entry(
-        guid=guid,
-        link=link,
+        guid=draft.guid,
+        link=draft.link,
         title=_cap(text_of(e.get("title_detail")), cap),
         summary=_cap(text_of(summary_detail), cap),
         content=_cap("\n".join(text_of(c) for c in contents), cap),
         summary_html=safe_html(display or (contents[0] if contents else None), cap),
-        published_at=_entry_date(e, now),
+        published_at=draft.published_at,
         language=next(
             (_language(d.get("language")) for d in details if d and d.get("language")),
             feed_language,

@@ -107,6 +107,9 @@ def plain_pattern(term: Term) -> re.Pattern[str]:
 
 def first_regex(pattern: re.Pattern[str], text: str) -> tuple[int, int] | None:
     """The span of the first non-empty match of `pattern` in `text`."""
+    found = pattern.search(text)
+    if found is None or found.end() > found.start():  # the usual case: one search settles it
+        return None if found is None else found.span()
     for m in pattern.finditer(text):
         if m.end() > m.start():  # a zero-width match has nothing to show
             return m.span()
