@@ -75,8 +75,12 @@ class FeedWork:
 
 
 def ensure(store: EventStore) -> None:
-    """Create the working tables if missing; several daemons may start at once."""
-    with store.engine.begin() as conn:
+    """Create the working tables if missing; several daemons (and commands) may start at once.
+
+    On SQLite this takes the writer lock up front (a deferred transaction that reads, then
+    writes, fails at once with "database is locked" when another writer holds the lock).
+    """
+    with work_tx(store) as conn:
         if store.dialect == "postgresql":
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305917206)")
         metadata.create_all(conn)
