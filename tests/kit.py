@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+import orjson
+
 from monitor.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,3 +121,18 @@ def monitor_cmd(*args: str, env: Mapping[str, str] | None = None, timeout: float
 
 def at(day: str) -> datetime:
     return datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+def cli(path: Path, *args: str, env: Mapping[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[str]:
+    """A command against one configuration, plain and wide, as a script would see it."""
+    return monitor_cmd("--config", str(path), *args,
+                       env={**(env or {}), "NO_COLOR": "1", "COLUMNS": "200"})
+
+
+def json_out(path: Path, *args: str, env: Mapping[str, str] | None = None,
+             ) -> list[dict[str, Any]]:
+    """A listing's `--json` lines, parsed; the command must succeed."""
+    result = cli(path, *args, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return [orjson.loads(line) for line in result.stdout.splitlines()]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import email
-import subprocess
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
+from tests import kit
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
-from tests.kit import monitor_cmd, rss, run_once, write_config
+from tests.kit import rss, run_once, write_config
 from tests.receivers import Reply, SmtpServer, WebhookReceiver
 
 ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
@@ -50,15 +51,8 @@ def config(tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
                         notify=["team", "hook"])
 
 
-def cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return monitor_cmd("--config", str(path), *args,
-                       env={**ENV, "NO_COLOR": "1", "COLUMNS": "200"})
-
-
-def json_out(path: Path, *args: str) -> list[dict[str, Any]]:
-    result = cli(path, *args, "--json")
-    assert result.returncode == 0, result.stderr
-    return [orjson.loads(line) for line in result.stdout.splitlines()]
+cli = functools.partial(kit.cli, env=ENV)
+json_out = functools.partial(kit.json_out, env=ENV)
 
 
 def by_channel(path: Path) -> dict[str, dict[str, Any]]:

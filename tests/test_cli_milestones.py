@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import pytest
 
 from monitor.milestones import deadline_instant
+from tests import kit
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
-from tests.kit import monitor_cmd, rss, run_once, write_config
+from tests.kit import rss, run_once, write_config
 from tests.receivers import Reply, WebhookReceiver
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -62,15 +62,8 @@ def config(seeded: Path, tmp_path: Path) -> Path:
     return tmp_path / "log" / "feeds.toml"
 
 
-def cli(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return monitor_cmd("--config", str(path), *args,
-                       env={**ENV, "NO_COLOR": "1", "COLUMNS": "200"})
-
-
-def json_out(path: Path, *args: str) -> list[dict[str, Any]]:
-    result = cli(path, *args, "--json")
-    assert result.returncode == 0, result.stderr
-    return [orjson.loads(line) for line in result.stdout.splitlines()]
+cli = functools.partial(kit.cli, env=ENV)
+json_out = functools.partial(kit.json_out, env=ENV)
 
 
 def changes(path: Path) -> list[dict[str, Any]]:
