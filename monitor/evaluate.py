@@ -6,7 +6,7 @@ Shared by the poller (which records what this returns), `monitor explain` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,10 +81,14 @@ def item_events(
     publisher: str | None,
     published_at: datetime | None,
     now: datetime,
+    verdicts: Sequence[MilestoneHit] | None = None,
 ) -> list[Event]:
-    """The milestone events an item causes, folding them into `states` as it goes."""
+    """The milestone events an item causes, folding them into `states` as it goes.
+
+    `verdicts` are `evaluate(matcher, doc)` when the caller already has them.
+    """
     out: list[Event] = []
-    for verdict in evaluate(matcher, doc):
+    for verdict in evaluate(matcher, doc) if verdicts is None else verdicts:
         m = config.milestone(verdict.milestone_id)
         state = states.get(m.id, milestones.MilestoneState())
         events = milestones.decide_match(

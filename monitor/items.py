@@ -132,6 +132,7 @@ def _decide(
         publisher=item.publisher,
         published_at=item.published_at,
         now=now,
+        verdicts=verdicts,
     )
     append_decisions(tx, config, events, now=now, meta=meta)
     return bool(evaluate.notifying(events))

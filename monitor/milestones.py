@@ -27,6 +27,11 @@ class Policy:
     expected_by: date | None = None
 
 
+# The evidence a milestone keeps: the latest matches, in the order they were recorded. A story
+# that breaks is carried by hundreds of feeds; every match would otherwise rewrite them all.
+MAX_EVIDENCE = 100
+
+
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """One matched item, as the state machine needs it."""
@@ -36,6 +41,21 @@ class Evidence:
     publisher: str | None
     authoritative: bool
     at: datetime  # published_at, else when it was recorded
+
+    def to_json(self) -> list[Any]:
+        return [self.item_id, self.kind, self.publisher, self.authoritative, self.at.isoformat()]
+
+    @classmethod
+    def of(cls, matched: MilestoneMatched, recorded_at: datetime) -> Evidence:
+        """A recorded match as evidence; a publication time in the future counts as now."""
+        at = matched.published_at
+        at = at if at is not None and at <= recorded_at else recorded_at
+        return cls(matched.item_id, matched.kind, matched.publisher, matched.authoritative, at)
+
+
+def with_evidence(evidence: tuple[Evidence, ...], new: Evidence) -> tuple[Evidence, ...]:
+    """`evidence` with `new` recorded last, the oldest dropped beyond MAX_EVIDENCE."""
+    return (*evidence[-(MAX_EVIDENCE - 1) :], new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +70,7 @@ class MilestoneState:
         return {
             "status": self.status.value,
             "since": self.since.isoformat() if self.since else None,
-            "evidence": [
-                [e.item_id, e.kind, e.publisher, e.authoritative, e.at.isoformat()]
-                for e in self.evidence
-            ],
+            "evidence": [e.to_json() for e in self.evidence],
         }
 
     @classmethod
@@ -101,9 +118,8 @@ def decide_match(
         authoritative=authoritative,
         published_at=published_at,
     )
-    at = published_at if published_at is not None and published_at <= now else now
-    evidence = Evidence(item_id, kind, publisher, authoritative, at)
-    after = replace(state, evidence=state.evidence + (evidence,))
+    evidence = Evidence.of(matched, now)
+    after = replace(state, evidence=with_evidence(state.evidence, evidence))
     target, reason = _next_status(after, policy, evidence)
     events: list[Event] = [matched]
     if target is not None and target is not state.status:
@@ -212,12 +228,17 @@ def apply(state: MilestoneState, event: Event, recorded_at: datetime) -> Milesto
     """Fold one recorded event into a milestone's state; pure, so rebuild == incremental."""
     match event:
         case MilestoneMatched():
-            at = event.published_at
-            at = at if at is not None and at <= recorded_at else recorded_at
-            ev = Evidence(event.item_id, event.kind, event.publisher, event.authoritative, at)
-            return replace(state, evidence=state.evidence + (ev,))
+            return replace(
+                state, evidence=with_evidence(state.evidence, Evidence.of(event, recorded_at))
+            )
         case MilestoneStatusChanged():
-            since = event.effective_at or recorded_at
-            return replace(state, status=Status(event.to_status), since=since)
+            return replace(
+                state, status=Status(event.to_status), since=since_of(event, recorded_at)
+            )
         case _:
             return state
+
+
+def since_of(change: MilestoneStatusChanged, recorded_at: datetime) -> datetime:
+    """When a recorded transition took effect: its declared date, else when it was recorded."""
+    return change.effective_at or recorded_at

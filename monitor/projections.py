@@ -42,7 +42,12 @@ class RecordLike(Protocol):
 
 
 class Milestones:
-    """milestone id -> status, since, evidence."""
+    """milestone id -> status, since, evidence: `MilestoneState.to_json()` of the fold
+    `milestones.apply`, plus the position and the number of changes.
+
+    The fold works on the JSON row itself: decoding every evidence entry on each match would
+    cost in proportion to the evidence kept (tests/test_store_projections.py holds the two equal).
+    """
 
     name = "milestones"
 
@@ -51,31 +56,29 @@ class Milestones:
         return e.milestone_id if isinstance(e, MilestoneMatched | MilestoneStatusChanged) else None
 
     def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
-        current = milestones.MilestoneState.from_json(state)
-        folded = milestones.apply(current, record.event, record.recorded_at).to_json()
-        folded["position"] = record.position
-        folded["changes"] = (state or {}).get("changes", 0) + isinstance(
-            record.event, MilestoneStatusChanged
-        )
-        # the matched terms of each evidence item, so alerts can explain a transition
-        terms = dict((state or {}).get("terms", {}))
-        if isinstance(record.event, MilestoneMatched):
-            terms[record.event.item_id] = [
-                {k: h.get(k) for k in ("group", "term", "field", "text")}
-                for h in record.event.hits
-            ]
-        folded["terms"] = terms
-        return folded
+        e = record.event
+        row = dict(state or milestones.MilestoneState().to_json())
+        if isinstance(e, MilestoneMatched):
+            new = milestones.Evidence.of(e, record.recorded_at).to_json()
+            kept = row.get("evidence", [])[-(milestones.MAX_EVIDENCE - 1) :]
+            row["evidence"] = [*kept, new]
+        elif isinstance(e, MilestoneStatusChanged):
+            row["status"] = e.to_status
+            row["since"] = milestones.since_of(e, record.recorded_at).isoformat()
+        row["position"] = record.position
+        row["changes"] = row.get("changes", 0) + isinstance(e, MilestoneStatusChanged)
+        return row
 
 
 class Items:
-    """item id -> what alerts and corroboration need: title, url, publisher, feeds."""
+    """item id -> what alerts and corroboration need: title, url, publisher, feeds, and the
+    terms each milestone matched in it (so an alert can explain its evidence)."""
 
     name = "items"
 
     def key(self, record: RecordLike) -> str | None:
         e = record.event
-        return e.item_id if isinstance(e, ItemDiscovered | ItemSighted) else None
+        return e.item_id if isinstance(e, ItemDiscovered | ItemSighted | MilestoneMatched) else None
 
     def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
         e = record.event
@@ -91,6 +94,9 @@ class Items:
             )
         elif isinstance(e, ItemSighted) and e.feed_id not in row.get("feeds", []):
             row["feeds"] = [*row.get("feeds", []), e.feed_id]
+        elif isinstance(e, MilestoneMatched):
+            terms = [{k: h.get(k) for k in ("group", "term", "field", "text")} for h in e.hits]
+            row["terms"] = {**row.get("terms", {}), e.milestone_id: terms}
         return row
 
 

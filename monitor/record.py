@@ -29,14 +29,15 @@ def append_decisions(
     dedupe: Mapping[int, str] | None = None,
     alert: bool = True,
 ) -> list[Appended]:
-    """Append milestone events in order; every new transition queues its alerts."""
-    appended: list[Appended] = []
+    """Append milestone events in order, as one batch; every new transition queues its alerts."""
+    batch = []
     for i, event in enumerate(events):
         key = (dedupe or {}).get(i)
         if isinstance(event, MilestoneMatched):
             key = key or f"match:{event.milestone_id}:{event.item_id}"
-        [done] = tx.append([NewEvent(event, dedupe_key=key, meta=dict(meta))])
-        appended.append(done)
+        batch.append(NewEvent(event, dedupe_key=key, meta=dict(meta)))
+    appended = tx.append(batch)
+    for event, done in zip(events, appended, strict=True):
         if isinstance(event, MilestoneStatusChanged) and alert and not done.existed:
             queue_alerts(tx, config, event, done, now=now, meta=meta)
     return appended
@@ -51,30 +52,30 @@ def queue_alerts(
     now: datetime,
     meta: Mapping[str, Any],
 ) -> None:
+    """One AlertQueued per notified channel that is not disabled, and its delivery work."""
     milestone = config.milestone(change.milestone_id)
+    channels = tx.states("channels", list(milestone.notify))
+    notify = [c for c in milestone.notify if not channels.get(c, {}).get("disabled")]
+    if not notify:
+        return
     payload = alert_payload(tx, config, change, done)
-    for channel_id in milestone.notify:
-        state = tx.state("channels", channel_id)
-        if state and state.get("disabled"):
-            continue
-        queued = AlertQueued(
+    queued = [
+        AlertQueued(
             alert_id=alert_id(done.event_id, channel_id),
             channel_id=channel_id,
             milestone_id=milestone.id,
             subject=f"[milestone-monitor] {milestone.title} — {change.to_status}",
             payload=payload,
         )
-        [q] = tx.append(
-            [
-                NewEvent(
-                    queued,
-                    dedupe_key=f"alert:{done.position}:{channel_id}",
-                    meta={**meta, "causation": done.position},
-                )
-            ]
-        )
-        if not q.existed:
-            workstate.queue_alert(tx.conn, queued.alert_id, channel_id, now.timestamp())
+        for channel_id in notify
+    ]
+    caused = {**meta, "causation": done.position}
+    batch = [
+        NewEvent(q, dedupe_key=f"alert:{done.position}:{q.channel_id}", meta=caused) for q in queued
+    ]
+    for q, result in zip(queued, tx.append(batch), strict=True):
+        if not result.existed:
+            workstate.queue_alert(tx.conn, q.alert_id, q.channel_id, now.timestamp())
 
 
 def alert_payload(
@@ -82,10 +83,10 @@ def alert_payload(
 ) -> dict[str, Any]:
     """The webhook `data` object (docs/webhook.schema.json); email renders the same."""
     milestone = config.milestone(change.milestone_id)
-    matched = (tx.state("milestones", milestone.id) or {}).get("terms", {})
+    items = tx.states("items", list(change.evidence))
     evidence = []
     for item_id in change.evidence:
-        item = tx.state("items", item_id) or {}
+        item = items.get(item_id, {})
         evidence.append(
             {
                 "item_id": item_id,
@@ -93,7 +94,7 @@ def alert_payload(
                 "url": item.get("url"),
                 "publisher": item.get("publisher"),
                 "published_at": item.get("published_at"),
-                "matched_terms": matched.get(item_id, []),
+                "matched_terms": item.get("terms", {}).get(milestone.id, []),
             }
         )
     return {

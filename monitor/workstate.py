@@ -43,6 +43,9 @@ feed_state = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("newest_item_at", sa.Float),
     sa.Column("polls", sa.Integer, nullable=False, default=0),
+    # fingerprints of the items in the last recorded body (monitor.chunks): the next changed
+    # body's items with these exact bytes are known and not parsed again
+    sa.Column("item_prints", sa.Text),
 )
 # claims walk due feeds in next-poll order and stop at the batch size
 next_poll_index = sa.Index("ix_feed_state_next_poll_at", feed_state.c.next_poll_at)
@@ -72,6 +75,7 @@ class FeedWork:
     # the feed's health in the log ("ok" when it never changed) as of the claim; None: unknown.
     # Only the lease holder records feed events, so it still holds while the lease does.
     health: str | None = None
+    item_prints: frozenset[str] = frozenset()  # see feed_state.item_prints
 
 
 def ensure(store: EventStore) -> None:
@@ -85,6 +89,9 @@ def ensure(store: EventStore) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305917206)")
         metadata.create_all(conn)
         next_poll_index.create(conn, checkfirst=True)  # tables made before the index existed
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("feed_state")}
+        if "item_prints" not in columns:  # tables made before the column existed
+            conn.exec_driver_sql("ALTER TABLE feed_state ADD COLUMN item_prints TEXT")
 
 
 @contextmanager
@@ -129,6 +136,7 @@ def sync_feeds(store: EventStore, config: Config, *, now: float, rng: random.Ran
                         etag=None,
                         last_modified=None,
                         body_hash=None,
+                        item_prints=None,
                         next_poll_at=now + rng.uniform(0, spread),
                     )
                 )
@@ -189,6 +197,7 @@ def claim_feeds(
             r.failures,
             r.newest_item_at,
             health.get(r.feed_id, "ok"),
+            frozenset((r.item_prints or "").split()),
         )
         for r in rows
     ]

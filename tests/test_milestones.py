@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from monitor import milestones as ms
 from monitor.events import MilestoneMatched, MilestoneStatusChanged, Status
+from monitor.projections import Milestones
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 POLICY = ms.Policy(milestone_id="training-start", publishers=2, within=timedelta(days=14),
@@ -183,3 +184,54 @@ def test_fold_of_recorded_events_equals_the_state_decisions_built(
 def test_every_status_survives_the_json_state(status: Status) -> None:
     state = replace(ms.MilestoneState(), status=status, since=NOW)
     assert ms.MilestoneState.from_json(state.to_json()).status is status
+
+
+class _At:
+    """A recorded event as the projection sees it."""
+
+    def __init__(self, event: object, position: int, recorded_at: datetime) -> None:
+        self.event, self.position, self.recorded_at = event, position, recorded_at
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps, st.integers(min_value=0, max_value=2))
+def test_the_projection_row_is_the_json_of_the_state_fold(
+    seq: list[tuple[str, str | None, int]], declared: int
+) -> None:
+    projection, row, state = Milestones(), None, ms.MilestoneState()
+    log: list[tuple[object, datetime]] = []
+    for i, (kind, publisher, day) in enumerate(seq):
+        now = NOW + timedelta(days=day)
+        state, events = step(state, item=f"i{i}", kind=kind, publisher=publisher, now=now)
+        log.extend((e, now) for e in events)
+    for n in range(declared):  # a baseline or note with an effective date
+        change = ms.decide_declared(
+            state,
+            POLICY,
+            status=[Status.AT_RISK, Status.PENDING][n],
+            reason="r",
+            source="s",
+            effective=date(2026, 6, 1 + n),
+        )
+        if change is not None:
+            state = ms.apply(state, change, NOW)
+            log.append((change, NOW))
+    for position, (event, at) in enumerate(log, 1):
+        row = projection.apply(row, _At(event, position, at))
+    expected = state.to_json()
+    if log:
+        assert row is not None
+        assert {k: row[k] for k in expected} == expected
+        assert row["changes"] == len(changes([e for e, _ in log]))
+        assert row["position"] == len(log)
+
+
+def test_a_milestone_keeps_its_latest_evidence_only() -> None:
+    state = ms.MilestoneState()
+    for i in range(ms.MAX_EVIDENCE + 30):
+        state, _ = step(state, item=f"i{i}", publisher="nhk.or.jp")
+    assert len(state.evidence) == ms.MAX_EVIDENCE
+    assert (
+        state.evidence[0].item_id == "i30"
+        and state.evidence[-1].item_id == f"i{ms.MAX_EVIDENCE + 29}"
+    )

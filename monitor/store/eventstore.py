@@ -64,7 +64,9 @@ class EventStore:
             connect = self.engine.connect().execution_options(store_write=True)
             with connect as conn, conn.begin():
                 schema.begin_write(conn, lock=self.lock_writers)
-                yield Transaction(conn, self._projections)
+                tx = Transaction(conn, self._projections)
+                yield tx
+                tx.flush()
         except sa.exc.DBAPIError as exc:
             if schema.APPEND_ONLY in str(exc.orig):
                 raise AppendOnlyError(
@@ -226,6 +228,7 @@ class EventStore:
                 if not page:
                     break
                 tx.fold([to_record(row) for row in page])
+                tx.flush(forget=True)
                 replayed += len(page)
                 cursor = page[-1].position
                 if progress is not None:

@@ -11,6 +11,8 @@ import orjson
 import sqlalchemy as sa
 
 from monitor.errors import ConflictError, StoreError
+from monitor.events import Event
+from monitor.store import rawsql
 from monitor.store.records import (
     GENESIS,
     Appended,
@@ -27,11 +29,23 @@ _Seen = tuple[int, str, str]  # position, event_id, hash of an event already rec
 
 
 class Transaction:
-    """The caller's write transaction; `conn` is shared with operational tables."""
+    """The caller's write transaction; `conn` is shared with operational tables.
+
+    The transaction is a unit of work: appended events get their positions and hashes at once,
+    projections fold in memory, and the rows reach the database together when it flushes
+    (before commit, see EventStore.transaction). Reads through this object see its own writes;
+    `conn` is for the operational tables only and never sees unflushed events.
+    """
 
     def __init__(self, conn: sa.Connection, projections: Sequence[Projection]) -> None:
         self.conn = conn
         self._projections = tuple(projections)
+        self._head: tuple[int, str] | None = None
+        self._versions: dict[str, int] = {}  # streams this transaction has read or written
+        self._seen: dict[tuple[str, str | None], _Seen] = {}  # events appended or looked up
+        self._rows: list[dict[str, Any]] = []  # appended, not yet inserted
+        self._states: dict[str, dict[str, dict[str, Any] | None]] = {}  # name -> key -> state
+        self._dirty: dict[str, dict[str, int]] = {}  # name -> key -> position of last change
 
     def append(self, batch: Sequence[NewEvent], *, now: datetime | None = None) -> list[Appended]:
         """Append a batch atomically; known event ids and dedupe keys are no-ops."""
@@ -39,10 +53,11 @@ class Transaction:
             return []
         recorded_at = _stored_time(now)
         known = self._known(batch)
-        versions = self._versions({new.event.stream for new in batch})
-        position, prev = self._head()
+        versions = self._stream_versions({new.event.stream for new in batch})
+        position, prev = self._head or self._read_head()
         results: list[Appended] = []
         rows: list[dict[str, Any]] = []
+        appended: list[Event] = []
         for new in batch:
             seen = known.get(("id", new.event_id)) or (
                 known.get(("key", new.dedupe_key)) if new.dedupe_key is not None else None
@@ -59,50 +74,79 @@ class Transaction:
             prev = row["hash"]
             versions[stream] = version + 1
             rows.append(row)
+            appended.append(new.event)
             results.append(Appended(position, new.event_id, False, row["hash"]))
             known[("id", new.event_id)] = (position, new.event_id, row["hash"])
             if new.dedupe_key is not None:
                 known[("key", new.dedupe_key)] = (position, new.event_id, row["hash"])
+        # a batch is all or nothing: nothing above is kept when a conflict stops it
+        self._seen.update(known)
+        self._versions.update(versions)
+        self._head = (position, prev)
         if rows:
-            self.conn.execute(events.insert(), rows)
+            self._rows.extend(rows)
             if self._projections:
                 moment = datetime.fromisoformat(recorded_at)
-                self.fold([_recorded(row, moment) for row in rows])
+                self.fold([_recorded(r, moment, e) for r, e in zip(rows, appended, strict=True)])
         return results
+
+    def flush(self, *, forget: bool = False) -> None:
+        """Write the appended rows and the changed projection states; `forget` drops the
+        cached states afterwards (a replay of the whole log would otherwise hold them all)."""
+        if self._rows:
+            rawsql.execute_many(self.conn, events.insert(), self._rows)
+            self._rows = []
+        for name, last in self._dirty.items():
+            if last:
+                self._upsert(name, self._states[name], last)
+        self._dirty = {}
+        if forget:
+            self._states = {}
 
     def stream_version(self, stream: str) -> int:
         """The stream's current version as this transaction sees it; 0 when empty."""
-        return self._versions({stream}).get(stream, 0)
+        return self._stream_versions({stream}).get(stream, 0)
 
     def state(self, projection: str, key: str) -> dict[str, Any] | None:
         """A projection's state row, including this transaction's own writes."""
-        return load_states(self.conn, projection, [key]).get(key)
+        return self.states(projection, [key]).get(key)
 
     def states(self, projection: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The state rows of `keys` that exist, in one query, this transaction's writes included."""
-        return load_states(self.conn, projection, keys) if keys else {}
+        """The state rows of `keys` that exist, this transaction's writes included."""
+        cached = self._cached(projection, keys)
+        return {k: v for k in keys if (v := cached.get(k)) is not None}
 
     def find_dedupe(self, dedupe_key: str) -> int | None:
         """The position of the event recorded under this dedupe key, or None."""
+        seen = self._seen.get(("key", dedupe_key))
+        if seen is not None:
+            return seen[0]
         query = sa.select(events.c.position).where(events.c.dedupe_key == dedupe_key)
         return self.conn.execute(query).scalar_one_or_none()
 
     def fold(self, records: Sequence[Recorded]) -> None:
-        """Apply records to every projection and upsert the touched state rows."""
+        """Apply records to every projection; the changed rows are written at flush."""
         for projection in self._projections:
             keyed = [(projection.key(r), r) for r in records]
-            wanted = sorted({k for k, _ in keyed if k is not None})
+            wanted = [k for k, _ in keyed if k is not None]
             if not wanted:
                 continue
-            states: dict[str, dict[str, Any] | None] = dict(
-                load_states(self.conn, projection.name, wanted)
-            )
-            last: dict[str, int] = {}
+            states = self._cached(projection.name, wanted)
+            dirty = self._dirty.setdefault(projection.name, {})
             for key, record in keyed:
                 if key is not None:
                     states[key] = projection.apply(states.get(key), record)
-                    last[key] = record.position
-            self._upsert(projection.name, states, last)
+                    dirty[key] = record.position
+
+    def _cached(self, name: str, keys: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """The projection's state cache, holding at least `keys` (None: no row yet)."""
+        cache = self._states.setdefault(name, {})
+        missing = sorted({k for k in keys if k not in cache})
+        if missing:
+            found = load_states(self.conn, name, missing)
+            for key in missing:
+                cache[key] = found.get(key)
+        return cache
 
     def _upsert(
         self, name: str, states: dict[str, dict[str, Any] | None], last: dict[str, int]
@@ -111,47 +155,72 @@ class Transaction:
             {"name": name, "key": k, "state": canonical_json(states[k]).decode(), "position": p}
             for k, p in last.items()
         ]
-        if self.conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = insert(projection_state)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["name", "key"],
-            set_={"state": stmt.excluded.state, "position": stmt.excluded.position},
-        )
-        self.conn.execute(stmt, rows)
+        rawsql.execute_many(self.conn, _upsert_statement(self.conn.dialect.name), rows)
 
     def _known(self, batch: Sequence[NewEvent]) -> dict[tuple[str, str | None], _Seen]:
-        """Events of this batch already in the log, by ("id", event_id) and ("key", dedupe)."""
-        ids = sorted({new.event_id for new in batch})
-        keys = sorted({new.dedupe_key for new in batch if new.dedupe_key is not None})
+        """Events of this batch already recorded, by ("id", event_id) and ("key", dedupe)."""
         known: dict[tuple[str, str | None], _Seen] = {}
+        ids: set[str] = set()
+        keys: set[str] = set()
+        for new in batch:
+            for tag, name in (("id", new.event_id), ("key", new.dedupe_key)):
+                if name is None:
+                    continue
+                seen = self._seen.get((tag, name))
+                if seen is not None:
+                    known[(tag, name)] = seen
+                else:
+                    (ids if tag == "id" else keys).add(name)
         dialect = self.conn.dialect.name
         for column, values, tag in (("event_id", ids, "id"), ("dedupe_key", keys, "key")):
             if not values:
                 continue
             query = _known_query(dialect, column)
-            for position, event_id, hash_, dedupe_key in self.conn.execute(query, _doc(values)):
+            for position, event_id, hash_, dedupe_key in rawsql.fetch(
+                self.conn, query, _doc(sorted(values))
+            ):
                 name = event_id if tag == "id" else dedupe_key
                 known[(tag, name)] = (int(position), str(event_id), str(hash_))
         return known
 
-    def _versions(self, streams: set[str]) -> dict[str, int]:
-        query = _versions_query(self.conn.dialect.name)
-        return {stream: int(v) for stream, v in self.conn.execute(query, _doc(sorted(streams)))}
+    def _stream_versions(self, streams: set[str]) -> dict[str, int]:
+        """Current versions of `streams` (absent: empty), the database read once per stream."""
+        missing = sorted(s for s in streams if s not in self._versions)
+        if missing:
+            query = _versions_query(self.conn.dialect.name)
+            found = {s: int(v) for s, v in rawsql.fetch(self.conn, query, _doc(missing))}
+            for stream in missing:
+                self._versions[stream] = found.get(stream, 0)
+        return {s: self._versions[s] for s in streams}
 
-    def _head(self) -> tuple[int, str]:
-        query = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc())
-        row = self.conn.execute(query.limit(1)).first()
-        return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+    def _read_head(self) -> tuple[int, str]:
+        rows = rawsql.fetch(self.conn, _HEAD, {})
+        self._head = (0, GENESIS) if not rows else (int(rows[0][0]), str(rows[0][1]))
+        return self._head
 
 
 # The statements are built once per dialect: building one costs more than running it.
+_HEAD = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
+
+
 @cache
 def _known_query(dialect: str, column: str) -> sa.Select[Any]:
     cols = (events.c.position, events.c.event_id, events.c.hash, events.c.dedupe_key)
     return sa.select(*cols).where(_member(dialect, events.c[column]))
+
+
+@cache
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT … ON CONFLICT (name, key) DO UPDATE, in the dialect's own spelling."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(projection_state)
+    return stmt.on_conflict_do_update(
+        index_elements=["name", "key"],
+        set_={"state": stmt.excluded.state, "position": stmt.excluded.position},
+    )
 
 
 @cache
@@ -175,12 +244,10 @@ def _doc(values: Sequence[str]) -> dict[str, str]:
     return {"members": orjson.dumps(list(values)).decode()}
 
 
-def load_states(
-    conn: sa.Connection, name: str, keys: Sequence[str]
-) -> dict[str, dict[str, Any]]:
+def load_states(conn: sa.Connection, name: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The state rows of projection `name` for `keys` that exist, in one query."""
     query = _states_query(conn.dialect.name)
-    rows = conn.execute(query, {"name": name, **_doc(keys)})
+    rows = rawsql.fetch(conn, query, {"name": name, **_doc(keys)})
     return {key: orjson.loads(state) for key, state in rows}
 
 
@@ -227,8 +294,9 @@ def _row(new: NewEvent, position: int, version: int, recorded_at: str, prev: str
     return row
 
 
-def _recorded(row: dict[str, Any], recorded_at: datetime) -> Recorded:
-    """The record as a reader will load it back (the JSON round trip included)."""
+def _recorded(row: dict[str, Any], recorded_at: datetime, event: Event) -> Recorded:
+    """The record as a reader will load it back, holding the event it was made from
+    (decoding the stored payload gives an equal event: tests/test_store_projections.py)."""
     return Recorded(
         position=row["position"],
         event_id=row["event_id"],
@@ -242,4 +310,5 @@ def _recorded(row: dict[str, Any], recorded_at: datetime) -> Recorded:
         dedupe_key=row["dedupe_key"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        _event=event,
     )
