@@ -66,8 +66,11 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _encode(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool | None):
+    if type(value) in _PLAIN or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, datetime):
         return value.isoformat()

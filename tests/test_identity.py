@@ -6,6 +6,8 @@ import hashlib
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor import identity
 from monitor.identity import canonical_url, item_id, normalize, normalize_mapped, publisher
@@ -142,3 +144,44 @@ def test_publisher_uses_only_the_bundled_list(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     assert publisher("https://www.asahi.com/articles/x") == "asahi.com"
+
+
+def _mostly(plain: str, *others: str) -> st.SearchStrategy[str]:
+    """`plain` three times in four: most generated links should be plain ones."""
+    return st.sampled_from([plain] * 3 * len(others) + list(others))
+
+
+_url_parts = st.tuples(
+    _mostly("https", "http", "HTTP", "ftp"),
+    _mostly("", "user@", "u:p@"),
+    st.text("abcXYZ019.-", min_size=1, max_size=12),
+    _mostly("", ":80", ":443", ":8080", ":x"),
+    st.one_of(st.text("/abc%;=~.-_ é", max_size=12),
+              st.lists(st.text("abc%;=~.-_é", max_size=5), max_size=3).map(
+                  lambda segments: "".join("/" + s for s in segments))),
+    st.lists(st.sampled_from(["a=1", "utm_source=x", "", "fbclid=2", "b", "UTM_Medium=y"]),
+             max_size=4),
+    _mostly("", "#frag", "#"),
+    _mostly("", "?"),
+)
+
+
+def _slow_publisher(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url if "://" in url else "//" + url).hostname
+    except ValueError:
+        return None
+    return identity._registrable(host.rstrip(".")) if host else None
+
+
+@settings(max_examples=500, deadline=None)
+@given(_url_parts)
+def test_links_canonical_as_written_take_the_short_way_to_the_same_answer(
+        parts: tuple[str, str, str, str, str, list[str], str, str]) -> None:
+    scheme, user, host, port, path, query, fragment, mark = parts
+    url = f"{scheme}://{user}{host}{port}{path}" + (f"?{'&'.join(query)}" if query else mark)
+    url += fragment
+    assert canonical_url(url) == identity._rebuilt(url.strip())
+    assert publisher(url) == _slow_publisher(url)
