@@ -29,7 +29,7 @@ import aiohttp
 import feedparser
 import sqlalchemy as sa
 
-from monitor import evaluate, poll, workstate
+from monitor import poll, workstate
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.fetch import Fetcher, FetchLimits
@@ -214,8 +214,6 @@ async def poll_round(
     config = load_config(write_config(folder, base, path, count), {})
     daemon = Daemon(config, {})
     await daemon.start()
-    # a once-per-process table the first explained match builds, so it is not billed to polls
-    evaluate.evaluate(daemon.poller.matcher, evaluate.doc_of("Noetra の学習", ""))
     out = []
     try:
         for prepare in [lambda: None, *rounds]:

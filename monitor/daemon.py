@@ -89,12 +89,17 @@ class Daemon:
         self.poller = poll.poller_for(self.config, self.store, self.fetcher, self.instance)
         self.poller.defer_unchanged = True
         self.dispatcher = deliver.Dispatcher(
-            self.config, self.store, available_secrets(self.config, self.env), self.client, self.instance
+            self.config,
+            self.store,
+            available_secrets(self.config, self.env),
+            self.client,
+            self.instance,
         )
 
     async def close(self) -> None:
         await self.fetcher.__aexit__(None, None, None)
         await self.client.aclose()
+        await asyncio.to_thread(self.poller.close)
         self.store.close()
 
     async def run_once(self) -> int:
@@ -340,6 +345,7 @@ async def _close_later(
     await poll.flush_unchanged(poller)
     await fetcher.__aexit__(None, None, None)
     await client.aclose()
+    await asyncio.to_thread(poller.close)
 
 
 def _now() -> datetime:

@@ -15,13 +15,14 @@ from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from monitor.config import Config
-from monitor.store import EventStore
+from monitor.store import EventStore, rawsql
 
 metadata = sa.MetaData()
 
@@ -216,9 +217,20 @@ def _member(
 
 
 def release_feed(conn: sa.Connection, feed_id: str, **values: Any) -> None:
-    """Record a poll's outcome and give the lease back (inside the poll's transaction)."""
+    """Record a poll's outcome, count the poll and give the lease back (inside the poll's
+    transaction). One statement per set of columns, built once: a changed poll is short."""
     values.update(lease_owner=None, lease_expires=None)
-    conn.execute(feed_state.update().where(feed_state.c.feed_id == feed_id).values(**values))
+    params = {f"v_{k}": v for k, v in values.items()}
+    params["v__feed_id"] = feed_id
+    rawsql.execute_many(conn, _release_statement(tuple(sorted(values))), [params])
+
+
+@cache
+def _release_statement(columns: tuple[str, ...]) -> sa.Update:
+    c = feed_state.c
+    values: dict[str, Any] = {k: sa.bindparam(f"v_{k}") for k in columns}
+    values["polls"] = c.polls + 1
+    return feed_state.update().where(c.feed_id == sa.bindparam("v__feed_id")).values(values)
 
 
 def release_unchanged(store: EventStore, polls: Sequence[Mapping[str, Any]]) -> None:

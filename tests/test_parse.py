@@ -406,3 +406,23 @@ def test_any_body_yields_a_feed_or_a_parse_error(body: bytes) -> None:
         assert error.kind in {"not_a_feed", "rejected_entities", "malformed", "too_large"}
     else:
         assert isinstance(result, ParsedFeed)
+
+
+# --- summary_html made on access ------------------------------------------------------------
+
+
+def test_entries_of_the_same_item_are_equal_hashable_and_display_alike() -> None:
+    first, again = (
+        parse(rss(item("x", "<description>&lt;b&gt;y&lt;/b&gt;</description>"))) for _ in "ab"
+    )
+    assert first.entries == again.entries
+    assert len({*first.entries, *again.entries}) == 1
+    assert first.entries[0].summary_html == "<b>y</b>"
+
+
+def test_entries_that_display_differently_are_not_equal() -> None:
+    marked = parse(rss(item("x", "<description>&lt;b&gt;y&lt;/b&gt;</description>"))).entries[0]
+    plain_ = parse(rss(item("x", "<description>y</description>"))).entries[0]
+    assert marked.summary == plain_.summary == "y"
+    assert marked.summary_html != plain_.summary_html
+    assert marked != plain_

@@ -47,8 +47,7 @@ def run(
         bool, typer.Option("--once", help="poll every feed once, deliver, exit")
     ] = False,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json")] = "",
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info or warning")]
-    = "info",
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info or warning")] = "info",
 ) -> None:
     """Run the daemon in the foreground (logs to stderr)."""
     import asyncio
@@ -63,11 +62,15 @@ def run(
         raise UsageError(f"--log-level '{log_level}': use debug, info or warning")
     config = load()
     # scrub every value the channels' *_env variables hold, well formed or not
-    names = [c.password_env if isinstance(c, EmailChannel) else c.secret_env
-             for c in config.channels]
+    names = [
+        c.password_env if isinstance(c, EmailChannel) else c.secret_env for c in config.channels
+    ]
     secrets = [os.environ[n] for n in names if n and os.environ.get(n)]
-    logs.setup(fmt=log_format or config.settings.log_format, secrets=secrets,
-               level=getattr(logging, log_level.upper()))
+    logs.setup(
+        fmt=log_format or config.settings.log_format,
+        secrets=secrets,
+        level=getattr(logging, log_level.upper()),
+    )
     raise typer.Exit(asyncio.run(daemon.run(config, os.environ, once=once)))
 
 
@@ -107,6 +110,7 @@ def poll(feed_id: str) -> None:
     out.print(
         f"feed '{escape(feed_id)}': {report.outcome}; {report.discovered} new items, "
         f"{report.sighted} seen elsewhere, {report.transitions} transitions"
+        + (f", {report.skipped} unchanged items not parsed again" if report.skipped else "")
         + (f"; {escape(report.error)}" if report.error else "")
     )
     if report.outcome == "failed":
@@ -144,4 +148,7 @@ async def _poll_one(feed_id: str) -> Any:
             raise MonitorError(f"feed '{feed_id}' is being polled by another process")
         async with Fetcher(fetch_limits(config)) as fetcher:
             poller = polling.poller_for(config, store, fetcher, instance)
-            return await polling.poll_feed(poller, works[0])
+            try:
+                return await polling.poll_feed(poller, works[0])
+            finally:
+                poller.close()
