@@ -46,7 +46,7 @@ class Milestones:
     `milestones.apply`, plus the position and the number of changes.
 
     The fold works on the JSON row itself: decoding every evidence entry on each match would
-    cost in proportion to the evidence kept (tests/test_store_projections.py holds the two equal).
+    cost in proportion to the evidence kept (tests/test_milestones.py holds the two equal).
     """
 
     name = "milestones"

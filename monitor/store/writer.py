@@ -296,7 +296,8 @@ def _row(new: NewEvent, position: int, version: int, recorded_at: str, prev: str
 
 def _recorded(row: dict[str, Any], recorded_at: datetime, event: Event) -> Recorded:
     """The record as a reader will load it back, holding the event it was made from
-    (decoding the stored payload gives an equal event: tests/test_store_projections.py)."""
+    (decoding the stored payload gives an equal event: tests/test_store_contract.py,
+    test_every_event_type_round_trips_through_the_store)."""
     return Recorded(
         position=row["position"],
         event_id=row["event_id"],
