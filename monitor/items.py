@@ -13,10 +13,10 @@ from typing import Any
 
 from monitor import evaluate, identity
 from monitor.config import Config, Feed
+from monitor.entries import Draft, Entry
 from monitor.events import ItemDiscovered, ItemSighted
 from monitor.match import Matcher
 from monitor.milestones import MilestoneState
-from monitor.parse import Draft, Entry
 from monitor.record import append_decisions
 from monitor.store import NewEvent, Transaction
 

@@ -1,27 +1,36 @@
 """The feedparser edge: body bytes → a ParsedFeed of capped plain-text entries, never the network.
 
-Order of work: inflate gzip (capped) → JSON Feed by hand (feedparser 6.0 has no JSON support) →
-entity screen → feedparser on an in-memory stream → entries mapped, texts capped, dates checked.
+Order of work: inflate gzip (capped) → JSON Feed by hand (`jsonfeed.py`) → entity screen →
+items known from the feed's last recorded body left out (`chunks.py`) → feedparser on an
+in-memory stream → entries mapped by the field rules of `entries.py`.
 """
 
 from __future__ import annotations
 
-import html
 import io
-import re
-import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 from xml.sax import SAXParseException
 
 import feedparser
-import orjson
 
 from monitor.chunks import Split, split_items, transparent
+from monitor.entries import (
+    Draft,
+    DraftFeed,
+    Entry,
+    ParsedFeed,
+    built,
+    capped,
+    checked_date,
+    clean_url,
+    language_tag,
+    shown,
+)
 from monitor.errors import ParseError
-from monitor.feedtext import html_to_text, plain, safe_html, text_of
+from monitor.feedtext import html_to_text, text_of
+from monitor.jsonfeed import parse_json_feed
 from monitor.screen import describe, inflate, screen, sniff_japanese
 
 __all__ = [  # html_to_text: feedtext's
@@ -35,74 +44,7 @@ __all__ = [  # html_to_text: feedtext's
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One feed item; texts are plain (tags removed, entities unescaped) and capped.
-
-    `summary_html` is made on access: a poll never displays it, and nh3 costs about 25 µs an
-    entry. The fields it is made from take part in equality, so equal entries display alike.
-    """
-
-    guid: str | None  # None when absent, or for RSS 1.0 when rdf:about merely repeats the link
-    link: str | None
-    title: str
-    summary: str
-    content: str  # "" when the item carries no separate full content
-    published_at: datetime | None  # UTC-aware; None when missing, impossible or absurd
-    language: str | None
-    source_url: str | None  # aggregator items (Google News <source url="…">)
-    source_title: str | None
-    # the displayed text construct as safe_html reads it: value (cut at the cap), type, cap
-    _shown: tuple[str, str, int] = field(default=("", "", 0), repr=False)
-
-    @property
-    def summary_html(self) -> str:
-        """Sanitized by nh3, safe to display, never longer than the field cap."""
-        value, kind, cap = self._shown
-        return safe_html({"value": value, "type": kind}, cap)
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFeed:
-    """A parsed document: feed-level fields, its entries, and what was wrong but recovered."""
-
-    title: str
-    link: str | None
-    language: str | None
-    entries: tuple[Entry, ...]
-    warnings: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """An entry's identifying fields, read cheaply; `build()` makes the whole Entry.
-
-    A poll builds only the entries it has not recorded before: the text and HTML work is most
-    of an entry's cost, and most entries of a changed feed are already known.
-    """
-
-    guid: str | None
-    link: str | None
-    published_at: datetime | None
-    build: Callable[[], Entry]
-
-
-@dataclass(frozen=True, slots=True)
-class DraftFeed:
-    """A parsed document whose entries are drafts (see `parse_drafts`)."""
-
-    title: str
-    link: str | None
-    language: str | None
-    entries: tuple[Draft, ...]
-    warnings: tuple[str, ...]
-    prints: tuple[str, ...] = ()  # of every item of the body, in order; () when not split
-    skipped: int = 0  # items left out as known; their entries are not in `entries`
-
-
 _BENIGN_BOZO = ("CharacterEncodingOverride", "NonXMLContentType")
-_MIN_YEAR = 1990
-_MAX_AHEAD = timedelta(days=731)  # two years, leap day included
 
 
 def parse_feed(
@@ -145,9 +87,9 @@ def parse_drafts(
         raise ValueError("now must be timezone-aware")
     data = inflate(body, max_bytes=max_bytes)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-        parsed = _parse_json_feed(data, now=now, cap=max_field)
-        built = tuple(_built(e) for e in parsed.entries)
-        return DraftFeed(parsed.title, parsed.link, parsed.language, built, parsed.warnings)
+        parsed = parse_json_feed(data, now=now, cap=max_field)
+        drafts = tuple(built(e) for e in parsed.entries)
+        return DraftFeed(parsed.title, parsed.link, parsed.language, drafts, parsed.warnings)
     screen(data, content_type=content_type)
     warnings: list[str] = []
     guessed = sniff_japanese(data, content_type)
@@ -160,7 +102,7 @@ def parse_drafts(
     keep = frozenset(i for i, p in enumerate(prints) if p not in known)
     result, skipped = _read(data, content_type, split, keep)
     feed = result.feed
-    language = _language(feed.get("language"))
+    language = language_tag(feed.get("language"))
     rdf = str(result.get("version", "")).startswith(("rss09", "rss10"))
     bozo = _bozo_reason(result.get("bozo_exception")) if result.get("bozo") else None
     if bozo:
@@ -177,8 +119,8 @@ def parse_drafts(
         if bozo and type(result.get("bozo_exception")).__name__ not in _BENIGN_BOZO:
             raise ParseError("malformed", f"feed has no recoverable entries ({bozo})")
     return DraftFeed(
-        title=_cap(text_of(feed.get("title_detail")), max_field),
-        link=_url(feed.get("link"), max_field),
+        title=capped(text_of(feed.get("title_detail")), max_field),
+        link=clean_url(feed.get("link"), max_field),
         language=language,
         entries=kept,
         warnings=tuple(warnings),
@@ -246,10 +188,6 @@ def _has_text(entry: Entry) -> bool:
     return bool(entry.title or entry.summary or entry.content)
 
 
-def _built(entry: Entry) -> Draft:
-    return Draft(entry.guid, entry.link, entry.published_at, lambda: entry)
-
-
 def _bozo_reason(exc: object) -> str:
     if isinstance(exc, SAXParseException):
         return f"not well-formed XML at line {exc.getLineNumber()}: {exc.getMessage()}"
@@ -259,8 +197,8 @@ def _bozo_reason(exc: object) -> str:
 def _draft(
     e: dict[str, Any], feed_language: str | None, rdf: bool, now: datetime, cap: int
 ) -> Draft:
-    link = _url(e.get("link"), cap)
-    guid = _url(e.get("id"), cap)
+    link = clean_url(e.get("link"), cap)
+    guid = clean_url(e.get("id"), cap)
     if rdf and guid == link:  # RSS 1.0 has no guid; feedparser copies rdf:about into id
         guid = None
     published = _entry_date(e, now)
@@ -269,7 +207,7 @@ def _draft(
         return draft
     # no guid and no link: the texts identify the entry, so it is built now, once
     entry = draft.build()
-    return _built(entry)
+    return built(entry)
 
 
 def _entry(draft: Draft, e: dict[str, Any], feed_language: str | None, cap: int) -> Entry:
@@ -281,118 +219,27 @@ def _entry(draft: Draft, e: dict[str, Any], feed_language: str | None, cap: int)
     return Entry(
         guid=draft.guid,
         link=draft.link,
-        title=_cap(text_of(e.get("title_detail")), cap),
-        summary=_cap(text_of(summary_detail), cap),
-        content=_cap("\n".join(text_of(c) for c in contents), cap),
+        title=capped(text_of(e.get("title_detail")), cap),
+        summary=capped(text_of(summary_detail), cap),
+        content=capped("\n".join(text_of(c) for c in contents), cap),
         published_at=draft.published_at,
         language=next(
-            (_language(d.get("language")) for d in details if d and d.get("language")),
+            (language_tag(d.get("language")) for d in details if d and d.get("language")),
             feed_language,
         ),
-        source_url=_url(source.get("href") or source.get("link"), cap),
-        source_title=_cap(
+        source_url=clean_url(source.get("href") or source.get("link"), cap),
+        source_title=capped(
             text_of(source.get("title_detail")) or str(source.get("title") or ""), cap
         )
         or None,
-        _shown=_shown(display or (contents[0] if contents else None), cap),
+        _shown=shown(display or (contents[0] if contents else None), cap),
     )
-
-
-def _shown(detail: Mapping[str, Any] | None, cap: int) -> tuple[str, str, int]:
-    """What `safe_html` reads of a text construct, kept so that Entry sanitizes on access."""
-    if not detail:
-        return ("", "", cap)
-    return (str(detail.get("value") or "")[:cap], str(detail.get("type", "")), cap)
 
 
 def _entry_date(e: dict[str, Any], now: datetime) -> datetime | None:
     for key in ("published", "updated", "created"):
         # dict.get: FeedParserDict.get aliases updated→published with a DeprecationWarning
-        found = _date(dict.get(e, key), dict.get(e, f"{key}_parsed"), now)
+        found = checked_date(dict.get(e, key), dict.get(e, f"{key}_parsed"), now)
         if found is not None:
             return found
     return None
-
-
-def _date(raw: object, parsed: time.struct_time | None, now: datetime) -> datetime | None:
-    """A UTC datetime inside [1990, now + 2 years], else None."""
-    text = str(raw or "").strip()
-    if not text or text.isdigit():  # feedparser reads a bare epoch as a bogus calendar date
-        return None
-    slash = re.fullmatch(
-        r"(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", text
-    )
-    try:
-        if slash:  # feedparser misreads '2020/1/10 14:33:00' as 1 Nov 2020; zone unknown → UTC
-            y, mo, d, h, mi, sec = (int(g or 0) for g in slash.groups())
-            found = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
-        elif parsed is not None:
-            found = datetime(*parsed[:6], tzinfo=UTC)
-        else:
-            found = datetime.fromisoformat(text)
-            found = found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
-    except (ValueError, OverflowError, TypeError):
-        return None
-    if found.year < _MIN_YEAR or found > now + _MAX_AHEAD:
-        return None
-    return found
-
-
-def _parse_json_feed(data: bytes, *, now: datetime, cap: int) -> ParsedFeed:
-    """JSON Feed 1.0 / 1.1 (https://jsonfeed.org/version/1.1), mapped like an XML feed."""
-    try:
-        doc = orjson.loads(data.lstrip(b"\xef\xbb\xbf"))
-    except orjson.JSONDecodeError as exc:
-        raise ParseError("not_a_feed", f"body is JSON that does not parse ({exc})") from None
-    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
-        "https://jsonfeed.org/version/"
-    ):
-        raise ParseError("not_a_feed", "body is JSON but not a JSON Feed")
-    language = _language(doc.get("language"))
-    items: list[Any] = doc["items"] if isinstance(doc.get("items"), list) else []
-    entries = tuple(_json_entry(i, language, now, cap) for i in items if isinstance(i, dict))
-    return ParsedFeed(
-        title=_cap(plain(html.unescape(str(doc.get("title") or ""))), cap),
-        link=_url(doc.get("home_page_url"), cap),
-        language=language,
-        entries=entries,
-        warnings=(),
-    )
-
-
-# JSON Feed titles are plain text by spec, yet publishers leave HTML entities in them
-# ("Blog &#8211; InfluxData"), hence the unescape.
-def _json_entry(item: dict[str, Any], feed_language: str | None, now: datetime, cap: int) -> Entry:
-    content_html = str(item.get("content_html") or "")
-    content = str(item.get("content_text") or "") or html_to_text(content_html)
-    summary = str(item.get("summary") or "")
-    shown = {"type": "text/html", "value": content_html} if content_html else {"value": summary}
-    published = None
-    for key in ("date_published", "date_modified"):
-        published = published or _date(item.get(key), None, now)
-    return Entry(
-        guid=_url(None if item.get("id") is None else str(item["id"]), cap),
-        link=_url(item.get("url"), cap),
-        title=_cap(plain(html.unescape(str(item.get("title") or ""))), cap),
-        summary=_cap(plain(summary), cap),
-        content=_cap(plain(content), cap),
-        published_at=published,
-        language=_language(item.get("language")) or feed_language,
-        source_url=None,
-        source_title=None,
-        _shown=_shown(shown, cap),
-    )
-
-
-def _cap(text: str, cap: int) -> str:
-    return text[:cap]
-
-
-def _url(value: object, cap: int) -> str | None:
-    text = str(value or "").strip()
-    return text[:cap] or None
-
-
-def _language(value: object) -> str | None:
-    text = str(value or "").strip().lower().replace("_", "-")
-    return text[:35] or None

@@ -27,11 +27,12 @@ from typing import Any, TypeVar
 
 from monitor import evaluate, faults, identity, items, workstate
 from monitor.config import Config, Feed
+from monitor.entries import DraftFeed
 from monitor.errors import FetchError, ParseError
 from monitor.events import Event, FeedFailed, FeedMoved, FeedRecovered, FeedStale
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
-from monitor.parse import DraftFeed, parse_drafts
+from monitor.parse import parse_drafts
 from monitor.store import EventStore, NewEvent, Transaction
 from monitor.workstate import FeedWork
 

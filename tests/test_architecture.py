@@ -25,7 +25,8 @@ _PLACES: dict[int, tuple[str, ...]] = {
         "chunks",
     ),
     EDGE: (
-        "fetch", "bodies", "connect", "netguard", "parse", "feedtext", "screen", "store",
+        "fetch", "bodies", "connect", "netguard", "parse", "entries", "jsonfeed", "feedtext",
+        "screen", "store",
         "channels", "workstate",
     ),
     ORCHESTRATION: (
