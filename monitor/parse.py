@@ -88,8 +88,8 @@ def parse_drafts(
     data = inflate(body, max_bytes=max_bytes)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
         parsed = parse_json_feed(data, now=now, cap=max_field)
-        drafts = tuple(built(e) for e in parsed.entries)
-        return DraftFeed(parsed.title, parsed.link, parsed.language, drafts, parsed.warnings)
+        whole = tuple(built(e) for e in parsed.entries)
+        return DraftFeed(parsed.title, parsed.link, parsed.language, whole, parsed.warnings)
     screen(data, content_type=content_type)
     warnings: list[str] = []
     guessed = sniff_japanese(data, content_type)
