@@ -10,6 +10,7 @@ is the real one: `Daemon` ticks claiming leases on SQLite (WAL, synchronous=FULL
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import os
@@ -214,6 +215,7 @@ async def poll_round(
     config = load_config(write_config(folder, base, path, count), {})
     daemon = Daemon(config, {})
     await daemon.start()
+    gc.freeze()  # as `Daemon.run_forever` does once it has started
     out = []
     try:
         for prepare in [lambda: None, *rounds]:
