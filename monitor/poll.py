@@ -272,7 +272,7 @@ def _parse_and_record(
             now=now,
             content_type=result.content_type,
             max_bytes=p.config.settings.max_feed_bytes,
-            known=work.item_prints,
+            known=frozenset((work.item_prints or "").split()),
         )
     except ParseError as exc:
         return _record_failure(p, feed, work, exc, now, result)

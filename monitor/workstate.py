@@ -76,7 +76,7 @@ class FeedWork:
     # the feed's health in the log ("ok" when it never changed) as of the claim; None: unknown.
     # Only the lease holder records feed events, so it still holds while the lease does.
     health: str | None = None
-    item_prints: frozenset[str] = frozenset()  # see feed_state.item_prints
+    item_prints: str | None = None  # see feed_state.item_prints; read only by changed polls
 
 
 def ensure(store: EventStore) -> None:
@@ -198,7 +198,7 @@ def claim_feeds(
             r.failures,
             r.newest_item_at,
             health.get(r.feed_id, "ok"),
-            frozenset((r.item_prints or "").split()),
+            r.item_prints,
         )
         for r in rows
     ]
