@@ -267,19 +267,35 @@ def feed_rows(store: EventStore) -> dict[str, Any]:
         return {r.feed_id: r for r in conn.execute(sa.select(feed_state))}
 
 
-def queue_alert(conn: sa.Connection, alert_id: str, channel_id: str, due_at: float) -> None:
+def queue_alert(
+    conn: sa.Connection,
+    alert_id: str,
+    channel_id: str,
+    due_at: float,
+    *,
+    leased_to: tuple[str, float] | None = None,
+) -> None:
+    """Make an alert due at `due_at`; `leased_to` (owner, expiry) holds it for a caller that
+    delivers it at once, so no dispatcher claims it meanwhile."""
+    owner, expires = leased_to or (None, None)
     exists = conn.execute(
         sa.select(alert_work.c.alert_id).where(alert_work.c.alert_id == alert_id)
     ).first()
     if exists is None:
         conn.execute(
-            alert_work.insert().values(alert_id=alert_id, channel_id=channel_id, due_at=due_at)
+            alert_work.insert().values(
+                alert_id=alert_id,
+                channel_id=channel_id,
+                due_at=due_at,
+                lease_owner=owner,
+                lease_expires=expires,
+            )
         )
     else:
         conn.execute(
             alert_work.update()
             .where(alert_work.c.alert_id == alert_id)
-            .values(due_at=due_at, lease_owner=None, lease_expires=None)
+            .values(due_at=due_at, lease_owner=owner, lease_expires=expires)
         )
 
 

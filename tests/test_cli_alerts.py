@@ -11,10 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
+from monitor import workstate
+from monitor.runtime import open_store
 from tests import kit
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
-from tests.kit import rss, run_once, write_config
+from tests.kit import load, rss, run_once, write_config
 from tests.receivers import Reply, SmtpServer, WebhookReceiver
 
 ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
@@ -121,3 +123,18 @@ def test_a_test_alert_that_fails_exits_1_naming_the_channel(
     result = cli(config, "alerts", "test", "hook")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error: test alert on 'hook' was not delivered" in result.stderr
+
+
+def test_an_alert_queued_under_a_lease_waits_for_its_holder(tmp_path: Path, db_url: str) -> None:
+    # `alerts test` queues its alert leased to itself and sends it at once; a daemon's
+    # dispatcher claiming due alerts meanwhile must not send it a second time
+    store = open_store(load(write_config(tmp_path, feeds={}, db_url=db_url)))
+    try:
+        with store.transaction() as tx:
+            workstate.queue_alert(tx.conn, "alt_held", "hook", 100.0, leased_to=("cli", 400.0))
+            workstate.queue_alert(tx.conn, "alt_free", "hook", 100.0)
+        claim = functools.partial(workstate.claim_alerts, store, owner="daemon", lease=600, limit=10)
+        assert claim(now=200.0) == [("alt_free", "hook")]
+        assert claim(now=401.0) == [("alt_held", "hook")]  # the holder died: it is sent once
+    finally:
+        store.close()

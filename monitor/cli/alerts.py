@@ -16,6 +16,10 @@ from rich.table import Table
 from monitor.cli.common import JsonOpt, alerts_app, command, opened, out, print_json
 from monitor.errors import ConfigError, MonitorError, UsageError
 
+# `alerts test` holds its alert this long while it sends (a channel times out in 30 s); if the
+# command dies meanwhile, a dispatcher sends it once the lease expires, under the same id.
+TEST_LEASE_SECONDS = 300
+
 
 @alerts_app.callback()
 def alerts(ctx: typer.Context, json_: JsonOpt = False) -> None:
@@ -139,9 +143,11 @@ async def _send_test(channel_id: str) -> None:
             payload=payload,
             test=True,
         )
+        # leased to this command, which sends it now: a running daemon must not send it too
+        lease = (instance_name(), now.timestamp() + TEST_LEASE_SECONDS)
         with store.transaction() as tx:
             tx.append([NewEvent(queued, meta={"instance": "cli"})])
-            workstate.queue_alert(tx.conn, alert_id, channel.id, now.timestamp())
+            workstate.queue_alert(tx.conn, alert_id, channel.id, now.timestamp(), leased_to=lease)
         s = config.settings
         async with guarded_client(
             allow_private=s.allow_private_networks, timeout=30, user_agent=s.user_agent
