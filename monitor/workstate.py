@@ -142,9 +142,13 @@ def sync_feeds(store: EventStore, config: Config, *, now: float, rng: random.Ran
                     )
                 )
             elif row.next_poll_at < now:
+                # Decided again on the row as it is now: another daemon may have polled the
+                # feed since it was read (or be polling it), and its next poll time stands.
+                c = feed_state.c
+                free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
                 conn.execute(
                     feed_state.update()
-                    .where(feed_state.c.feed_id == feed.id)
+                    .where(c.feed_id == feed.id, c.next_poll_at < now, free)
                     .values(next_poll_at=now + rng.uniform(0, spread))
                 )
 

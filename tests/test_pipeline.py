@@ -171,3 +171,29 @@ def test_first_polls_after_restart_are_spread(tmp_path: Path) -> None:
     due = [r.next_poll_at - now for r in workstate.feed_rows(store).values()]
     assert min(due) >= 0 and max(due) <= 1  # each polled once soon, none skipped
     store.close()
+
+
+def test_a_starting_daemon_leaves_feeds_another_one_holds_or_has_polled(
+        tmp_path: Path, db_url: str) -> None:
+    # Two daemons starting together: the second spreads overdue first polls, but a feed the
+    # first has leased, or has polled since, keeps its next poll time (else it is polled twice)
+    import random
+
+    path = write_config(tmp_path, feeds={f"f{i}": f"http://127.0.0.1:9/{i}.xml" for i in range(3)},
+                        db_url=db_url, interval="10m")
+    store = opened(path)
+    now = time.time()
+    workstate.sync_feeds(store, load(path), now=now, rng=random.Random(3))  # the rows
+    c = workstate.feed_state.c
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(workstate.feed_state).values(next_poll_at=now - 3600))
+        conn.execute(sa.update(workstate.feed_state).where(c.feed_id == "f1")
+                     .values(lease_owner="other", lease_expires=now + 60))
+        conn.execute(sa.update(workstate.feed_state).where(c.feed_id == "f2")
+                     .values(next_poll_at=now + 600))
+    workstate.sync_feeds(store, load(path), now=now, rng=random.Random(3))
+    rows = workstate.feed_rows(store)
+    assert now <= rows["f0"].next_poll_at <= now + 1  # overdue and free: spread
+    assert rows["f1"].next_poll_at == now - 3600  # its holder sets the next poll time
+    assert rows["f2"].next_poll_at == now + 600
+    store.close()
