@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from monitor.errors import AppendOnlyError, StoreError
 from monitor.store import schema, verify
+from monitor.store.rawsql import load_states
 from monitor.store.records import (
     Appended,
     NewEvent,
@@ -22,7 +23,7 @@ from monitor.store.records import (
     format_time,
 )
 from monitor.store.schema import READ_COLUMNS, events, projection_state, to_record
-from monitor.store.writer import Transaction, load_states
+from monitor.store.writer import Transaction
 
 
 def _never() -> bool:

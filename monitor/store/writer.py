@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from monitor.errors import ConflictError, StoreError
@@ -23,7 +21,7 @@ from monitor.store.records import (
     format_time,
     record_hash,
 )
-from monitor.store.schema import events, projection_state
+from monitor.store.schema import events
 
 _Seen = tuple[int, str, str]  # position, event_id, hash of an event already recorded
 
@@ -144,7 +142,7 @@ class Transaction:
         cache = self._states.setdefault(name, {})
         missing = sorted({k for k in keys if k not in cache})
         if missing:
-            found = load_states(self.conn, name, missing)
+            found = rawsql.load_states(self.conn, name, missing)
             for key in missing:
                 cache[key] = found.get(key)
         return cache
@@ -156,7 +154,7 @@ class Transaction:
             {"name": name, "key": k, "state": canonical_json(states[k]).decode(), "position": p}
             for k, p in last.items()
         ]
-        rawsql.execute_many(self.conn, _upsert_statement(self.conn.dialect.name), rows)
+        rawsql.execute_many(self.conn, rawsql.upsert_statement(self.conn.dialect.name), rows)
 
     def _known(self, batch: Sequence[NewEvent]) -> dict[tuple[str, str | None], _Seen]:
         """Events of this batch already recorded, by ("id", event_id) and ("key", dedupe)."""
@@ -176,9 +174,9 @@ class Transaction:
         for column, values, tag in (("event_id", ids, "id"), ("dedupe_key", keys, "key")):
             if not values:
                 continue
-            query = _known_query(dialect, column)
+            query = rawsql.known_query(dialect, column)
             for position, event_id, hash_, dedupe_key in rawsql.fetch(
-                self.conn, query, _doc(sorted(values))
+                self.conn, query, rawsql.members(sorted(values))
             ):
                 name = event_id if tag == "id" else dedupe_key
                 known[(tag, name)] = (int(position), str(event_id), str(hash_))
@@ -188,80 +186,16 @@ class Transaction:
         """Current versions of `streams` (absent: empty), the database read once per stream."""
         missing = sorted(s for s in streams if s not in self._versions)
         if missing:
-            query = _versions_query(self.conn.dialect.name)
-            found = {s: int(v) for s, v in rawsql.fetch(self.conn, query, _doc(missing))}
+            query = rawsql.versions_query(self.conn.dialect.name)
+            found = {s: int(v) for s, v in rawsql.fetch(self.conn, query, rawsql.members(missing))}
             for stream in missing:
                 self._versions[stream] = found.get(stream, 0)
         return {s: self._versions[s] for s in streams}
 
     def _read_head(self) -> tuple[int, str]:
-        rows = rawsql.fetch(self.conn, _HEAD, {})
+        rows = rawsql.fetch(self.conn, rawsql.HEAD, {})
         self._head = (0, GENESIS) if not rows else (int(rows[0][0]), str(rows[0][1]))
         return self._head
-
-
-# The statements are built once per dialect: building one costs more than running it.
-_HEAD = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
-
-
-@cache
-def _known_query(dialect: str, column: str) -> sa.Select[Any]:
-    cols = (events.c.position, events.c.event_id, events.c.hash, events.c.dedupe_key)
-    return sa.select(*cols).where(_member(dialect, events.c[column]))
-
-
-@cache
-def _upsert_statement(dialect: str) -> Any:
-    """INSERT … ON CONFLICT (name, key) DO UPDATE, in the dialect's own spelling."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(projection_state)
-    return stmt.on_conflict_do_update(
-        index_elements=["name", "key"],
-        set_={"state": stmt.excluded.state, "position": stmt.excluded.position},
-    )
-
-
-@cache
-def _versions_query(dialect: str) -> sa.Select[Any]:
-    return (
-        sa.select(events.c.stream, sa.func.max(events.c.stream_version))
-        .where(_member(dialect, events.c.stream))
-        .group_by(events.c.stream)
-    )
-
-
-@cache
-def _states_query(dialect: str) -> sa.Select[Any]:
-    table = projection_state
-    return sa.select(table.c.key, table.c.state).where(
-        table.c.name == sa.bindparam("name"), _member(dialect, table.c.key)
-    )
-
-
-def _doc(values: Sequence[str]) -> dict[str, str]:
-    return {"members": orjson.dumps(list(values)).decode()}
-
-
-def load_states(conn: sa.Connection, name: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The state rows of projection `name` for `keys` that exist, in one query."""
-    query = _states_query(conn.dialect.name)
-    rows = rawsql.fetch(conn, query, {"name": name, **_doc(keys)})
-    return {key: orjson.loads(state) for key, state in rows}
-
-
-def _member(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    """`column IN :members`, the list bound as one JSON text value: the statement compiles
-    once, no list meets a bound-parameter limit, and it is several times faster than
-    an expanding IN or a PostgreSQL array parameter at a hundred values."""
-    doc = sa.bindparam("members", type_=sa.Text)
-    if dialect == "postgresql":
-        elements = sa.func.json_array_elements_text(sa.cast(doc, sa.JSON))
-        return column.in_(sa.select(elements))
-    members = sa.func.json_each(doc)
-    return column.in_(sa.select(sa.column("value")).select_from(members))
 
 
 def _stored_time(now: datetime | None) -> str:
