@@ -9,6 +9,8 @@ from typing import Any
 
 import nh3
 
+from monitor.htmlmarkup import BLOCK, COMMENTCLOSE, HIDDEN, read_markup
+
 
 def text_of(detail: Mapping[str, Any] | None) -> str:
     """Plain text of a feedparser text construct, HTML or not."""
@@ -60,12 +62,6 @@ def plain(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-_BLOCK = re.compile(
-    r"p|br|hr|h[1-6]|[uod]l|li|d[dt]|div|pre|table|t[dhr]|blockquote|address|article|aside"
-    r"|section|header|footer|nav|main|figure|figcaption"
-)
-_HIDDEN = ("script", "style")
-
 # Markup in the shapes HTMLParser reads without surprises, each proven to take its ordinary
 # path: start tags whose names, attributes and spacing its tag locator and its attribute scanner
 # read alike (whitespace only [ \t\n\r\f], as its tag names run on through \v and NBSP; no bare
@@ -94,14 +90,14 @@ def _element(tag: str) -> str:
 
 _TOKEN = re.compile(
     "<(?:"
-    rf"((?ai:{_BLOCK.pattern}){_ATTRS}/?>|/\s*(?ai:{_BLOCK.pattern})\s*>)"
+    rf"((?ai:{BLOCK.pattern}){_ATTRS}/?>|/\s*(?ai:{BLOCK.pattern})\s*>)"
     rf"|{_element('script')}|{_element('style')}"
     rf"|[a-zA-Z][-a-zA-Z0-9:_]*{_ATTRS}/?>"
     r"|/\s*[a-zA-Z][-.a-zA-Z0-9:_]*\s*>"
     r"|!--[^-]*+(?:(?!--\s*>)-[^-]*+)*+--\s*>"  # no closer tried at every character
     ")"
 )
-_CLOSER = {tag: re.compile(_closer(tag)) for tag in _HIDDEN}
+_CLOSER = {tag: re.compile(_closer(tag)) for tag in HIDDEN}
 
 
 def _text(markup: str) -> str:
@@ -112,7 +108,7 @@ def _text(markup: str) -> str:
     entity cut by a tag ('&am<b></b>p;') stays text.
     """
     opener = markup.rfind("<!--")
-    if opener >= 0 and not _COMMENTCLOSE.search(markup, opener + 4):
+    if opener >= 0 and not COMMENTCLOSE.search(markup, opener + 4):
         return _broken(markup)  # an unclosed comment: split would scan past it per '<'
     parts = _TOKEN.split(markup)  # text, block tag or None, text, ...
     texts = parts[::2]
@@ -144,13 +140,13 @@ def _broken(markup: str) -> str:
             pieces.append(markup[pos : tag.start()])
         pos = tag.end()
         if tag.group(2) is None:  # a comment: up to its end, or all the rest
-            close = _COMMENTCLOSE.search(markup, pos)
+            close = COMMENTCLOSE.search(markup, pos)
             pos = close.end() if close else len(markup)
             continue
         closing, name = tag.group(1), tag.group(2).lower()
-        if hidden is None and _BLOCK.fullmatch(name):
+        if hidden is None and BLOCK.fullmatch(name):
             pieces.append("\n")
-        elif hidden is None and name in _HIDDEN and not closing:
+        elif hidden is None and name in HIDDEN and not closing:
             hidden = name
         elif closing and name == hidden:
             hidden = None
@@ -160,150 +156,21 @@ def _broken(markup: str) -> str:
 
 
 def _scan(markup: str) -> list[str]:
-    """Text runs and line breaks, '<' by '<': _TOKEN where it matches, else _markup."""
+    """Text runs and line breaks, '<' by '<': _TOKEN where it matches, else read_markup."""
     pieces: list[str] = []
     pos = 0
     while (lt := markup.find("<", pos)) >= 0:
         pieces.append(html.unescape(markup[pos:lt]))
-        # '<!' goes straight to _markup: an unclosed comment is then searched once, not twice.
+        # '<!' goes straight to read_markup: an unclosed comment is then searched once, not twice.
         token = None if markup.startswith("<!", lt) else _TOKEN.match(markup, lt)
         if token:
             pos = token.end()
             pieces.append("" if token.group(1) is None else "\n")
             continue
-        pos, piece, hidden = _markup(markup, lt)
+        pos, piece, hidden = read_markup(markup, lt)
         pieces.append(piece)
         if hidden:
             closer = _CLOSER[hidden].search(markup, pos)
             pos = closer.end() if closer else len(markup)
     pieces.append(html.unescape(markup[pos:]))
     return pieces
-
-
-# Ported from CPython 3.11 html/parser.py and _markupbase.py (tagfind_tolerant,
-# attrfind_tolerant, locatestarttagend_tolerant, endtagfind, the comment and section closers).
-_TAGFIND = re.compile(r"([a-zA-Z][^\t\n\r\f />\x00]*)(?:\s|/(?!>))*")
-_ATTRFIND = re.compile(
-    r"((?<=['\"\s/])[^\s/>][^\s/=>]*)(\s*=+\s*"
-    r"('[^']*'|\"[^\"]*\"|(?!['\"])[^>\s]*))?(?:\s|/(?!>))*"
-)
-_LOCATESTARTTAGEND = re.compile(
-    r"<[a-zA-Z][^\t\n\r\f />\x00]*"
-    r"(?:[\s/]*(?:(?<=['\"\s/])[^\s/>][^\s/=>]*"
-    r"(?:\s*=+\s*(?:'[^']*'|\"[^\"]*\"|(?!['\"])[^>\s]*)\s*)?(?:\s|/(?!>))*)*)?\s*"
-)
-_ENDTAGFIND = re.compile(r"</\s*([a-zA-Z][-.a-zA-Z0-9:_]*)\s*>")
-_COMMENTCLOSE = re.compile(r"--\s*>")
-_DECLNAME = re.compile(r"[a-zA-Z][-_.a-zA-Z0-9]*\s*")
-_SECTIONCLOSE = re.compile(r"]\s*]\s*>")
-_MSSECTIONCLOSE = re.compile(r"]\s*>")
-_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def _markup(raw: str, i: int) -> tuple[int, str, str | None]:
-    """HTMLParser's step at the '<' at `i` when fed everything and closed.
-
-    Returns where the step ends, the text it reports and the element (script or style) whose
-    content it starts hiding, if any. One pass with goahead's end-of-input rules gives what
-    feed() then close() give: feed() only stops early where close() picks up unchanged.
-    """
-    if raw[i + 1 : i + 2] in _LETTERS:
-        return _start_tag(raw, i)
-    if raw.startswith("</", i):
-        return _end_tag(raw, i)
-    if raw.startswith("<!--", i):
-        close = _COMMENTCLOSE.search(raw, i + 4)
-        end = close.end() if close else -1
-    elif raw.startswith("<?", i):
-        end = _after_gt(raw, i + 2)
-    elif raw.startswith("<![", i):
-        end = _marked_section(raw, i)
-    elif raw.startswith("<!", i):  # a doctype, or a bogus comment: either ends at '>'
-        end = _after_gt(raw, i + 2)
-    else:
-        return i + 1, "<", None
-    return (end, "", None) if end >= 0 else _unfinished(raw, i)
-
-
-def _start_tag(raw: str, i: int) -> tuple[int, str, str | None]:
-    """HTMLParser.parse_starttag: a tag, or its source as text (not unescaped) when its
-    attribute scanner stops short of the end HTMLParser located."""
-    end = _start_tag_end(raw, i)
-    if end < 0:
-        return _unfinished(raw, i)
-    name = _TAGFIND.match(raw, i + 1)
-    assert name is not None  # raw[i + 1] is a letter
-    tag = name.group(1).lower()
-    k = name.end()
-    while k < end and (attr := _ATTRFIND.match(raw, k)):
-        k = attr.end()
-    rest = raw[k:end].strip()
-    if rest not in (">", "/>"):
-        return end, raw[i:end], None
-    hidden = tag if rest == ">" and tag in _HIDDEN else None
-    return end, "\n" if _BLOCK.fullmatch(tag) else "", hidden
-
-
-def _start_tag_end(raw: str, i: int) -> int:
-    """HTMLParser.check_for_whole_start_tag: where the tag ends, -1 if unfinished."""
-    located = _LOCATESTARTTAGEND.match(raw, i)
-    assert located is not None  # it matches any '<' + letter
-    j = located.end()
-    following = raw[j : j + 1]
-    if following == ">":
-        return j + 1
-    if following == "/":
-        return j + 2 if raw.startswith("/>", j) else -1
-    if not following or following in _LETTERS or following == "=":
-        return -1
-    return j
-
-
-def _end_tag(raw: str, i: int) -> tuple[int, str, str | None]:
-    """HTMLParser.parse_endtag outside script and style."""
-    if raw.find(">", i + 1) < 0:
-        return _unfinished(raw, i)
-    exact = _ENDTAGFIND.match(raw, i)
-    if exact:
-        return exact.end(), "\n" if _BLOCK.fullmatch(exact.group(1).lower()) else "", None
-    name = _TAGFIND.match(raw, i + 2)
-    if name is None:  # '</>' is dropped; '</' + anything else is a comment up to '>'
-        return (i + 3 if raw.startswith("</>", i) else _after_gt(raw, i + 2)), "", None
-    end = _after_gt(raw, name.end())
-    return end, "\n" if _BLOCK.fullmatch(name.group(1).lower()) else "", None
-
-
-def _marked_section(raw: str, i: int) -> int:
-    """_markupbase.parse_marked_section: end of '<![…]]>' / '<![if …]>', -1 if unfinished.
-
-    Where CPython raises AssertionError (no keyword, or an unknown one: '<![ x', '<![foo[')
-    the section is a bogus comment up to the next '>', as the HTML tokenizer has it.
-    """
-    name = _DECLNAME.match(raw, i + 3)
-    if name is None:
-        return _after_gt(raw, i + 2)
-    keyword = name.group().strip().lower()
-    if keyword in ("temp", "cdata", "ignore", "include", "rcdata"):
-        close = _SECTIONCLOSE.search(raw, i + 3)
-    elif keyword in ("if", "else", "endif"):
-        close = _MSSECTIONCLOSE.search(raw, i + 3)
-    else:
-        return _after_gt(raw, i + 2)
-    return close.end() if close else -1
-
-
-def _after_gt(raw: str, start: int) -> int:
-    """Index just past the first '>' from `start`, -1 when there is none."""
-    found = raw.find(">", start)
-    return found + 1 if found >= 0 else -1
-
-
-def _unfinished(raw: str, i: int) -> tuple[int, str, str | None]:
-    """Markup HTMLParser cannot finish at the end of input: text through the next '>', else
-    up to the next '<' or the end."""
-    end = _after_gt(raw, i + 1)
-    if end < 0:
-        end = raw.find("<", i + 1)
-    if end < 0:
-        end = len(raw)
-    return end, html.unescape(raw[i:end]), None

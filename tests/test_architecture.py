@@ -26,6 +26,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
     ),
     EDGE: (
         "fetch", "bodies", "connect", "netguard", "parse", "entries", "jsonfeed", "feedtext",
+        "htmlmarkup",
         "screen", "store",
         "channels", "workstate",
     ),
