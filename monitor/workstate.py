@@ -245,8 +245,15 @@ def release_unchanged(store: EventStore, polls: Sequence[Mapping[str, Any]]) -> 
     """
     if not polls:
         return
+    with work_tx(store) as conn:
+        rows = [{f"b_{k}": v for k, v in poll.items()} for poll in polls]
+        rawsql.execute_many(conn, _unchanged_statement(), rows)
+
+
+@cache
+def _unchanged_statement() -> sa.Update:
     c = feed_state.c
-    stmt = (
+    return (
         feed_state.update()
         .where(c.feed_id == sa.bindparam("b_feed_id"))
         .values(
@@ -262,8 +269,6 @@ def release_unchanged(store: EventStore, polls: Sequence[Mapping[str, Any]]) -> 
             polls=c.polls + 1,
         )
     )
-    with work_tx(store) as conn:
-        conn.execute(stmt, [{f"b_{k}": v for k, v in poll.items()} for poll in polls])
 
 
 def feed_rows(store: EventStore) -> dict[str, Any]:
