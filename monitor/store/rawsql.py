@@ -43,7 +43,7 @@ def compiled(dialect: sa.Dialect, stmt: sa.Executable, keys: tuple[str, ...] = (
     if found is None:
         done = stmt.compile(dialect=dialect, column_keys=list(keys) or None)  # type: ignore[attr-defined]
         order = tuple(done.positiontup) if done.positional else None
-        fixed = {name: b.value for name, b in done.binds.items() if not b.required}
+        fixed = {done.bind_names[b]: b.value for b in done.binds.values() if not b.required}
         found = _COMPILED[key] = Compiled(str(done), order, fixed)
     return found
 
