@@ -291,10 +291,12 @@ def _registrable(host: str) -> str | None:
 
 
 def prepare() -> None:
-    """Build the tables identity keeps once per process (the public-suffix list, about 0.1 s;
-    the composition table explanations use) now, at start, rather than in the first polls."""
+    """Build the tables identity keeps once per process now, at start, rather than in the
+    first polls: the public-suffix list, and the character tables that normalizing and
+    explaining non-ASCII text use (about 0.5 s in all)."""
     _extractor()("example.org")
-    _composes_backwards()
+    _irregular()
+    _unstable()
 
 
 def publisher(url: str | None) -> str | None:

@@ -62,24 +62,32 @@ def record_items(
 ) -> tuple[int, int, int]:
     """Append what the entries mean, in entry order: (discovered, sighted, transitions).
 
-    One query finds the items already known; the new and sighted ones are appended in runs,
-    a run ending at each new item that matches a milestone so that the item's decisions follow
+    One query finds the items already known, and one each the ids, keys and streams of the
+    events they bring (Transaction.expect). The new and sighted ones are appended in runs, a
+    run ending at each new item that matches a milestone so that the item's decisions follow
     it and name its position as their cause. A draft is built only when its item is new.
     """
     known = {iid: s.get("feeds", []) for iid, s in tx.states("items", list(entries)).items()}
-    states: dict[str, MilestoneState] = {}
-    run: list[NewEvent] = []
-    discovered = sighted = transitions = 0
+    news: list[tuple[NewEvent, ItemDiscovered | None, Entry | None]] = []
     for iid, given in entries.items():
         if iid in known:
             if feed.id not in known[iid]:
                 seen = ItemSighted(item_id=iid, feed_id=feed.id)
-                run.append(NewEvent(seen, dedupe_key=f"sighted:{iid}:{feed.id}", meta=dict(meta)))
-                sighted += 1
+                key = f"sighted:{iid}:{feed.id}"
+                news.append((NewEvent(seen, dedupe_key=key, meta=dict(meta)), None, None))
             continue
-        entry = _full(given)
-        item = _discovered(feed, entry, iid)
-        run.append(NewEvent(item, dedupe_key=f"item:{iid}", meta=dict(meta)))
+        full = _full(given)
+        found = _discovered(feed, full, iid)
+        news.append((NewEvent(found, dedupe_key=f"item:{iid}", meta=dict(meta)), found, full))
+    tx.expect([new for new, _, _ in news])
+    states: dict[str, MilestoneState] = {}
+    run: list[NewEvent] = []
+    discovered = sighted = transitions = 0
+    for new, item, entry in news:
+        run.append(new)
+        if item is None or entry is None:
+            sighted += 1
+            continue
         doc = evaluate.doc_of(entry.title, entry.summary, entry.content)
         verdicts = evaluate.evaluate(matcher, doc)
         notified = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from monitor import events as ev
 from monitor.errors import AppendOnlyError, ConflictError, StoreError
-from monitor.store import GENESIS, EventStore, NewEvent, Recorded
+from monitor.store import GENESIS, EventStore, NewEvent, Recorded, rawsql
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
@@ -137,6 +138,67 @@ def test_a_known_event_skips_its_expected_version_check(store: EventStore) -> No
     store.append([retry])
     [again] = store.append([retry])  # a retried decision, not a conflict
     assert again.existed and again.position == 1
+
+
+def test_an_event_whose_transaction_failed_is_appended_when_retried(store: EventStore) -> None:
+    event = NewEvent(sighted("a"), dedupe_key="sighted:a")
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.append([event])
+        raise RuntimeError("crash before commit")
+    [again] = store.append([event])
+    assert not again.existed and again.event_id == event.event_id
+    [third] = store.append([event])
+    assert third.existed and third.position == again.position
+
+
+def test_made_event_ids_are_uuid7_in_the_order_they_were_made(store: EventStore) -> None:
+    made = [NewEvent(sighted(str(n))) for n in range(50)]
+    ids = [uuid.UUID(new.event_id) for new in made]
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    stamps = [i.int >> 80 for i in ids]  # the 48-bit millisecond prefix
+    assert stamps == sorted(stamps)
+    assert abs(stamps[0] / 1000 - datetime.now(UTC).timestamp()) < 60
+    assert len(set(ids)) == len(ids)
+    store.append(made)
+    assert [r.event_id for r in store.read()] == [new.event_id for new in made]
+
+
+def test_expect_looks_up_a_batch_once_for_all_its_runs(sqlite_url: str) -> None:
+    """What appending in runs needs (keys, streams; never an id made with its event) is read
+    in one query each, up front: a run per matching item would otherwise query again."""
+    store = EventStore.open(sqlite_url)
+    store.append([NewEvent(sighted("old"), dedupe_key="sighted:old")])
+    statements: list[str] = []
+    batch = [NewEvent(sighted(str(n)), dedupe_key=f"sighted:{n}") for n in range(6)]
+    batch.append(NewEvent(sighted("old"), dedupe_key="sighted:old"))
+    with store.transaction() as tx:
+        tx.conn.connection.dbapi_connection.set_trace_callback(statements.append)  # type: ignore[union-attr]
+        tx.expect(batch)
+        looked_up = list(statements)
+        results = [*tx.append(batch[:2]), *tx.append(batch[2:5]), *tx.append(batch[5:])]
+        after = statements[len(looked_up) :]
+        tx.conn.connection.dbapi_connection.set_trace_callback(None)  # type: ignore[union-attr]
+    reads = [s for s in looked_up if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 2, reads  # dedupe keys, stream versions
+    assert not any("events.event_id IN" in s for s in looked_up)
+    later = [s for s in after if s.lstrip().upper().startswith("SELECT")]
+    assert len(later) == 1 and "ORDER BY events.position DESC" in later[0], later  # the head
+    assert [r.existed for r in results] == [False] * 6 + [True]
+    assert [r.stream for r in store.read()] == ["item:old", *(f"item:{n}" for n in range(6))]
+    store.close()
+
+
+def test_appending_compiles_no_statement_again(sqlite_url: str) -> None:
+    """Statements are compiled once per dialect and kept: one built per call (an INSERT, say)
+    would be compiled on every commit and kept for ever."""
+    store = EventStore.open(sqlite_url)
+    store.append([NewEvent(sighted("warm"), dedupe_key="warm")])
+    before = len(rawsql._COMPILED)
+    for n in range(5):
+        store.append([NewEvent(sighted(str(n)), dedupe_key=f"k{n}")])
+    assert len(rawsql._COMPILED) == before
+    assert len(list(store.read())) == 6
+    store.close()
 
 
 # --- append-only (test 8) -------------------------------------------------------------------

@@ -37,7 +37,10 @@ _COMPILED: dict[tuple[str, str, sa.Executable, tuple[str, ...]], Compiled] = {}
 
 
 def compiled(dialect: sa.Dialect, stmt: sa.Executable, keys: tuple[str, ...] = ()) -> Compiled:
-    """`stmt` compiled for `dialect` (an INSERT for the columns `keys`), once per backend."""
+    """`stmt` compiled for `dialect` (an INSERT for the columns `keys`), once per backend.
+
+    Statements are kept by identity, so each must be built once (a module constant or a
+    cached function), never per call: a new object is a new entry here."""
     key = (dialect.name, dialect.paramstyle, stmt, keys)
     found = _COMPILED.get(key)
     if found is None:
@@ -88,6 +91,7 @@ def _wrapped(conn: sa.Connection, sql: str, values: Any, exc: Exception) -> sa.e
 
 # --- the statements; built once per dialect: building one costs more than running it ---
 HEAD = sa.select(events.c.position, events.c.hash).order_by(events.c.position.desc()).limit(1)
+INSERT_EVENT = events.insert()  # one object: statements are compiled once per object
 
 
 @cache

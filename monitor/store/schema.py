@@ -18,7 +18,14 @@ metadata = sa.MetaData()
 events = sa.Table(
     "events",
     metadata,
-    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    # On SQLite an INTEGER PRIMARY KEY is the rowid itself: rows are stored in log order and
+    # no second index of positions is kept (a BIGINT key would be one). Older files keep theirs.
+    sa.Column(
+        "position",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("event_id", sa.String(64), nullable=False, unique=True),
     sa.Column("stream", sa.Text, nullable=False),
     sa.Column("stream_version", sa.Integer, nullable=False),

@@ -40,7 +40,9 @@ class Transaction:
         self._projections = tuple(projections)
         self._head: tuple[int, str] | None = None
         self._versions: dict[str, int] = {}  # streams this transaction has read or written
-        self._seen: dict[tuple[str, str | None], _Seen] = {}  # events appended or looked up
+        self._seen: dict[tuple[str, str], _Seen] = {}  # events appended or looked up
+        # ids and keys looked up and not recorded: the writer lock keeps them so until commit
+        self._absent: set[tuple[str, str]] = set()
         self._rows: list[dict[str, Any]] = []  # appended, not yet inserted
         self._states: dict[str, dict[str, dict[str, Any] | None]] = {}  # name -> key -> state
         self._dirty: dict[str, dict[str, int]] = {}  # name -> key -> position of last change
@@ -93,7 +95,7 @@ class Transaction:
         """Write the appended rows and the changed projection states; `forget` drops the
         cached states afterwards (a replay of the whole log would otherwise hold them all)."""
         if self._rows:
-            rawsql.execute_many(self.conn, events.insert(), self._rows)
+            rawsql.execute_many(self.conn, rawsql.INSERT_EVENT, self._rows)
             self._rows = []
         for name, last in self._dirty.items():
             if last:
@@ -101,6 +103,13 @@ class Transaction:
         self._dirty = {}
         if forget:
             self._states = {}
+
+    def expect(self, batch: Sequence[NewEvent]) -> None:
+        """Look up at once what appending `batch` will need, when it is appended in several
+        runs (each run would otherwise look up its own): which of its ids and keys are
+        recorded, and the versions of its streams."""
+        self._known(batch)
+        self._stream_versions({new.event.stream for new in batch})
 
     def stream_version(self, stream: str) -> int:
         """The stream's current version as this transaction sees it; 0 when empty."""
@@ -156,31 +165,30 @@ class Transaction:
         ]
         rawsql.execute_many(self.conn, rawsql.upsert_statement(self.conn.dialect.name), rows)
 
-    def _known(self, batch: Sequence[NewEvent]) -> dict[tuple[str, str | None], _Seen]:
-        """Events of this batch already recorded, by ("id", event_id) and ("key", dedupe)."""
-        known: dict[tuple[str, str | None], _Seen] = {}
-        ids: set[str] = set()
-        keys: set[str] = set()
+    def _known(self, batch: Sequence[NewEvent]) -> dict[tuple[str, str], _Seen]:
+        """Events of this batch already recorded, by ("id", event_id) and ("key", dedupe).
+        An id made with its event and never appended before is not looked up."""
+        wanted: list[tuple[str, str]] = []
         for new in batch:
-            for tag, name in (("id", new.event_id), ("key", new.dedupe_key)):
-                if name is None:
-                    continue
-                seen = self._seen.get((tag, name))
-                if seen is not None:
-                    known[(tag, name)] = seen
-                else:
-                    (ids if tag == "id" else keys).add(name)
+            if new.first_use():
+                self._absent.add(("id", new.event_id))
+            wanted.append(("id", new.event_id))
+            if new.dedupe_key is not None:
+                wanted.append(("key", new.dedupe_key))
+        missing = {w for w in wanted if w not in self._seen and w not in self._absent}
         dialect = self.conn.dialect.name
-        for column, values, tag in (("event_id", ids, "id"), ("dedupe_key", keys, "key")):
+        for column, tag in (("event_id", "id"), ("dedupe_key", "key")):
+            values = sorted(name for t, name in missing if t == tag)
             if not values:
                 continue
             query = rawsql.known_query(dialect, column)
             for position, event_id, hash_, dedupe_key in rawsql.fetch(
-                self.conn, query, rawsql.members(sorted(values))
+                self.conn, query, rawsql.members(values)
             ):
                 name = event_id if tag == "id" else dedupe_key
-                known[(tag, name)] = (int(position), str(event_id), str(hash_))
-        return known
+                self._seen[(tag, name)] = (int(position), str(event_id), str(hash_))
+        self._absent.update(w for w in missing if w not in self._seen)
+        return {w: self._seen[w] for w in wanted if w in self._seen}
 
     def _stream_versions(self, streams: set[str]) -> dict[str, int]:
         """Current versions of `streams` (absent: empty), the database read once per stream."""
