@@ -11,10 +11,12 @@ it was opened. A refused connection raises `FetchError(kind="private_address")`,
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
 from ipaddress import IPv6Address
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import httpcore
@@ -169,12 +171,17 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         self._check, self._pool = check, pool
         self._session: aiohttp.ClientSession | None = None
 
+    async def __aenter__(self) -> Self:
+        """Open the session now (in the running loop) rather than in the first request."""
+        self._session = self._session or self._open()
+        return self
+
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
             limit=self._pool,
             resolver=_GuardedResolver(self._check),
             socket_factory=_socket_factory(self._check),
-            ssl=httpx.create_ssl_context(),
+            ssl=ssl_context(),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -226,6 +233,13 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """httpx's verifying context (certifi's CA bundle), loaded once per process: loading the
+    bundle takes about 20 ms, and a context serves any number of connections."""
+    return httpx.create_ssl_context()
+
+
 def _timeout(given: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
     if not given:
         return _NO_TIMEOUT
@@ -243,7 +257,7 @@ def guarded_transport(check: Policy | None, kind: str, pool: int) -> httpx.Async
     transport = httpx.AsyncHTTPTransport(trust_env=False)
     # httpx has no public way to hand its connection pool a network backend.
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
+        ssl_context=ssl_context(),
         max_connections=pool,
         max_keepalive_connections=pool,
         network_backend=_GuardedBackend(check),

@@ -101,6 +101,7 @@ class Fetcher:
     async def __aenter__(self) -> Self:
         check = None if self._limits.allow_private else self._policy
         self._transport = guarded_transport(check, self._kind, 2 * self._limits.concurrency)
+        await self._transport.__aenter__()
         return self
 
     async def __aexit__(

@@ -185,3 +185,15 @@ def test_links_canonical_as_written_take_the_short_way_to_the_same_answer(
     url += fragment
     assert canonical_url(url) == identity._rebuilt(url.strip())
     assert publisher(url) == _slow_publisher(url)
+
+
+def test_prepare_builds_the_character_tables_before_the_first_poll() -> None:
+    """The tables non-ASCII normalizing and explaining use take a fraction of a second to
+    build; `prepare` (called when a poller is made) builds them, so no poll pays for them."""
+    tables = (identity._irregular, identity._unstable)
+    for table in tables:
+        table.cache_clear()
+    identity.prepare()
+    assert [t.cache_info().currsize for t in tables] == [1, 1]
+    assert normalize("ｎｏｅｔｒａ　学習") == "noetra 学習"
+    assert [t.cache_info().misses for t in tables] == [1, 1]  # nothing built again

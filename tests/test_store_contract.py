@@ -201,6 +201,22 @@ def test_appending_compiles_no_statement_again(sqlite_url: str) -> None:
     store.close()
 
 
+def test_sqlite_keeps_positions_as_the_rowid(sqlite_url: str) -> None:
+    """An INTEGER PRIMARY KEY is the rowid: no second index of positions is written."""
+    store = EventStore.open(sqlite_url)
+    store.append([NewEvent(sighted(str(n))) for n in range(3)])
+    with store.engine.connect() as conn:
+        indexes = [r[1] for r in conn.exec_driver_sql("PRAGMA index_list(events)")]
+        columns = [
+            [c[2] for c in conn.exec_driver_sql(f"PRAGMA index_info('{name}')")]
+            for name in indexes
+        ]
+        rowids = conn.exec_driver_sql("SELECT rowid, position FROM events").all()
+    assert ["position"] not in columns and ["event_id"] in columns
+    assert [tuple(r) for r in rowids] == [(1, 1), (2, 2), (3, 3)]
+    store.close()
+
+
 # --- append-only (test 8) -------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from monitor.events import Event, decode
 GENESIS = "0" * 64
 
 
-def _new_id() -> str:
+def new_event_id() -> str:
     """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Ids made later
     sort later, so the event-id index grows at its end instead of touching a random page of
     it for every event."""
@@ -47,7 +47,7 @@ class NewEvent:
 
     def __post_init__(self) -> None:
         if not self.event_id:
-            object.__setattr__(self, "event_id", _new_id())
+            object.__setattr__(self, "event_id", new_event_id())
             object.__setattr__(self, "_fresh", True)
 
     def first_use(self) -> bool:
