@@ -62,7 +62,7 @@ def record_items(
 ) -> tuple[int, int, int]:
     """Append what the entries mean, in entry order: (discovered, sighted, transitions).
 
-    One query finds the items already known, and one each the ids, keys and streams of the
+    One query finds the items already known, and one each the dedupe keys and streams of the
     events they bring (Transaction.expect). The new and sighted ones are appended in runs, a
     run ending at each new item that matches a milestone so that the item's decisions follow
     it and name its position as their cause. A draft is built only when its item is new.
