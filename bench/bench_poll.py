@@ -345,7 +345,7 @@ def changed_rows(tmp: Path, base: str, root: Path) -> None:
         row(f"  … ÷ feedparser alone ({every})", f"{ratio:.2f}×", "≤ 1.3×", ratio <= 1.3)
 
 
-PAIR = 10  # feeds a turn of paired_round polls
+PAIR = 25  # feeds a turn of paired_round polls
 
 
 async def changed_log(folder: Path, base: str, root: Path) -> list[tuple[float, float, int]]:
