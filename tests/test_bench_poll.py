@@ -1,0 +1,76 @@
+"""`make bench`'s poll section, run small: it must poll every feed it claims to measure."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import bench_poll
+from monitor.store import EventStore
+
+
+@pytest.fixture
+def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """The bench's own feed server (nginx when installed) over a site of a few feeds, in a
+    directory made as the bench makes it (nginx's workers must be able to read it)."""
+    monkeypatch.setattr(bench_poll, "CHANGED", 5)
+    monkeypatch.setattr(bench_poll, "RSS_FEEDS", 6)
+    monkeypatch.setattr(bench_poll, "PAIR", 2)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "www"
+        bench_poll.write_site(root)
+        server, base, _ = bench_poll.start_server(root)
+        try:
+            yield base, root
+        finally:
+            server.terminate()
+            server.wait()
+
+
+def test_changed_rounds_poll_every_feed_in_turns_beside_feedparser(
+    tmp_path: Path, site: tuple[str, Path]
+) -> None:
+    base, root = site
+    first, second = asyncio.run(bench_poll.changed_log(tmp_path, base, root))
+    for poll_cpu, ref_cpu, polls in (first, second):
+        assert polls == 5
+        assert poll_cpu > 0 and ref_cpu > 0
+    store = EventStore.open(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        types = Counter(r.type for r in store.read())
+    finally:
+        store.close()
+    assert types["ItemDiscovered"] == 5 * 21 and not types["FeedFailed"]
+
+
+def test_unchanged_rounds_poll_every_feed_once_per_round(
+    tmp_path: Path, site: tuple[str, Path]
+) -> None:
+    base, _ = site
+    urls = [f"{base}/f/{n}.xml" for n in range(6)]
+    etags = asyncio.run(bench_poll.raw_pass(urls, None))
+    assert all(etags.values())  # the server sends validators, so the rounds are 304s
+    rounds = asyncio.run(bench_poll.poll_round(tmp_path, base, "f", 6, etags, [lambda: None]))
+    assert [polls for _, _, polls in rounds] == [6, 6]
+    store = EventStore.open(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        assert [r.type for r in store.read() if r.type != "ConfigApplied"] == []
+    finally:
+        store.close()
+
+
+def test_the_report_prints_each_changed_row_with_its_verdict(
+    tmp_path: Path, site: tuple[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, root = site
+    bench_poll.changed_rows(tmp_path, base, root)
+    out = capsys.readouterr().out
+    for label in ("20 new items", "1 new of 21"):
+        assert f"changed poll, {label}: CPU" in out
+        assert f"feedparser.parse alone, body of {label}" in out
+    assert out.count("≤ 1.3×") == 2
