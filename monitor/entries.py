@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.feedtext import safe_html
+from monitor.feedtext import lookup, safe_html
 
 MIN_YEAR = 1990
 MAX_AHEAD = timedelta(days=731)  # two years, leap day included
@@ -93,7 +93,7 @@ def shown(detail: Mapping[str, Any] | None, cap: int) -> tuple[str, str, int]:
     """What `safe_html` reads of a text construct, kept so that Entry sanitizes on access."""
     if not detail:
         return ("", "", cap)
-    return (str(detail.get("value") or "")[:cap], str(detail.get("type", "")), cap)
+    return (str(lookup(detail, "value") or "")[:cap], str(lookup(detail, "type", "")), cap)
 
 
 def checked_date(raw: object, parsed: time.struct_time | None, now: datetime) -> datetime | None:

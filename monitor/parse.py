@@ -29,7 +29,7 @@ from monitor.entries import (
     shown,
 )
 from monitor.errors import ParseError
-from monitor.feedtext import html_to_text, text_of
+from monitor.feedtext import html_to_text, lookup, text_of
 from monitor.jsonfeed import parse_json_feed
 from monitor.screen import describe, inflate, screen, sniff_japanese
 
@@ -197,8 +197,8 @@ def _bozo_reason(exc: object) -> str:
 def _draft(
     e: dict[str, Any], feed_language: str | None, rdf: bool, now: datetime, cap: int
 ) -> Draft:
-    link = clean_url(e.get("link"), cap)
-    guid = clean_url(e.get("id"), cap)
+    link = clean_url(lookup(e, "link"), cap)
+    guid = clean_url(lookup(e, "id"), cap)
     if rdf and guid == link:  # RSS 1.0 has no guid; feedparser copies rdf:about into id
         guid = None
     published = _entry_date(e, now)
@@ -211,25 +211,25 @@ def _draft(
 
 
 def _entry(draft: Draft, e: dict[str, Any], feed_language: str | None, cap: int) -> Entry:
-    summary_detail = e.get("summary_detail")
-    contents = [c for c in e.get("content") or [] if c.get("value")]
-    display = summary_detail if summary_detail and summary_detail.get("value") else None
-    source = e.get("source") or {}
-    details = [e.get("title_detail"), summary_detail, *contents]
+    summary_detail = lookup(e, "summary_detail")
+    contents = [c for c in lookup(e, "content") or [] if lookup(c, "value")]
+    display = summary_detail if summary_detail and lookup(summary_detail, "value") else None
+    source = lookup(e, "source") or {}
+    details = [lookup(e, "title_detail"), summary_detail, *contents]
     return Entry(
         guid=draft.guid,
         link=draft.link,
-        title=capped(text_of(e.get("title_detail")), cap),
+        title=capped(text_of(lookup(e, "title_detail")), cap),
         summary=capped(text_of(summary_detail), cap),
         content=capped("\n".join(text_of(c) for c in contents), cap),
         published_at=draft.published_at,
         language=next(
-            (language_tag(d.get("language")) for d in details if d and d.get("language")),
+            (language_tag(lookup(d, "language")) for d in details if d and lookup(d, "language")),
             feed_language,
         ),
-        source_url=clean_url(source.get("href") or source.get("link"), cap),
+        source_url=clean_url(lookup(source, "href") or lookup(source, "link"), cap),
         source_title=capped(
-            text_of(source.get("title_detail")) or str(source.get("title") or ""), cap
+            text_of(lookup(source, "title_detail")) or str(lookup(source, "title") or ""), cap
         )
         or None,
         _shown=shown(display or (contents[0] if contents else None), cap),
