@@ -155,6 +155,7 @@ def test_made_event_ids_are_uuid7_in_the_order_they_were_made(store: EventStore)
     made = [NewEvent(sighted(str(n))) for n in range(50)]
     ids = [uuid.UUID(new.event_id) for new in made]
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    assert [str(i) for i in ids] == [new.event_id for new in made]  # the canonical spelling
     stamps = [i.int >> 80 for i in ids]  # the 48-bit millisecond prefix
     assert stamps == sorted(stamps)
     assert abs(stamps[0] / 1000 - datetime.now(UTC).timestamp()) < 60

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +25,8 @@ def new_event_id() -> str:
     ms = time.time_ns() // 1_000_000 & (1 << 48) - 1
     rand = int.from_bytes(os.urandom(10), "big")
     value = ms << 80 | 7 << 76 | (rand >> 64 & 0xFFF) << 64 | 2 << 62 | rand & (1 << 62) - 1
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # str(uuid.UUID(int=value)), without the object (a third of the cost)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @dataclass(frozen=True, slots=True)
