@@ -357,6 +357,8 @@ async def changed_log(folder: Path, base: str, root: Path) -> list[tuple[float, 
     daemon = Daemon(config, {})
     await daemon.start()
     gc.freeze()  # as `Daemon.run_forever` does once it has started
+    with daemon.store.engine.begin() as conn:  # none due but the turn's (start spreads some)
+        conn.execute(workstate.feed_state.update().values(next_poll_at=time.time() + 86400))
     try:
         first = await paired_round(daemon, root)
         for n in range(CHANGED):
