@@ -382,8 +382,8 @@ async def paired_round(daemon: Daemon, root: Path) -> tuple[float, float, int]:
         turn = range(start, min(start + PAIR, CHANGED))
         ref_cpu += feedparser_alone([(root / "c" / f"{n}.xml").read_bytes() for n in turn])
         with daemon.store.engine.begin() as conn:
-            due = c.feed_id.in_([f"f{n}" for n in turn])
-            conn.execute(workstate.feed_state.update().where(due).values(next_poll_at=0))
+            mine = c.feed_id.in_([f"f{n}" for n in turn])
+            conn.execute(workstate.feed_state.update().where(mine).values(next_poll_at=0))
         cpu = time.process_time()
         await drain(daemon)
         poll_cpu += time.process_time() - cpu

@@ -68,24 +68,25 @@ def record_items(
     it and name its position as their cause. A draft is built only when its item is new.
     """
     known = {iid: s.get("feeds", []) for iid, s in tx.states("items", list(entries)).items()}
-    news: list[tuple[NewEvent, ItemDiscovered | None, Entry | None]] = []
+    news: list[tuple[NewEvent, Entry | None]] = []  # a discovery with its entry, or a sighting
     for iid, given in entries.items():
         if iid in known:
             if feed.id not in known[iid]:
                 seen = ItemSighted(item_id=iid, feed_id=feed.id)
                 key = f"sighted:{iid}:{feed.id}"
-                news.append((NewEvent(seen, dedupe_key=key, meta=dict(meta)), None, None))
+                news.append((NewEvent(seen, dedupe_key=key, meta=dict(meta)), None))
             continue
         full = _full(given)
         found = _discovered(feed, full, iid)
-        news.append((NewEvent(found, dedupe_key=f"item:{iid}", meta=dict(meta)), found, full))
-    tx.expect([new for new, _, _ in news])
+        news.append((NewEvent(found, dedupe_key=f"item:{iid}", meta=dict(meta)), full))
+    tx.expect([new for new, _ in news])
     states: dict[str, MilestoneState] = {}
     run: list[NewEvent] = []
     discovered = sighted = transitions = 0
-    for new, item, entry in news:
+    for new, entry in news:
         run.append(new)
-        if item is None or entry is None:
+        item = new.event
+        if entry is None or not isinstance(item, ItemDiscovered):
             sighted += 1
             continue
         doc = evaluate.doc_of(entry.title, entry.summary, entry.content)
