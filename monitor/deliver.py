@@ -24,13 +24,13 @@ from monitor.channels import webhook
 from monitor.channels.render import AlertMessage, email_message, webhook_body
 from monitor.config import Config, EmailChannel, WebhookChannel
 from monitor.errors import DeliveryError
+from monitor.eventbase import Event
 from monitor.events import (
     AlertAbandoned,
     AlertAttemptFailed,
     AlertDelivered,
     AlertQueued,
     ChannelDisabled,
-    Event,
 )
 from monitor.store import EventStore, NewEvent
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from monitor import milestones
 from monitor.config.models import Config, Milestone, Rule
-from monitor.events import Event, MilestoneStatusChanged, Status
+from monitor.eventbase import Event
+from monitor.events import MilestoneStatusChanged, Status
 from monitor.match import Match, Matcher, RuleSpec, compile_matcher
 
 PROGRESS, SETBACK = "progress", "setback"

@@ -1,20 +1,19 @@
-"""The event catalog: frozen, past-tense facts, their schema versions and upcasters.
+"""The event catalog: the facts the log records, each a frozen, past-tense event.
 
-The class name is the stored `type` and is never renamed. `*_at` fields are UTC-aware
-datetimes (ISO 8601 in JSON); `*_id` fields are strings. A breaking change to a payload bumps
-the class's VERSION and registers a pure `dict -> dict` upcaster from the old version.
+A breaking change to a payload bumps the class's VERSION and registers an upcaster
+(`monitor.upcast`). What every event shares (stream, payload encoding) is `monitor.eventbase`.
 Standard library only.
 """
 
 from __future__ import annotations
 
-import builtins
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any
+
+from monitor.eventbase import Event
 
 
 class Status(StrEnum):
@@ -25,72 +24,6 @@ class Status(StrEnum):
     CONFIRMED = "confirmed"
     AT_RISK = "at_risk"
     OVERDUE = "overdue"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """Base of every recorded fact; subclasses name their stream."""
-
-    VERSION: ClassVar[int] = 1
-
-    @property
-    def stream(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def type(self) -> str:
-        return type(self).__name__
-
-    def to_data(self) -> dict[str, Any]:
-        """The JSON payload: datetimes as ISO 8601 strings, tuples as lists."""
-        return {name: _encode(getattr(self, name)) for name in _field_names(type(self))}
-
-    @classmethod
-    def from_data(cls: builtins.type[E], data: Mapping[str, Any]) -> E:
-        names = _field_names(cls)
-        kwargs = {k: _decode(k, v) for k, v in data.items() if k in names}
-        return cls(**kwargs)
-
-
-E = TypeVar("E", bound=Event)
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    # dataclasses.fields() walks the class on every call; events are appended in bulk
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
-
-
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def _encode(value: Any) -> Any:
-    if type(value) in _PLAIN or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, tuple | list):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
-    return value
-
-
-def _decode(name: str, value: Any) -> Any:
-    if name.endswith("_at") and isinstance(value, str):
-        return datetime.fromisoformat(value)
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -132,9 +65,7 @@ class FeedFailed(Event):
     message: str
     next_poll_at: datetime | None = None
 
-    @property
-    def stream(self) -> str:
-        return f"feed:{self.feed_id}"
+    STREAM = ("feed", "feed_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,9 +76,7 @@ class FeedRecovered(Event):
     url: str
     after: str  # the kind it recovered from: a FeedFailed kind, or "stale"
 
-    @property
-    def stream(self) -> str:
-        return f"feed:{self.feed_id}"
+    STREAM = ("feed", "feed_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,9 +88,7 @@ class FeedMoved(Event):
     new_url: str
     status: int
 
-    @property
-    def stream(self) -> str:
-        return f"feed:{self.feed_id}"
+    STREAM = ("feed", "feed_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,9 +100,7 @@ class FeedStale(Event):
     newest_item_at: datetime | None
     stale_after_seconds: int
 
-    @property
-    def stream(self) -> str:
-        return f"feed:{self.feed_id}"
+    STREAM = ("feed", "feed_id")
 
 
 # --- items ---------------------------------------------------------------------------------
@@ -196,9 +121,7 @@ class ItemDiscovered(Event):
     language: str | None = None
     content: str = ""
 
-    @property
-    def stream(self) -> str:
-        return f"item:{self.item_id}"
+    STREAM = ("item", "item_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,9 +131,7 @@ class ItemSighted(Event):
     item_id: str
     feed_id: str
 
-    @property
-    def stream(self) -> str:
-        return f"item:{self.item_id}"
+    STREAM = ("item", "item_id")
 
 
 # --- milestones ----------------------------------------------------------------------------
@@ -229,9 +150,7 @@ class MilestoneMatched(Event):
     authoritative: bool
     published_at: datetime | None = None
 
-    @property
-    def stream(self) -> str:
-        return f"milestone:{self.milestone_id}"
+    STREAM = ("milestone", "milestone_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,9 +165,7 @@ class MilestoneStatusChanged(Event):
     source: str | None = None  # for a baseline or an operator's note
     effective_at: datetime | None = None  # when it happened in the world, if not now
 
-    @property
-    def stream(self) -> str:
-        return f"milestone:{self.milestone_id}"
+    STREAM = ("milestone", "milestone_id")
 
 
 # --- alerts --------------------------------------------------------------------------------
@@ -265,9 +182,7 @@ class AlertQueued(Event):
     payload: Mapping[str, Any]
     test: bool = False
 
-    @property
-    def stream(self) -> str:
-        return f"alert:{self.alert_id}"
+    STREAM = ("alert", "alert_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,9 +195,7 @@ class AlertDelivered(Event):
     response: str
     recipients: Mapping[str, str] = field(default_factory=dict)  # email: address -> reply
 
-    @property
-    def stream(self) -> str:
-        return f"alert:{self.alert_id}"
+    STREAM = ("alert", "alert_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -297,9 +210,7 @@ class AlertAttemptFailed(Event):
     retry_at: datetime
     recipients: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def stream(self) -> str:
-        return f"alert:{self.alert_id}"
+    STREAM = ("alert", "alert_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -313,9 +224,7 @@ class AlertAbandoned(Event):
     message: str
     recipients: Mapping[str, str] = field(default_factory=dict)
 
-    @property
-    def stream(self) -> str:
-        return f"alert:{self.alert_id}"
+    STREAM = ("alert", "alert_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,9 +236,7 @@ class AlertRequeued(Event):
     operator: str
     reason: str = ""
 
-    @property
-    def stream(self) -> str:
-        return f"alert:{self.alert_id}"
+    STREAM = ("alert", "alert_id")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -339,9 +246,7 @@ class ChannelDisabled(Event):
     channel_id: str
     reason: str
 
-    @property
-    def stream(self) -> str:
-        return f"channel:{self.channel_id}"
+    STREAM = ("channel", "channel_id")
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -364,45 +269,3 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ChannelDisabled,
     )
 }
-
-Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
-
-# (type, from_version) -> upcaster producing version from_version + 1. None registered yet:
-# every type is at version 1. Add entries here when a VERSION is bumped.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
-
-
-class UnknownEventTypeError(LookupError):
-    """A stored type that this code does not know (written by a newer version)."""
-
-
-def upcast(
-    type_name: str,
-    version: int,
-    data: dict[str, Any],
-    *,
-    types: Mapping[str, type[Event]] = EVENT_TYPES,
-    upcasters: Mapping[tuple[str, int], Upcaster] = UPCASTERS,
-) -> dict[str, Any]:
-    """Bring a stored payload forward to the current VERSION of its type."""
-    try:
-        current = types[type_name].VERSION
-    except KeyError:
-        raise UnknownEventTypeError(f"event type '{type_name}' is unknown") from None
-    while version < current:
-        data = upcasters[(type_name, version)](dict(data))
-        version += 1
-    return data
-
-
-def decode(
-    type_name: str,
-    version: int,
-    data: dict[str, Any],
-    *,
-    types: Mapping[str, type[Event]] = EVENT_TYPES,
-    upcasters: Mapping[tuple[str, int], Upcaster] = UPCASTERS,
-) -> Event:
-    """Turn a stored (type, schema_version, data) back into its event, upcasting first."""
-    payload = upcast(type_name, version, data, types=types, upcasters=upcasters)
-    return types[type_name].from_data(payload)

@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from monitor.events import Event, MilestoneMatched, MilestoneStatusChanged, Status
+from monitor.eventbase import Event
+from monitor.events import MilestoneMatched, MilestoneStatusChanged, Status
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor.eventbase import Event
 from monitor.events import (
     AlertAbandoned,
     AlertAttemptFailed,
     AlertDelivered,
     AlertQueued,
     AlertRequeued,
-    Event,
 )
 
 JITTER = 0.2  # ±20 % on every scheduled delay

@@ -29,7 +29,8 @@ from monitor import evaluate, faults, identity, items, workstate
 from monitor.config import Config, Feed
 from monitor.entries import DraftFeed
 from monitor.errors import FetchError, ParseError
-from monitor.events import Event, FeedFailed, FeedMoved, FeedRecovered, FeedStale
+from monitor.eventbase import Event
+from monitor.events import FeedFailed, FeedMoved, FeedRecovered, FeedStale
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
 from monitor.parse import parse_drafts

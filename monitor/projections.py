@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from monitor import milestones, outbox
+from monitor.eventbase import Event
 from monitor.events import (
     AlertAbandoned,
     AlertAttemptFailed,
@@ -18,7 +19,6 @@ from monitor.events import (
     AlertQueued,
     AlertRequeued,
     ChannelDisabled,
-    Event,
     FeedFailed,
     FeedMoved,
     FeedRecovered,

@@ -14,7 +14,8 @@ from typing import Any
 
 from monitor import workstate
 from monitor.config import Config
-from monitor.events import AlertQueued, Event, MilestoneMatched, MilestoneStatusChanged
+from monitor.eventbase import Event
+from monitor.events import AlertQueued, MilestoneMatched, MilestoneStatusChanged
 from monitor.outbox import alert_id
 from monitor.store import Appended, NewEvent, Transaction
 

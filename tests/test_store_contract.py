@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor import events as ev
+from monitor import upcast
 from monitor.errors import AppendOnlyError, ConflictError, StoreError
 from monitor.store import GENESIS, EventStore, NewEvent, Recorded, rawsql
 
@@ -598,7 +599,7 @@ def test_an_old_payload_is_upcast_when_read_back(store: EventStore) -> None:
     [record] = store.read()
     assert (record.type, record.schema_version) == ("NoteTaken", 1)
     assert record.data == {"note": "training started\nper the NEDO release"}
-    event = ev.decode(
+    event = upcast.decode(
         record.type,
         record.schema_version,
         record.data,
@@ -606,7 +607,7 @@ def test_an_old_payload_is_upcast_when_read_back(store: EventStore) -> None:
         upcasters={("NoteTaken", 1): _note_v1_to_v2},
     )
     assert event == NoteTaken(title="training started", body="per the NEDO release")
-    with pytest.raises(ev.UnknownEventTypeError):
+    with pytest.raises(upcast.UnknownEventTypeError):
         _ = record.event  # the default catalog does not know this test-local type
 
 

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 import orjson
 
 from monitor.errors import StoreError
-from monitor.events import Event, decode
+from monitor.eventbase import Event
+from monitor.upcast import decode
 
 GENESIS = "0" * 64
 

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from monitor.errors import ConflictError, StoreError
-from monitor.events import Event
+from monitor.eventbase import Event
 from monitor.store import rawsql
 from monitor.store.records import (
     GENESIS,
