@@ -8,7 +8,6 @@ from typing import Any
 
 import ahocorasick
 
-from monitor.identity import MappedText
 from monitor.terms import (
     Term,
     TermError,
@@ -19,6 +18,7 @@ from monitor.terms import (
     latin,
     plain_pattern,
 )
+from monitor.textfold import MappedText
 
 # TermError and check_term live in monitor.terms; config reads them from here, beside the rules.
 __all__ = [

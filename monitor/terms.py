@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
-from monitor.identity import normalize
+from monitor.textfold import normalize
 
 
 class TermError(ValueError):

@@ -21,7 +21,8 @@ LAYER_NAMES = ("vocabulary", "pure core", "edge", "orchestration", "entry point"
 _PLACES: dict[int, tuple[str, ...]] = {
     VOCABULARY: ("errors", "eventbase", "events", "upcast"),
     CORE: (
-        "identity", "terms", "match", "milestones", "projections", "outbox", "evaluate", "config",
+        "identity", "textfold", "terms", "match", "milestones", "projections", "outbox", "evaluate",
+        "config",
         "chunks",
     ),
     EDGE: (
@@ -42,7 +43,8 @@ LAYERS = {"monitor": VOCABULARY} | {
 PURE_CORE = tuple(
     f"monitor.{name}"
     for name in (
-        "identity", "terms", "match", "milestones", "outbox", "evaluate", "projections", "chunks",
+        "identity", "textfold", "terms", "match", "milestones", "outbox", "evaluate", "projections",
+        "chunks",
     )
 )
 # Modules (and their submodules) that reach a clock, the environment, the network or the disk.

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import identity
-from monitor.identity import canonical_url, item_id, normalize, normalize_mapped, publisher
+from monitor import identity, textfold
+from monitor.identity import canonical_url, item_id, publisher
+from monitor.textfold import normalize, normalize_mapped
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,7 @@ def test_links_canonical_as_written_take_the_short_way_to_the_same_answer(
 def test_prepare_builds_the_character_tables_before_the_first_poll() -> None:
     """The tables non-ASCII normalizing and explaining use take a fraction of a second to
     build; `prepare` (called when a poller is made) builds them, so no poll pays for them."""
-    tables = (identity._irregular, identity._unstable)
+    tables = (textfold._irregular, textfold._unstable)
     for table in tables:
         table.cache_clear()
     identity.prepare()

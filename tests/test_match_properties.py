@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.identity import normalize, normalize_mapped
 from monitor.match import Match, RuleSpec, compile_matcher, match_plain
+from monitor.textfold import normalize, normalize_mapped
 
 # Text that exercises the hard parts: width and case forms, kana voicing marks, expansions,
 # combining marks, compatibility characters and every kind of white space.
