@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor import deliver, poll, runtime, workstate
+from monitor import alertwork, deliver, poll, runtime, workstate
 from monitor.config import Config, available_secrets, load_config, secret_problems
 from monitor.errors import ConfigError
 from monitor.fetch import Fetcher, FetchLimits, guarded_client
@@ -273,7 +273,7 @@ class Daemon:
         d = self.dispatcher
         now = datetime.now(UTC)
         claimed = await asyncio.to_thread(
-            workstate.claim_alerts,
+            alertwork.claim_alerts,
             self.store,
             owner=self.instance,
             now=now.timestamp(),

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from monitor import faults, outbox, workstate
+from monitor import alertwork, faults, outbox, workstate
 from monitor.channels import email as smtp
 from monitor.channels import webhook
 from monitor.channels.render import AlertMessage, email_message, webhook_body
@@ -64,7 +64,7 @@ async def deliver_due(
     """Claim due alerts and deliver them concurrently; one slow channel delays no other."""
     now = now or datetime.now(UTC)
     claimed = await asyncio.to_thread(
-        workstate.claim_alerts,
+        alertwork.claim_alerts,
         d.store,
         owner=d.instance,
         now=now.timestamp(),
@@ -302,7 +302,7 @@ def _record_sync(
     meta = {"instance": d.instance, "causation": row["queued_position"]}
     with d.store.transaction() as tx:
         tx.append([NewEvent(e, meta=meta) for e in events])
-        workstate.finish_alert(tx.conn, alert_id, due)
+        alertwork.finish_alert(tx.conn, alert_id, due)
     for e in events:
         if isinstance(e, ChannelDisabled):
             log.error("channel '%s' disabled: %s", e.channel_id, e.reason)
@@ -333,4 +333,4 @@ def _record_sync(
 
 def _finish(d: Dispatcher, alert_id: str, due: float | None) -> None:
     with workstate.work_tx(d.store) as conn:
-        workstate.finish_alert(conn, alert_id, due)
+        alertwork.finish_alert(conn, alert_id, due)

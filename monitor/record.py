@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from monitor import workstate
+from monitor import alertwork
 from monitor.config import Config
 from monitor.eventbase import Event
 from monitor.events import AlertQueued, MilestoneMatched, MilestoneStatusChanged
@@ -76,7 +76,7 @@ def queue_alerts(
     ]
     for q, result in zip(queued, tx.append(batch), strict=True):
         if not result.existed:
-            workstate.queue_alert(tx.conn, q.alert_id, q.channel_id, now.timestamp())
+            alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, now.timestamp())
 
 
 def alert_payload(

@@ -1,5 +1,6 @@
-"""Operational working state beside the log: feed schedules, HTTP validators, leases, alert queue.
+"""Operational working state beside the log: feed schedules, HTTP validators, leases.
 
+The alert queue's table is defined here with the others; its operations are `alertwork`.
 None of this is history: it may be lost without losing a fact (`monitor rebuild` restores the
 alert queue from the outbox projection; feeds are simply polled again). Times are epoch
 seconds so both databases compare them the same way. Claims take leases with an owner and an
@@ -10,11 +11,10 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -274,87 +274,3 @@ def _unchanged_statement() -> sa.Update:
 def feed_rows(store: EventStore) -> dict[str, Any]:
     with store.engine.connect() as conn:
         return {r.feed_id: r for r in conn.execute(sa.select(feed_state))}
-
-
-def queue_alert(
-    conn: sa.Connection,
-    alert_id: str,
-    channel_id: str,
-    due_at: float,
-    *,
-    leased_to: tuple[str, float] | None = None,
-) -> None:
-    """Make an alert due at `due_at`; `leased_to` (owner, expiry) holds it for a caller that
-    delivers it at once, so no dispatcher claims it meanwhile."""
-    owner, expires = leased_to or (None, None)
-    exists = conn.execute(
-        sa.select(alert_work.c.alert_id).where(alert_work.c.alert_id == alert_id)
-    ).first()
-    if exists is None:
-        conn.execute(
-            alert_work.insert().values(
-                alert_id=alert_id,
-                channel_id=channel_id,
-                due_at=due_at,
-                lease_owner=owner,
-                lease_expires=expires,
-            )
-        )
-    else:
-        conn.execute(
-            alert_work.update()
-            .where(alert_work.c.alert_id == alert_id)
-            .values(due_at=due_at, lease_owner=owner, lease_expires=expires)
-        )
-
-
-def claim_alerts(
-    store: EventStore,
-    *,
-    owner: str,
-    now: float,
-    lease: float,
-    limit: int,
-) -> list[tuple[str, str]]:
-    """Lease up to `limit` due alerts: (alert id, channel id)."""
-    c = alert_work.c
-    free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
-    query = (
-        sa.select(c.alert_id, c.channel_id)
-        .where(c.due_at <= now, free)
-        .order_by(c.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    with work_tx(store) as conn:
-        rows = [(r.alert_id, r.channel_id) for r in conn.execute(query)]
-        if rows:
-            conn.execute(
-                alert_work.update()
-                .where(c.alert_id.in_([a for a, _ in rows]))
-                .values(lease_owner=owner, lease_expires=now + lease)
-            )
-    return rows
-
-
-def finish_alert(conn: sa.Connection, alert_id: str, due_at: float | None) -> None:
-    """After an attempt: the next due time, or None when delivered or abandoned."""
-    conn.execute(
-        alert_work.update()
-        .where(alert_work.c.alert_id == alert_id)
-        .values(due_at=due_at, lease_owner=None, lease_expires=None)
-    )
-
-
-def restore_alerts(conn: sa.Connection, outbox_rows: Iterable[dict[str, Any]]) -> None:
-    """Rebuild the alert queue from the outbox projection."""
-    conn.execute(alert_work.delete())
-    for row in outbox_rows:
-        due = row.get("due_at") if row.get("status") == "pending" else None
-        conn.execute(
-            alert_work.insert().values(
-                alert_id=row["alert_id"],
-                channel_id=row["channel_id"],
-                due_at=datetime.fromisoformat(due).timestamp() if due else None,
-            )
-        )

@@ -29,7 +29,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
         "fetch", "bodies", "connect", "netguard", "parse", "entries", "jsonfeed", "feedtext",
         "htmlmarkup",
         "screen", "store",
-        "channels", "workstate",
+        "channels", "workstate", "alertwork",
     ),
     ORCHESTRATION: (
         "poll", "items", "deliver", "record", "runtime", "reports", "review", "logs", "faults",

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor import workstate
+from monitor import alertwork
 from monitor.runtime import open_store
 from tests import kit
 from tests.conftest import SECRET
@@ -131,9 +131,9 @@ def test_an_alert_queued_under_a_lease_waits_for_its_holder(tmp_path: Path, db_u
     store = open_store(load(write_config(tmp_path, feeds={}, db_url=db_url)))
     try:
         with store.transaction() as tx:
-            workstate.queue_alert(tx.conn, "alt_held", "hook", 100.0, leased_to=("cli", 400.0))
-            workstate.queue_alert(tx.conn, "alt_free", "hook", 100.0)
-        claim = functools.partial(workstate.claim_alerts, store, owner="daemon", lease=600, limit=10)
+            alertwork.queue_alert(tx.conn, "alt_held", "hook", 100.0, leased_to=("cli", 400.0))
+            alertwork.queue_alert(tx.conn, "alt_free", "hook", 100.0)
+        claim = functools.partial(alertwork.claim_alerts, store, owner="daemon", lease=600, limit=10)
         assert claim(now=200.0) == [("alt_free", "hook")]
         assert claim(now=401.0) == [("alt_held", "hook")]  # the holder died: it is sent once
     finally:

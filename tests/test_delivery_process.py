@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import deliver, workstate
+from monitor import alertwork, deliver, workstate
 from monitor.events import AlertQueued
 from monitor.runtime import open_store
 from monitor.store import NewEvent
@@ -83,7 +83,7 @@ secret_env = "MONITOR_WEBHOOK_SECRET"
                                      milestone_id="training-start", subject="s",
                                      payload={"n": alert_id})
                 tx.append([NewEvent(queued)], now=now)
-                workstate.queue_alert(tx.conn, alert_id, "hook", now.timestamp())
+                alertwork.queue_alert(tx.conn, alert_id, "hook", now.timestamp())
     store.close()
     script = [sys.executable, "-m", "tests.scripts.dispatch_until_done", str(path)]
     procs = [subprocess.Popen(script, cwd=ROOT, env={**os.environ, **ENV}) for _ in range(3)]

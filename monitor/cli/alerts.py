@@ -70,7 +70,7 @@ def retry(
     reason: Annotated[str, typer.Option("--reason")] = "re-queued by an operator",
 ) -> None:
     """Re-queue an abandoned alert: a new attempt with the same alert id."""
-    from monitor import workstate
+    from monitor import alertwork
     from monitor.events import AlertRequeued
     from monitor.store import NewEvent
 
@@ -88,7 +88,7 @@ def retry(
             alert_id=alert_id, channel_id=row["channel_id"], operator=who, reason=reason
         )
         tx.append([NewEvent(event, meta={"operator": who})])
-        workstate.queue_alert(tx.conn, alert_id, row["channel_id"], now.timestamp())
+        alertwork.queue_alert(tx.conn, alert_id, row["channel_id"], now.timestamp())
     out.print(f"alert {alert_id} re-queued")
 
 
@@ -100,7 +100,7 @@ def test(channel: str) -> None:
 
 
 async def _send_test(channel_id: str) -> None:
-    from monitor import deliver, workstate
+    from monitor import alertwork, deliver
     from monitor.config import available_secrets, secret_problems
     from monitor.events import AlertQueued
     from monitor.fetch import guarded_client
@@ -147,7 +147,7 @@ async def _send_test(channel_id: str) -> None:
         lease = (instance_name(), now.timestamp() + TEST_LEASE_SECONDS)
         with store.transaction() as tx:
             tx.append([NewEvent(queued, meta={"instance": "cli"})])
-            workstate.queue_alert(tx.conn, alert_id, channel.id, now.timestamp(), leased_to=lease)
+            alertwork.queue_alert(tx.conn, alert_id, channel.id, now.timestamp(), leased_to=lease)
         s = config.settings
         async with guarded_client(
             allow_private=s.allow_private_networks, timeout=30, user_agent=s.user_agent

@@ -204,7 +204,7 @@ def rebuild() -> None:
     """Recompute every projection from position 1."""
     from rich.progress import Progress
 
-    from monitor import workstate
+    from monitor import alertwork, workstate
 
     # Progress redraws a line in place: only on a terminal, never into a file or a pipe.
     shown = Progress(console=err, transient=True, disable=not err.is_terminal)
@@ -213,7 +213,7 @@ def rebuild() -> None:
         task = progress.add_task("replaying", total=head[0] if head else 0)
         count = store.rebuild(progress=lambda n: progress.update(task, completed=n))
         with workstate.work_tx(store) as conn:
-            workstate.restore_alerts(conn, store.states("outbox").values())
+            alertwork.restore_alerts(conn, store.states("outbox").values())
     out.print(f"rebuilt projections from {count} events")
 
 

@@ -1,0 +1,101 @@
+"""The alert queue beside the log: which alert is due when, and who is delivering it.
+
+Working state like the feed schedules (`workstate`): `monitor rebuild` restores it from the
+outbox projection. Claims lease alerts to one dispatcher at a time (`FOR UPDATE SKIP LOCKED`
+on PostgreSQL), so several daemons share the deliveries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from monitor.store import EventStore
+from monitor.workstate import alert_work, work_tx
+
+
+def queue_alert(
+    conn: sa.Connection,
+    alert_id: str,
+    channel_id: str,
+    due_at: float,
+    *,
+    leased_to: tuple[str, float] | None = None,
+) -> None:
+    """Make an alert due at `due_at`; `leased_to` (owner, expiry) holds it for a caller that
+    delivers it at once, so no dispatcher claims it meanwhile."""
+    owner, expires = leased_to or (None, None)
+    exists = conn.execute(
+        sa.select(alert_work.c.alert_id).where(alert_work.c.alert_id == alert_id)
+    ).first()
+    if exists is None:
+        conn.execute(
+            alert_work.insert().values(
+                alert_id=alert_id,
+                channel_id=channel_id,
+                due_at=due_at,
+                lease_owner=owner,
+                lease_expires=expires,
+            )
+        )
+    else:
+        conn.execute(
+            alert_work.update()
+            .where(alert_work.c.alert_id == alert_id)
+            .values(due_at=due_at, lease_owner=owner, lease_expires=expires)
+        )
+
+
+def claim_alerts(
+    store: EventStore,
+    *,
+    owner: str,
+    now: float,
+    lease: float,
+    limit: int,
+) -> list[tuple[str, str]]:
+    """Lease up to `limit` due alerts: (alert id, channel id)."""
+    c = alert_work.c
+    free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
+    query = (
+        sa.select(c.alert_id, c.channel_id)
+        .where(c.due_at <= now, free)
+        .order_by(c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    with work_tx(store) as conn:
+        rows = [(r.alert_id, r.channel_id) for r in conn.execute(query)]
+        if rows:
+            conn.execute(
+                alert_work.update()
+                .where(c.alert_id.in_([a for a, _ in rows]))
+                .values(lease_owner=owner, lease_expires=now + lease)
+            )
+    return rows
+
+
+def finish_alert(conn: sa.Connection, alert_id: str, due_at: float | None) -> None:
+    """After an attempt: the next due time, or None when delivered or abandoned."""
+    conn.execute(
+        alert_work.update()
+        .where(alert_work.c.alert_id == alert_id)
+        .values(due_at=due_at, lease_owner=None, lease_expires=None)
+    )
+
+
+def restore_alerts(conn: sa.Connection, outbox_rows: Iterable[dict[str, Any]]) -> None:
+    """Rebuild the alert queue from the outbox projection."""
+    conn.execute(alert_work.delete())
+    for row in outbox_rows:
+        due = row.get("due_at") if row.get("status") == "pending" else None
+        conn.execute(
+            alert_work.insert().values(
+                alert_id=row["alert_id"],
+                channel_id=row["channel_id"],
+                due_at=datetime.fromisoformat(due).timestamp() if due else None,
+            )
+        )
