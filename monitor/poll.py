@@ -1,15 +1,10 @@
-"""One poll of one feed: fetch, parse, and record the outcome in one transaction.
-
-The log records facts, not heartbeats: a 304 or an unchanged body writes no event, only the
-feed's working state (validators, next poll time). A failure is recorded as FeedFailed on the
-transition from healthy; the first good poll after it records FeedRecovered. A changed body's
-entries (sightings, discoveries, milestone decisions) are recorded by `monitor.items`, inside
-this module's transaction.
+"""One poll of one feed: claim's work in, fetch, then the outcome recorded on the writer thread.
 
 An unchanged poll that cannot append an event is most of a daemon's polls; the daemon defers
 its working-state write and writes hundreds together (`flush_unchanged`), with no thread hop.
 A crash before that write loses only next-poll times (the lease expires, the feed is polled
-again), never a fact; a poll that may append an event still records in its own transaction.
+again), never a fact; a poll that may append an event records in its own transaction
+(`monitor.pollrecord`).
 """
 
 from __future__ import annotations
@@ -17,30 +12,30 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from monitor import evaluate, faults, identity, items, workstate
+from monitor import evaluate, identity, workstate
 from monitor.config import Config, Feed
-from monitor.entries import DraftFeed
-from monitor.errors import FetchError, ParseError
-from monitor.eventbase import Event
-from monitor.events import FeedFailed, FeedMoved, FeedRecovered, FeedStale
+from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
-from monitor.parse import parse_drafts
-from monitor.store import EventStore, NewEvent, Transaction
+from monitor.pollrecord import (
+    PollReport,
+    next_poll,
+    parse_and_record,
+    record_failure,
+    record_unchanged,
+)
+from monitor.store import EventStore
 from monitor.workstate import FeedWork
 
-log = logging.getLogger("monitor.poll")
 T = TypeVar("T")
 
-BACKOFF_BASE = timedelta(minutes=1)
 FLUSH_EVERY = 500  # deferred unchanged polls written per transaction, at most
 
 
@@ -68,26 +63,6 @@ class Poller:
         self.writer.shutdown(wait=True)
 
 
-@dataclass(frozen=True, slots=True)
-class PollReport:
-    """What one poll did, for logs and `monitor poll`."""
-
-    feed_id: str
-    outcome: str  # new | unchanged | not_modified | failed
-    discovered: int = 0
-    sighted: int = 0
-    transitions: int = 0
-    error: str | None = None
-    skipped: int = 0  # items known from the last recorded body, not parsed again
-
-
-def backoff(failures: int, *, ceiling: timedelta, rand: float) -> timedelta:
-    """Exponential backoff with ±20 % jitter, capped; failing feeds are never given up."""
-    exponent = min(max(failures - 1, 0), 30)
-    delay: timedelta = min(BACKOFF_BASE * (2**exponent), ceiling)
-    return delay * (0.8 + 0.4 * rand)
-
-
 async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -> PollReport:
     """Poll one claimed feed and record the outcome; never raises for a bad feed."""
     feed = p.config.feed(work.feed_id)
@@ -95,14 +70,14 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
     try:
         result = await p.fetcher.fetch(work.url, etag=work.etag, last_modified=work.last_modified)
     except FetchError as exc:
-        return await _in_writer(p, _record_failure, p, feed, work, exc, now)
+        return await _in_writer(p, record_failure, p, feed, work, exc, now)
     body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
     if result.status == 304 or body_hash == work.body_hash:
         if p.defer_unchanged and not _may_record(feed, work, result, now):
             return await _defer_unchanged(p, feed, work, result, now)
-        return await _in_writer(p, _record_unchanged, p, feed, work, result, now)
+        return await _in_writer(p, record_unchanged, p, feed, work, result, now)
     # parsing and recording share one thread hop: a hop costs about as much CPU as recording
-    return await _in_writer(p, _parse_and_record, p, feed, work, result, body_hash, now)
+    return await _in_writer(p, parse_and_record, p, feed, work, result, body_hash, now)
 
 
 def _in_writer(p: Poller, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -144,181 +119,13 @@ async def _defer_unchanged(
             "feed_id": feed.id,
             "etag": result.etag or work.etag,
             "last_modified": result.last_modified or work.last_modified,
-            "next_poll_at": _next_poll(p, feed, now),
+            "next_poll_at": next_poll(p, feed, now),
             "attempted_at": now.timestamp(),
         }
     )
     if len(p.deferred) >= FLUSH_EVERY:
         await flush_unchanged(p)
     return PollReport(feed.id, "not_modified" if result.status == 304 else "unchanged")
-
-
-def _meta(p: Poller, feed: Feed) -> dict[str, Any]:
-    return {"instance": p.instance, "correlation": f"poll:{feed.id}"}
-
-
-def _next_poll(p: Poller, feed: Feed, now: datetime) -> float:
-    return (now + feed.effective_interval(p.config.settings)).timestamp()
-
-
-def _health_events(tx: Transaction, feed: Feed, work: FeedWork, result: FetchResult) -> list[Event]:
-    """FeedRecovered after a failure, FeedMoved after a permanent redirect."""
-    out: list[Event] = []
-    health = tx.state("feeds", feed.id) or {}
-    if health.get("health") in ("failing", "gone"):
-        out.append(FeedRecovered(feed_id=feed.id, url=result.url, after=health.get("kind") or ""))
-    if result.moved_to and result.moved_to != work.url:
-        out.append(
-            FeedMoved(feed_id=feed.id, old_url=work.url, new_url=result.moved_to, status=301)
-        )
-    return out
-
-
-def _stale_events(
-    tx: Transaction, feed: Feed, newest: float | None, url: str, now: datetime
-) -> list[Event]:
-    """FeedStale when the newest item is older than `stale_after`; FeedRecovered when fresh."""
-    if feed.stale_after is None:
-        return []
-    health = (tx.state("feeds", feed.id) or {}).get("health")
-    cutoff = (now - feed.stale_after).timestamp()
-    stale = newest is None or newest < cutoff
-    if stale and health != "stale":
-        newest_at = datetime.fromtimestamp(newest, UTC) if newest is not None else None
-        return [
-            FeedStale(
-                feed_id=feed.id,
-                url=url,
-                newest_item_at=newest_at,
-                stale_after_seconds=int(feed.stale_after.total_seconds()),
-            )
-        ]
-    if not stale and health == "stale":
-        return [FeedRecovered(feed_id=feed.id, url=url, after="stale")]
-    return []
-
-
-def _record_unchanged(
-    p: Poller, feed: Feed, work: FeedWork, result: FetchResult, now: datetime
-) -> PollReport:
-    with p.store.transaction() as tx:
-        events = _health_events(tx, feed, work, result)
-        events += _stale_events(tx, feed, work.newest_item_at, result.url, now)
-        tx.append([NewEvent(e, meta=_meta(p, feed)) for e in events])
-        workstate.release_feed(
-            tx.conn,
-            feed.id,
-            url=result.moved_to or work.url,
-            failures=0,
-            etag=result.etag or work.etag,
-            last_modified=result.last_modified or work.last_modified,
-            next_poll_at=_next_poll(p, feed, now),
-            last_attempt_at=now.timestamp(),
-            last_success_at=now.timestamp(),
-            last_error=None,
-        )
-    return PollReport(feed.id, "not_modified" if result.status == 304 else "unchanged")
-
-
-def _record_failure(
-    p: Poller,
-    feed: Feed,
-    work: FeedWork,
-    exc: FetchError | ParseError,
-    now: datetime,
-    result: FetchResult | None = None,
-) -> PollReport:
-    settings = p.config.settings
-    failures = work.failures + 1
-    if exc.kind == "gone":
-        delay = settings.backoff_ceiling
-    else:
-        delay = backoff(failures, ceiling=settings.backoff_ceiling, rand=p.rng.random())
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            delay = max(delay, timedelta(seconds=retry_after))
-    next_poll = now + delay
-    with p.store.transaction() as tx:
-        health = tx.state("feeds", feed.id) or {}
-        if health.get("health") not in ("failing", "gone") or health.get("kind") != exc.kind:
-            failed = FeedFailed(
-                feed_id=feed.id,
-                url=work.url,
-                kind=exc.kind,
-                message=str(exc),
-                next_poll_at=next_poll,
-            )
-            tx.append([NewEvent(failed, meta=_meta(p, feed))])
-        workstate.release_feed(
-            tx.conn,
-            feed.id,
-            failures=failures,
-            next_poll_at=next_poll.timestamp(),
-            last_attempt_at=now.timestamp(),
-            last_error=f"{exc.kind}: {exc}",
-        )
-    log.warning(
-        "feed '%s': %s [%s]; next poll in %s", feed.id, exc, exc.kind, str(delay).split(".")[0]
-    )
-    return PollReport(feed.id, "failed", error=f"{exc.kind}: {exc}")
-
-
-def _parse_and_record(
-    p: Poller, feed: Feed, work: FeedWork, result: FetchResult, body_hash: str | None, now: datetime
-) -> PollReport:
-    assert result.body is not None
-    try:
-        parsed = parse_drafts(
-            result.body,
-            now=now,
-            content_type=result.content_type,
-            max_bytes=p.config.settings.max_feed_bytes,
-            known=frozenset((work.item_prints or "").split()),
-        )
-    except ParseError as exc:
-        return _record_failure(p, feed, work, exc, now, result)
-    for warning in parsed.warnings:
-        log.warning("feed '%s': %s (entries recovered)", feed.id, warning)
-    return _record_changed(p, feed, work, result, parsed, body_hash, now)
-
-
-def _record_changed(
-    p: Poller,
-    feed: Feed,
-    work: FeedWork,
-    result: FetchResult,
-    parsed: DraftFeed,
-    body_hash: str | None,
-    now: datetime,
-) -> PollReport:
-    meta = _meta(p, feed)
-    newest = items.newest_published(parsed.entries, work.newest_item_at)
-    entries = items.by_item_id(parsed.entries)
-    with p.store.transaction() as tx:
-        tx.append([NewEvent(e, meta=meta) for e in _health_events(tx, feed, work, result)])
-        discovered, sighted, transitions = items.record_items(
-            tx, p.config, p.matcher, feed, entries, meta=meta, now=now
-        )
-        tx.append(
-            [NewEvent(e, meta=meta) for e in _stale_events(tx, feed, newest, result.url, now)]
-        )
-        workstate.release_feed(
-            tx.conn,
-            feed.id,
-            url=result.moved_to or work.url,
-            failures=0,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            body_hash=body_hash,
-            next_poll_at=_next_poll(p, feed, now),
-            last_attempt_at=now.timestamp(),
-            last_success_at=now.timestamp(),
-            last_error=None,
-            newest_item_at=newest,
-            item_prints=" ".join(parsed.prints) or None,
-        )
-        faults.crash_point("poll:before_commit")
-    return PollReport(feed.id, "new", discovered, sighted, transitions, skipped=parsed.skipped)
 
 
 def poller_for(config: Config, store: EventStore, fetcher: Fetcher, instance: str) -> Poller:

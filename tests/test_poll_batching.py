@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitor import poll, workstate
+from monitor import poll, pollrecord, workstate
 from monitor.daemon import Daemon, fetch_limits
 from monitor.fetch import Fetcher
 from monitor.runtime import open_store
@@ -90,7 +90,7 @@ def test_unchanged_polls_lost_before_their_write_are_polled_again_after_the_leas
     head = store.head()
     now = time.time()
 
-    async def poll_without_flush() -> poll.PollReport:
+    async def poll_without_flush() -> pollrecord.PollReport:
         [work] = workstate.claim_feeds(
             store, owner="crashing", now=now, lease=60, limit=1, feed_ids=["a"], due_only=False
         )
