@@ -47,10 +47,12 @@ class PollReport:
 
 
 def backoff(failures: int, *, ceiling: timedelta, rand: float) -> timedelta:
-    """Exponential backoff with ±20 % jitter, capped; failing feeds are never given up."""
+    """Exponential backoff with ±20 % jitter, never above the ceiling; failing feeds are never
+    given up. At the ceiling the jitter only shortens the wait, so feeds that failed together
+    still spread out."""
     exponent = min(max(failures - 1, 0), 30)
-    delay: timedelta = min(BACKOFF_BASE * (2**exponent), ceiling)
-    return delay * (0.8 + 0.4 * rand)
+    delay: timedelta = min(BACKOFF_BASE * (2**exponent), ceiling) * (0.8 + 0.4 * rand)
+    return min(delay, ceiling)
 
 
 def _meta(p: Poller, feed: Feed) -> dict[str, Any]:

@@ -1,0 +1,33 @@
+"""Backoff between polls of a failing feed: exponential, jittered, capped, never given up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from monitor.pollrecord import BACKOFF_BASE, backoff
+
+CEILING = timedelta(hours=6)
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.floats(min_value=0.0, max_value=1.0))
+def test_backoff_stays_within_the_ceiling_and_above_zero(failures: int, rand: float) -> None:
+    delay = backoff(failures, ceiling=CEILING, rand=rand)
+    assert timedelta(0) < delay <= CEILING
+
+
+@given(st.integers(min_value=1, max_value=8), st.floats(min_value=0.0, max_value=1.0))
+def test_backoff_doubles_with_each_failure_below_the_ceiling(failures: int, rand: float) -> None:
+    wide = timedelta(days=365)
+    first, second = (backoff(n, ceiling=wide, rand=rand) for n in (failures, failures + 1))
+    assert abs(second - first * 2) <= timedelta(microseconds=2)
+    plain = BACKOFF_BASE * 2 ** (failures - 1)
+    assert plain * 0.8 <= first <= plain * 1.2
+
+
+def test_jitter_spreads_feeds_at_the_ceiling() -> None:
+    delays = {backoff(50, ceiling=CEILING, rand=r / 10) for r in range(11)}
+    assert max(delays) == CEILING
+    assert min(delays) == CEILING * 0.8  # feeds that failed together do not return together
