@@ -13,6 +13,8 @@ import html
 import re
 import zlib
 
+from feedparser.encodings import convert_to_utf8
+
 from monitor.errors import ParseError
 
 _WINDOW = 64 * 1024  # bytes decoded first; real prologs end within a few hundred
@@ -36,14 +38,33 @@ _KNOWN_FPI = ("-//W3C//DTD ", "-//Netscape Communications//DTD RSS 0.91//EN")
 
 
 def screen(body: bytes, *, content_type: str | None = None) -> None:
-    """Raise ParseError("rejected_entities") if the prolog declares entities or an unsafe DTD."""
-    for codec in _candidate_codecs(body, content_type):
+    """Raise ParseError("rejected_entities") if the prolog declares entities or an unsafe DTD.
+
+    The document is checked as feedparser will read it (its own choice of codec, converted to
+    UTF-8 as it converts it), and as every other codec that might be declared or sniffed.
+    """
+    views = [(_as_feedparser_reads(body, content_type), "utf-8")]
+    views += [(body, codec) for codec in _candidate_codecs(body, content_type)]
+    for data, codec in views:
         try:
-            text = body[:_WINDOW].decode(codec, errors="replace")
+            text = data[:_WINDOW].decode(codec, errors="replace")
         except (LookupError, TypeError):  # 'base64' and friends are not text encodings
             continue
-        if not _check_prolog(text) and len(body) > _WINDOW:
-            _check_prolog(body.decode(codec, errors="replace"))
+        if not _check_prolog(text) and len(data) > _WINDOW:
+            _check_prolog(data.decode(codec, errors="replace"))
+
+
+def _as_feedparser_reads(body: bytes, content_type: str | None) -> bytes:
+    """The bytes feedparser hands its XML parsers: the body in the codec feedparser picks
+    (from the Content-Type, any processing instruction's encoding, a BOM or a guess),
+    converted to UTF-8. A view of our own could pick otherwise: feedparser honours a UTF-7
+    declaration placed where no XML declaration may stand, and UTF-7 spells '<' as '+ADw-'."""
+    headers = {"content-type": content_type} if content_type else {}
+    try:
+        converted: bytes = convert_to_utf8(headers, body, {})
+    except (UnicodeError, LookupError, ValueError):  # feedparser's parse would fail alike
+        return body
+    return converted
 
 
 def inflate(body: bytes, *, max_bytes: int) -> bytes:
