@@ -1,8 +1,9 @@
 """What an httpx answer means for a feed: its body decoded under a cap, or a FetchError that says why.
 
-`read_body` decodes Content-Encoding in bounded steps and stops once the decoded size passes
-the cap; `status_error` and `translate` turn an HTTP status or a transport failure into a
-FetchError with a kind, a sentence that names the URL, and a hint where one helps.
+`read_body` decodes Content-Encoding (gzip, deflate or br) in bounded steps and stops once
+the decoded size passes the cap; `status_error` and `translate` turn an HTTP status or a
+transport failure into a FetchError with a kind, a sentence that names the URL, and a hint
+where one helps.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import brotli
 import httpx
 
 from monitor.errors import FetchError
 
 _CHUNK = 256 * 1024  # the most decoded at once, so a compression bomb never allocates much
+# brotli stops growing its output once it holds at least this much, in blocks that double from
+# 32 KiB: half of _CHUNK keeps a step under _CHUNK (brotli 1.2 python/_brotli.c, Buffer_Grow)
+_BROTLI_LIMIT = _CHUNK // 2
 HINTS = {
     "private_address": "set allow_private = true only for feeds on your own network",
     "gone": "remove the feed or find its new address",
@@ -48,30 +53,30 @@ class _Decoder:
         self._parts: list[bytes] = []
         self._size = 0
         coding = encoding.strip().lower()
+        self._inflater: _Zlib | _Brotli | None
         if coding in ("", "identity"):
-            self._zlib: Any = None
+            self._inflater = None
         elif coding in ("gzip", "x-gzip"):
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            self._inflater = _Zlib(zlib.MAX_WBITS | 16)
         elif coding == "deflate":
-            self._zlib = None  # chosen from the first bytes
+            self._inflater = _Zlib(None)
+        elif coding == "br":
+            self._inflater = _Brotli()
         else:
             raise FetchError("decode", f"{url}: unsupported Content-Encoding {encoding!r}")
-        self._deflate = coding == "deflate"
 
     def feed(self, raw: bytes) -> None:
-        if self._deflate and self._zlib is None:
-            # RFC 9110 deflate is zlib-wrapped, but many servers send raw deflate; the header says which.
-            wrapped = len(raw) >= 2 and raw[0] & 0x0F == 8 and (raw[0] << 8 | raw[1]) % 31 == 0
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        if self._zlib is None:
+        if self._inflater is None:
             self._keep(raw)
-            return
-        data = raw
+        else:
+            self._take(self._inflater.feed(raw))
+
+    def _take(self, pieces: Iterator[bytes]) -> None:
+        """Keep decoded pieces one by one, so the cap stops decoding before the next piece."""
         try:
-            while data and not self._zlib.eof:
-                self._keep(self._zlib.decompress(data, _CHUNK))
-                data = self._zlib.unconsumed_tail
-        except zlib.error as exc:
+            for piece in pieces:
+                self._keep(piece)
+        except (zlib.error, brotli.error) as exc:
             raise FetchError("decode", f"{self._url}: compressed body is corrupt ({exc})") from None
 
     def _keep(self, piece: bytes) -> None:
@@ -83,11 +88,65 @@ class _Decoder:
         self._parts.append(piece)
 
     def finish(self) -> bytes:
-        if self._zlib is not None:
-            self._keep(self._zlib.flush(_CHUNK))
-            if not self._zlib.eof:
+        if self._inflater is not None:
+            self._take(self._inflater.finish())
+            if not self._inflater.ended:
                 raise FetchError("decode", f"{self._url}: compressed body ends early")
         return b"".join(self._parts)
+
+
+class _Zlib:
+    """gzip or deflate, at most _CHUNK decoded per step; `wbits` None reads deflate's framing."""
+
+    def __init__(self, wbits: int | None) -> None:
+        self._zlib: Any = None if wbits is None else zlib.decompressobj(wbits)
+
+    @property
+    def ended(self) -> bool:
+        # a deflate body that never sent a byte has nothing to end
+        return self._zlib is None or bool(self._zlib.eof)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if self._zlib is None:
+            # RFC 9110 deflate is zlib-wrapped, but many servers send raw deflate; the header says which.
+            wrapped = len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        while data and not self._zlib.eof:
+            yield self._zlib.decompress(data, _CHUNK)
+            data = self._zlib.unconsumed_tail
+
+    def finish(self) -> Iterator[bytes]:
+        if self._zlib is not None:
+            yield self._zlib.flush(_CHUNK)
+
+
+class _Brotli:
+    """br through brotli 1.2's bounded Decompressor, less than _CHUNK decoded per step.
+
+    `process(data, output_buffer_limit=n)` keeps the input it could not decode within the
+    limit; until `can_accept_more_data()` it must be called with b"" (new input then raises and
+    spoils the decoder). Taking all input does not mean giving all output: `finish` drains the
+    rest. Data after the end of the stream is an error, as brotli reports it.
+    """
+
+    def __init__(self) -> None:
+        self._brotli: Any = brotli.Decompressor()
+
+    @property
+    def ended(self) -> bool:
+        return bool(self._brotli.is_finished())
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        yield self._brotli.process(data, output_buffer_limit=_BROTLI_LIMIT)
+        while not self._brotli.can_accept_more_data():
+            yield self._brotli.process(b"", output_buffer_limit=_BROTLI_LIMIT)
+
+    def finish(self) -> Iterator[bytes]:
+        while not self._brotli.is_finished():
+            piece = self._brotli.process(b"", output_buffer_limit=_BROTLI_LIMIT)
+            if not piece:
+                return  # it wants input that will not come: the body ends early
+            yield piece
 
 
 def retry_after(value: str | None, now: datetime) -> float | None:

@@ -27,6 +27,7 @@ from yarl import URL
 
 from monitor.errors import FetchError
 from monitor.netguard import IPAddress, Policy, parse_host_literal
+from monitor.redact import shown
 
 TRANSPORTS = ("aiohttp", "httpcore")
 # Without a timeout extension (the Fetcher sends none: its own deadline covers the whole fetch)
@@ -139,7 +140,9 @@ def _socket_factory(check: Policy | None) -> Callable[[Any], socket.socket]:
 
 def _mapped(exc: Exception) -> httpx.TransportError:
     kind = next(ours for theirs, ours in _ERRORS if isinstance(exc, theirs))
-    return kind(str(exc) or type(exc).__name__)
+    if isinstance(exc, aiohttp.ClientResponseError):  # its text quotes the whole request URL
+        return kind(shown(f"{type(exc).__name__}: {exc.status}, {exc.message}"))
+    return kind(shown(str(exc)) or type(exc).__name__)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -204,10 +207,14 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             data = request.stream
             headers.popall("Transfer-Encoding", None)  # aiohttp frames the stream itself
+        url = request.url
+        if url.userinfo and "Authorization" in headers:
+            # httpx's client made the header from the URL's user:password; aiohttp refuses both
+            url = url.copy_with(userinfo=b"")
         try:
             response = await session.request(
                 request.method,
-                URL(str(request.url), encoded=True),  # httpx has already percent-encoded it
+                URL(str(url), encoded=True),  # httpx has already percent-encoded it
                 headers=headers,
                 data=data,
                 allow_redirects=False,

@@ -32,6 +32,7 @@ from monitor.events import (
     AlertQueued,
     ChannelDisabled,
 )
+from monitor.redact import shown
 from monitor.store import EventStore, NewEvent
 
 log = logging.getLogger("monitor.deliver")
@@ -236,8 +237,9 @@ def _failed(
     replies: Mapping[str, str],
 ) -> tuple[list[Event], float | None]:
     events: list[Event] = []
+    text = shown(str(exc))
     if exc.disable_channel:
-        events.append(ChannelDisabled(channel_id=channel.id, reason=str(exc)))
+        events.append(ChannelDisabled(channel_id=channel.id, reason=text))
     retry_at = None
     if not exc.permanent:
         retry_at = outbox.next_attempt_at(
@@ -250,7 +252,7 @@ def _failed(
         )
     if retry_at is None:
         kind = exc.kind if exc.permanent else "retries_exhausted"
-        events.append(_abandon_msg(message, attempt, kind, str(exc), replies))
+        events.append(_abandon_msg(message, attempt, kind, text, replies))
         return events, None
     events.append(
         AlertAttemptFailed(
@@ -258,7 +260,7 @@ def _failed(
             channel_id=channel.id,
             attempt=attempt,
             kind=exc.kind,
-            message=str(exc),
+            message=text,
             retry_at=retry_at,
             recipients=dict(replies),
         )

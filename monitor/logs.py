@@ -1,8 +1,8 @@
 """Logging for the daemon and the commands: text or JSON lines on stderr, secrets scrubbed.
 
 Secrets are kept out of messages by construction; the scrubbing filter is a second wall: any
-configured secret value, in plain, base64 or URL-encoded form, is replaced before a record is
-written, tracebacks included.
+configured secret value, in plain, base64 or URL-encoded form, and any password or token in a
+URL (`monitor.redact`) is replaced before a record is written, tracebacks included.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import orjson
+
+from monitor.redact import redact_text
 
 
 def secret_forms(secrets: Iterable[str]) -> list[str]:
@@ -32,7 +34,8 @@ def secret_forms(secrets: Iterable[str]) -> list[str]:
 
 
 class ScrubSecrets(logging.Filter):
-    """Replace secret values in the rendered message and traceback of every record."""
+    """Replace secret values, and credentials in URLs, in the rendered message and traceback
+    of every record."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -41,11 +44,12 @@ class ScrubSecrets(logging.Filter):
     def scrub(self, text: str) -> str:
         for form in self.forms:
             text = text.replace(form, "<redacted>")
-        return text
+        return redact_text(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.forms:
-            record.msg = self.scrub(record.getMessage())
+        message = record.getMessage()
+        if self.forms or "://" in message or record.exc_info:
+            record.msg = self.scrub(message)
             record.args = None
             if record.exc_info:
                 record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))

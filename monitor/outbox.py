@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,8 +45,10 @@ def next_attempt_at(
         return None
     scheduled = schedule[attempts_made - 1] * (1 + JITTER * (2 * rand - 1))
     delay = scheduled
-    if retry_after is not None:
-        delay = min(max(timedelta(seconds=retry_after), scheduled), 2 * scheduled)
+    if retry_after is not None and math.isfinite(retry_after):
+        # compared in seconds first: a receiver may ask for more than timedelta can hold
+        wait = min(max(retry_after, scheduled.total_seconds()), 2 * scheduled.total_seconds())
+        delay = timedelta(seconds=wait)
     if rate_limited:
         delay = max(delay, MIN_AFTER_429)
     return now + delay

@@ -10,6 +10,7 @@ this module's transaction. These run on the poller's writer thread (`monitor.pol
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from monitor.eventbase import Event
 from monitor.events import FeedFailed, FeedMoved, FeedRecovered, FeedStale
 from monitor.fetch import FetchResult
 from monitor.parse import parse_drafts
+from monitor.redact import redact_url, shown
 from monitor.store import NewEvent, Transaction
 from monitor.workstate import FeedWork
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("monitor.poll")
 
 BACKOFF_BASE = timedelta(minutes=1)
+RETRY_AFTER_CEILING = 7 * 86400.0  # seconds: a Retry-After beyond a week is taken as a week
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +71,17 @@ def _health_events(tx: Transaction, feed: Feed, work: FeedWork, result: FetchRes
     out: list[Event] = []
     health = tx.state("feeds", feed.id) or {}
     if health.get("health") in ("failing", "gone"):
-        out.append(FeedRecovered(feed_id=feed.id, url=result.url, after=health.get("kind") or ""))
+        out.append(
+            FeedRecovered(feed_id=feed.id, url=redact_url(result.url), after=health.get("kind") or "")
+        )
     if result.moved_to and result.moved_to != work.url:
         out.append(
-            FeedMoved(feed_id=feed.id, old_url=work.url, new_url=result.moved_to, status=301)
+            FeedMoved(
+                feed_id=feed.id,
+                old_url=redact_url(work.url),
+                new_url=redact_url(result.moved_to),
+                status=301,
+            )
         )
     return out
 
@@ -90,13 +100,13 @@ def _stale_events(
         return [
             FeedStale(
                 feed_id=feed.id,
-                url=url,
+                url=redact_url(url),
                 newest_item_at=newest_at,
                 stale_after_seconds=int(feed.stale_after.total_seconds()),
             )
         ]
     if not stale and health == "stale":
-        return [FeedRecovered(feed_id=feed.id, url=url, after="stale")]
+        return [FeedRecovered(feed_id=feed.id, url=redact_url(url), after="stale")]
     return []
 
 
@@ -137,17 +147,19 @@ def record_failure(
     else:
         delay = backoff(failures, ceiling=settings.backoff_ceiling, rand=p.rng.random())
         retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            delay = max(delay, timedelta(seconds=retry_after))
+        if retry_after and math.isfinite(retry_after):  # a server's wish, within reason
+            delay = max(delay, timedelta(seconds=min(retry_after, RETRY_AFTER_CEILING)))
     next_poll = now + delay
+    # a fetch error names the URL already; a parse error names only what the body is
+    message = shown(str(exc) if isinstance(exc, FetchError) else f"{work.url}: {exc}")
     with p.store.transaction() as tx:
         health = tx.state("feeds", feed.id) or {}
         if health.get("health") not in ("failing", "gone") or health.get("kind") != exc.kind:
             failed = FeedFailed(
                 feed_id=feed.id,
-                url=work.url,
+                url=redact_url(work.url),
                 kind=exc.kind,
-                message=str(exc),
+                message=message,
                 next_poll_at=next_poll,
             )
             tx.append([NewEvent(failed, meta=_meta(p, feed))])
@@ -157,12 +169,12 @@ def record_failure(
             failures=failures,
             next_poll_at=next_poll.timestamp(),
             last_attempt_at=now.timestamp(),
-            last_error=f"{exc.kind}: {exc}",
+            last_error=f"{exc.kind}: {message}",
         )
     log.warning(
-        "feed '%s': %s [%s]; next poll in %s", feed.id, exc, exc.kind, str(delay).split(".")[0]
+        "feed '%s': %s [%s]; next poll in %s", feed.id, message, exc.kind, str(delay).split(".")[0]
     )
-    return PollReport(feed.id, "failed", error=f"{exc.kind}: {exc}")
+    return PollReport(feed.id, "failed", error=f"{exc.kind}: {message}")
 
 
 def parse_and_record(

@@ -1,4 +1,4 @@
-"""A real HTTP feed server on 127.0.0.1 whose routes tests set: statuses, validators, slow bodies, bombs.
+"""A real HTTP feed server on loopback whose routes tests set: statuses, validators, slow bodies, bombs.
 
 In a test:  `from tests.feedserver import FeedServer, feed_server`  (the fixture yields a started
 server). From another process:  `python -m tests.feedserver --port N --routes routes.json`, where
@@ -61,13 +61,14 @@ def gzip_bomb() -> bytes:
 class FeedServer:
     """An aiohttp server in a background thread; each request runs on its own task."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self._routes: dict[str, Route] = {}
         self._hits: Counter[str] = Counter()
         self._seen: dict[str, list[dict[str, str]]] = {}
         self._times: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self._wanted_port = port
+        self.host = host  # an IPv4 loopback address: Linux answers on all of 127.0.0.0/8
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -93,7 +94,7 @@ class FeedServer:
             return list(self._times.get(path, []))
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def start(self) -> Self:
         self._thread.start()
@@ -121,7 +122,7 @@ class FeedServer:
         # Cancel hanging handlers at shutdown instead of waiting for them.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.2)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._wanted_port)
+        site = web.TCPSite(self._runner, self.host, self._wanted_port)
         await site.start()
         self.port = self._runner.addresses[0][1]
 

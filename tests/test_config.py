@@ -403,7 +403,6 @@ def test_shipped_feeds_toml_documents_every_key() -> None:
             "sqlite:///storage/events.db", None, "sqlite:///{dir}/storage/events.db", id="relative"
         ),
         pytest.param("sqlite:////var/ev.db", None, "sqlite:////var/ev.db", id="absolute"),
-        pytest.param("sqlite:///:memory:", None, "sqlite:///:memory:", id="memory"),
         pytest.param(
             "sqlite:///../ev.db?timeout=5", None, "sqlite:///{parent}/ev.db?timeout=5", id="query"
         ),
@@ -433,6 +432,26 @@ def test_default_database_is_storage_next_to_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     url = load_config(path, {}).settings.database_url
     assert url == f"sqlite:///{tmp_path}/storage/events.db"
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_an_in_memory_log_is_refused(tmp_path: Path, url: str) -> None:
+    """Every event recorded there would be gone when the process ends."""
+    problems = problems_of(write(tmp_path, f'[settings]\ndatabase_url = "{url}"\n'), {})
+    where = f"{tmp_path / 'feeds.toml'}: settings.database_url"
+    assert problems == [
+        f"{where}: database URL {url!r} names no file: "
+        + "an in-memory log would lose every event (use sqlite:///path/to/file.db)"
+    ]
+
+
+def test_a_keyword_dsn_is_refused_without_being_echoed(tmp_path: Path) -> None:
+    dsn = "host=db user=monitor password=S3cretPW dbname=monitor"
+    problems = problems_of(write(tmp_path, ""), {"MONITOR_DATABASE_URL": dsn})
+    assert problems == [
+        "MONITOR_DATABASE_URL: database URL is not a URL "
+        + "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
+    ]
 
 
 def test_bad_database_url_in_environment_is_named_without_its_password(tmp_path: Path) -> None:

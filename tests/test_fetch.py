@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from typing import Any, TypeVar
 
+import brotli
 import httpx
 import pytest
 
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchLimits, FetchResult, guarded_client, retry_after
-from monitor.netguard import IPAddress
-from tests.feedserver import FeedServer
+from monitor.netguard import IPAddress, is_forbidden
+from tests.feedserver import FeedServer, gzip_bomb
 
 T = TypeVar("T")
 RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
@@ -84,7 +85,7 @@ def test_accept_user_agent_and_encodings_are_sent(feed_server: FeedServer, trans
     assert sent["User-Agent"] == "probe/9"
     assert "application/rss+xml" in sent["Accept"] and "application/atom+xml" in sent["Accept"]
     assert "application/feed+json" in sent["Accept"]
-    assert sent["Accept-Encoding"] == "gzip, deflate"
+    assert sent["Accept-Encoding"] == "gzip, deflate, br"
 
 
 @pytest.mark.parametrize(
@@ -93,6 +94,7 @@ def test_accept_user_agent_and_encodings_are_sent(feed_server: FeedServer, trans
         ("gzip", gzip.compress),
         ("deflate", zlib.compress),
         ("deflate", lambda b: zlib.compress(b, wbits=-15)),  # raw deflate, as many servers send
+        ("br", brotli.compress),
     ],
 )
 def test_compressed_body_is_decoded(
@@ -103,13 +105,23 @@ def test_compressed_body_is_decoded(
 
 
 @pytest.mark.parametrize(
-    "body", [b"\x1f\x8b\x07" + b"\x00" * 20, gzip.compress(RSS)[:-12]], ids=["corrupt", "truncated"]
+    ("coding", "body", "says"),
+    [
+        ("gzip", b"\x1f\x8b\x07" + b"\x00" * 20, "is corrupt"),
+        ("gzip", gzip.compress(RSS)[:-12], "ends early"),
+        ("br", b"<rss>not brotli at all</rss>", "is corrupt"),
+        ("br", brotli.compress(RSS * 50)[:-4], "ends early"),
+        ("br", brotli.compress(RSS) + b"junk", "is corrupt"),  # data after the stream's end
+    ],
+    ids=["gzip-corrupt", "gzip-truncated", "br-corrupt", "br-truncated", "br-trailing"],
 )
-def test_broken_gzip_is_a_decode_error(
-    feed_server: FeedServer, transport: str, body: bytes
+def test_broken_compressed_body_is_a_decode_error(
+    feed_server: FeedServer, transport: str, coding: str, body: bytes, says: str
 ) -> None:
-    feed_server.route("/f", body=body, headers={"Content-Encoding": "gzip"})
-    assert failure(feed_server.url("/f"), transport).kind == "decode"
+    feed_server.route("/f", body=body, headers={"Content-Encoding": coding})
+    error = failure(feed_server.url("/f"), transport)
+    assert error.kind == "decode"
+    assert error.message.startswith(f"{feed_server.url('/f')}: compressed body {says}")
 
 
 @pytest.mark.parametrize("status", [301, 308])
@@ -309,17 +321,42 @@ def test_server_that_never_answers_is_cut_at_the_deadline(
     assert error.message == f"{feed_server.url('/f')}: no complete answer within 0.5 s"
 
 
-def test_gzip_bomb_stops_at_the_cap_without_growing_memory(
-    feed_server: FeedServer, transport: str
-) -> None:
-    feed_server.route("/f", gzip_bomb=True)
+@pytest.fixture(scope="session")
+def brotli_bomb() -> bytes:
+    """1 GiB of zeros brotli-compressed to about 2 KB, which arrives in one read: only a bound
+    on each decoding step stops it."""
+    compressor, block = brotli.Compressor(quality=5), bytes(1 << 20)
+    return b"".join([*(compressor.process(block) for _ in range(1024)), compressor.finish()])
+
+
+def bomb_failure(url: str, transport: str) -> tuple[FetchError, int]:
+    """The error of fetching a compression bomb within 2 s, and the peak traced memory."""
     tracemalloc.start()
     try:
-        error = failure(feed_server.url("/f"), transport)
+        error = failure(url, transport, FetchLimits(allow_private=True, deadline=2.0))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert error.kind == "too_large"
+    return error, peak
+
+
+def test_gzip_bomb_stops_at_the_cap_within_2_s_without_growing_memory(
+    feed_server: FeedServer, transport: str
+) -> None:
+    gzip_bomb()  # built and cached now: the server builds it on first use, within the deadline
+    feed_server.route("/f", gzip_bomb=True)
+    error, peak = bomb_failure(feed_server.url("/f"), transport)
+    assert error.kind == "too_large"  # not "timeout": the cap, not the 2 s deadline, stopped it
+    assert peak < 100 * 1024 * 1024
+
+
+def test_brotli_bomb_stops_at_the_cap_within_2_s_without_growing_memory(
+    feed_server: FeedServer, transport: str, brotli_bomb: bytes
+) -> None:
+    feed_server.route("/f", body=brotli_bomb, headers={"Content-Encoding": "br"})
+    error, peak = bomb_failure(feed_server.url("/f"), transport)
+    assert error.kind == "too_large"  # not "timeout": the cap, not the 2 s deadline, stopped it
+    assert error.message.endswith(f"larger than {FetchLimits().max_bytes} bytes once decoded")
     assert peak < 100 * 1024 * 1024
 
 
@@ -353,34 +390,52 @@ def test_loopback_in_any_spelling_is_refused_before_any_request(
     assert feed_server.hits("/f") == 0
 
 
-def test_redirect_from_a_loopback_feed_is_refused_at_the_first_hop(
-    feed_server: FeedServer, transport: str
+def allow_127_0_0_2(ip: IPAddress) -> str | None:
+    """The real policy, except that it lets the redirecting server on 127.0.0.2 be fetched."""
+    return None if ip == IPv4Address("127.0.0.2") else is_forbidden(ip)
+
+
+@pytest.fixture
+def redirecting_server() -> Iterator[FeedServer]:
+    """A FeedServer on 127.0.0.2: not 127.0.0.1, where `localhost` resolves."""
+    with FeedServer(host="127.0.0.2") as server:
+        yield server
+
+
+# 127.0.0.1, where feed_server listens, spelled every way a Location header might.
+REDIRECT_TRICKS = [
+    "127.0.0.1",
+    "2130706433",
+    "0x7f.0.0.1",
+    "0177.0.0.1",
+    "127.1",
+    "0x7f000001",
+    "[::ffff:127.0.0.1]",
+    "[::1]",
+    "localhost",
+]
+
+
+@pytest.mark.parametrize("host", REDIRECT_TRICKS)
+def test_redirect_to_loopback_in_any_spelling_is_refused_before_any_request(
+    feed_server: FeedServer, redirecting_server: FeedServer, transport: str, host: str
 ) -> None:
-    feed_server.route("/a", status=302, redirect_to=f"http://localhost:{feed_server.port}/b")
-    assert failure(feed_server.url("/a"), transport, PRIVATE).kind == "private_address"
-    assert feed_server.hits("/a") == feed_server.hits("/b") == 0
+    # The first hop is allowed, so only the redirect can be refused; had it not been, feed_server
+    # would have answered on the target (or, for [::1], the connection would have been refused).
+    feed_server.route("/b", body=RSS)
+    start = redirecting_server.url("/a")
+    redirecting_server.route("/a", status=302, redirect_to=f"http://{host}:{feed_server.port}/b")
 
-
-def only_127_0_0_2(ip: IPAddress) -> str | None:
-    return "test-forbidden" if ip == IPv4Address("127.0.0.2") else None
-
-
-@pytest.mark.parametrize("target", ["127.0.0.2", "0x7f000002", "127.2"])
-def test_redirect_to_a_forbidden_address_is_refused(
-    feed_server: FeedServer, transport: str, target: str
-) -> None:
-    # The policy allows the test server but not 127.0.0.2, so only the redirect can be refused.
-    feed_server.route("/a", status=302, redirect_to=f"http://{target}:{feed_server.port}/b")
-
-    async def go() -> None:
-        async with Fetcher(PRIVATE, transport=transport, policy=only_127_0_0_2) as fetcher:
-            await fetcher.fetch(feed_server.url("/a"))
+    async def go() -> FetchResult:
+        async with Fetcher(PRIVATE, transport=transport, policy=allow_127_0_0_2) as fetcher:
+            return await fetcher.fetch(start)
 
     with pytest.raises(FetchError) as caught:
         run(go())
     assert caught.value.kind == "private_address"
-    assert "test-forbidden" in caught.value.message
-    assert feed_server.hits("/a") == 1
+    assert f" (redirected from {start}): connecting to " in caught.value.message
+    assert redirecting_server.hits("/a") == 1
+    assert feed_server.hits("/b") == 0
 
 
 def test_address_is_judged_per_connection_not_per_request(
@@ -450,7 +505,9 @@ def test_guarded_client_refuses_loopback_at_connect_time(feed_server: FeedServer
     assert caught.value.kind == "private_address"
     assert feed_server.hits("/hook") == 0
     assert run(go(True)) == 200
-    assert feed_server.requests("/hook")[0]["User-Agent"] == "t/1"
+    sent = feed_server.requests("/hook")[0]
+    assert sent["User-Agent"] == "t/1"
+    assert sent["Accept-Encoding"] == "gzip, deflate"  # httpx decodes these answers, br unbounded
 
 
 def test_guarded_client_applies_its_own_timeout(feed_server: FeedServer) -> None:

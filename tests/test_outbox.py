@@ -45,7 +45,10 @@ def test_jitter_stays_within_twenty_percent(attempts: int, rand: float) -> None:
     assert 0.8 * base - 1e-6 <= (at - NOW).total_seconds() <= 1.2 * base + 1e-6
 
 
-@pytest.mark.parametrize("retry_after,expected", [(1, 300), (400, 400), (10_000, 600)])
+@pytest.mark.parametrize(
+    "retry_after,expected",
+    [(1, 300), (400, 400), (10_000, 600), (1e20, 600), (float("inf"), 300), (float("nan"), 300)],
+)
 def test_retry_after_is_honoured_between_one_and_two_times_the_delay(
         retry_after: float, expected: float) -> None:
     at = outbox.next_attempt_at(SCHEDULE, 2, now=NOW, rand=0.5, retry_after=retry_after)

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import gzip
 import html
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import feedparser
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -16,6 +23,7 @@ from monitor.errors import ParseError
 from monitor.feedtext import plain
 from monitor.parse import ParsedFeed, html_to_text, parse_feed
 from monitor.screen import screen
+from tests.feedserver import FeedServer
 
 NOW = datetime(2026, 9, 1, 12, 0, tzinfo=UTC)
 
@@ -95,16 +103,101 @@ def encodings_of(document: str) -> dict[str, bytes]:
     }
 
 
+def feedparser_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The documents monitor.parse hands to feedparser from now on, in order."""
+    calls: list[bytes] = []
+    real = feedparser.parse
+
+    def spy(source: Any, **kwargs: Any) -> Any:
+        calls.append(source.getvalue())
+        return real(source, **kwargs)
+
+    monkeypatch.setattr("monitor.parse.feedparser.parse", spy)  # the name monitor.parse calls
+    return calls
+
+
+_WATCHERS: list[list[str]] = []  # the lists files_opened is filling; the hook stays for good
+_HOOKED: list[bool] = []
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    if event == "open" and _WATCHERS and isinstance(args[0], str | bytes | os.PathLike):
+        for seen in _WATCHERS:
+            seen.append(os.fsdecode(args[0]))
+
+
+@contextmanager
+def files_opened() -> Iterator[list[str]]:
+    """Every path this process opens while the block runs (the `open` audit event, which
+    open(), io.open and os.open raise, and so urllib's file: handler and expat's resolver)."""
+    if not _HOOKED:  # an audit hook cannot be removed: add one, once, that is idle by default
+        sys.addaudithook(_on_audit)
+        _HOOKED.append(True)
+    seen: list[str] = []
+    _WATCHERS.append(seen)
+    try:
+        yield seen
+    finally:
+        _WATCHERS.remove(seen)
+
+
 @pytest.mark.parametrize("encoding", list(encodings_of("")))
-def test_entity_declarations_are_refused_in_every_encoding(tmp_path: Path, encoding: str) -> None:
-    sentinel = tmp_path / "sentinel.txt"
+def test_entity_declarations_are_refused_in_every_encoding(
+    tmp_path: Path, encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sentinel = tmp_path / "xxe-sentinel-4f1d9c2e.txt"
     secret = "SENTINEL-4f1d9c2e-never-read"
     sentinel.write_text(secret)
-    for name, document in hostile_documents(sentinel).items():
-        data = encodings_of(document)[encoding]
-        error = rejected(data)
-        assert secret not in str(error), name
-        assert "refused" in str(error), name
+    calls = feedparser_calls(monkeypatch)
+    with files_opened() as opened:
+        for name, document in hostile_documents(sentinel).items():
+            data = encodings_of(document)[encoding]
+            error = rejected(data)
+            assert secret not in str(error), name
+            assert "refused" in str(error), name
+    assert calls == []  # refused before feedparser saw any of them
+    assert [p for p in opened if sentinel.name in p] == []
+    # the spy and the hook are where they must be: a feed reaches feedparser, an open is seen
+    parse(rss(item("fine")))
+    with files_opened() as opened:
+        sentinel.read_text()
+    assert len(calls) == 1 and str(sentinel) in opened
+
+
+def test_dtds_and_entities_on_a_live_server_are_never_fetched(
+    feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed_server.route("/evil.dtd", body=b'<!ENTITY xxe "FETCHED-DTD-7d1e">')
+    feed_server.route("/entity.txt", body=b"FETCHED-ENTITY-7d1e")
+    dtd, text = feed_server.url("/evil.dtd"), feed_server.url("/entity.txt")
+    body = rss(item("&xxe;")).split("\n", 1)[1]
+    hostile = {
+        "external entity": f'<!DOCTYPE rss [<!ENTITY xxe SYSTEM "{text}">]>\n{body}',
+        "external DTD": f'<!DOCTYPE rss SYSTEM "{dtd}">\n{body}',
+        "parameter entity": f'<!DOCTYPE rss [<!ENTITY % p SYSTEM "{dtd}"> %p;]>\n{body}',
+        "public id, loopback system id": (
+            f'<!DOCTYPE rss PUBLIC "-//Example//DTD Evil//EN" "{dtd}">\n{body}'
+        ),
+    }
+    calls = feedparser_calls(monkeypatch)
+    for name, document in hostile.items():
+        error = rejected(document.encode())
+        assert "FETCHED" not in str(error), name
+    assert calls == []
+    # A known public id with an http system id is let through to feedparser, which must not
+    # fetch the DTD either (feedparser turns off external entities; expat loads no DTD).
+    allowed = (
+        '<?xml version="1.0"?>\n<!DOCTYPE rss PUBLIC '
+        f'"-//Netscape Communications//DTD RSS 0.91//EN" "{dtd}">\n'
+        + rss(item("Old but fine")).split("\n", 1)[1]
+    )
+    assert [e.title for e in parse(allowed).entries] == ["Old but fine"]
+    assert len(calls) == 1
+    assert feed_server.hits("/evil.dtd") == 0 and feed_server.hits("/entity.txt") == 0
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(dtd) as answer:  # the server counts a fetch when there is one
+        assert answer.read().startswith(b"<!ENTITY")
+    assert feed_server.hits("/evil.dtd") == 1
 
 
 @pytest.mark.parametrize("codec", ["shift_jis", "euc-jp"])

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from monitor import workstate
+from monitor import poll, workstate
+from monitor.daemon import fetch_limits
+from monitor.fetch import Fetcher
+from monitor.parse import parse_drafts
+from monitor.pollrecord import PollReport
 from monitor.runtime import open_store
 from monitor.store import EventStore
 from tests.feedserver import FeedServer
@@ -53,6 +62,7 @@ def test_not_modified_and_unchanged_polls_write_no_event(
 
 def test_failure_kinds_backoff_recovery_and_move(tmp_path: Path,
                                                  feed_server: FeedServer) -> None:
+    # a Retry-After shorter than the backoff does not shorten it (longer ones: below)
     feed_server.route("/f.xml", status=503, headers={"Retry-After": "1"})
     path = write_config(tmp_path, feeds={"f": feed_server.url("/f.xml")})
     delays = []
@@ -77,6 +87,91 @@ def test_failure_kinds_backoff_recovery_and_move(tmp_path: Path,
     assert workstate.feed_rows(store)["f"].url == feed_server.url("/new.xml")
     run_once(path)
     assert feed_server.hits("/new.xml") == 2 and feed_server.hits("/f.xml") == 5
+    store.close()
+
+
+@pytest.mark.parametrize(("status", "kind"), [(429, "rate_limited"), (503, "http_5xx")])
+@pytest.mark.parametrize("form", ["seconds", "http-date"])
+def test_retry_after_longer_than_the_backoff_sets_the_next_poll(
+        tmp_path: Path, feed_server: FeedServer, status: int, kind: str, form: str) -> None:
+    # A first failure backs off about a minute (at most 72 s); the server asks for an hour.
+    before = time.time()
+    when = datetime.fromtimestamp(before, UTC) + timedelta(hours=1)
+    value = "3600" if form == "seconds" else format_datetime(when, usegmt=True)
+    feed_server.route("/f.xml", status=status, headers={"Retry-After": value})
+    path = write_config(tmp_path, feeds={"f": feed_server.url("/f.xml")})
+    run_once(path)
+    after = time.time()
+    store = opened(path)
+    row = workstate.feed_rows(store)["f"]
+    delay = row.next_poll_at - row.last_attempt_at
+    if form == "seconds":
+        assert delay == pytest.approx(3600, abs=0.01)
+    else:  # the date, less the time between the poll's start and the server's answer
+        date = when.replace(microsecond=0).timestamp()  # an HTTP-date has whole seconds
+        assert date - after <= delay <= date - row.last_attempt_at + 0.01
+        assert delay >= 3600 - 60
+    [failed] = [r for r in store.read() if r.type == "FeedFailed"]
+    assert failed.data["kind"] == kind
+    assert f"server answered {status} " in failed.data["message"]
+    recorded_next = datetime.fromisoformat(failed.data["next_poll_at"]).timestamp()
+    assert recorded_next == pytest.approx(row.next_poll_at, abs=0.01)
+    store.close()
+
+
+def poll_now(path: Path, feed_id: str, *, deferred: bool) -> PollReport:
+    """One poll of one feed through `poll.poll_feed`, the path both `monitor poll FEED`
+    (deferred=False) and the daemon (deferred=True: unchanged polls written in a batch) take."""
+    config = load(path)
+    store = open_store(config)
+
+    async def one() -> PollReport:
+        workstate.sync_feeds(store, config, now=time.time(), rng=random.Random(1))
+        [work] = workstate.claim_feeds(store, owner="test", now=time.time(), lease=60, limit=1,
+                                       feed_ids=[feed_id], due_only=False)
+        async with Fetcher(fetch_limits(config)) as fetcher:
+            poller = poll.poller_for(config, store, fetcher, "test")
+            poller.defer_unchanged = deferred
+            try:
+                report = await poll.poll_feed(poller, work)
+                await poll.flush_unchanged(poller)
+                return report
+            finally:
+                poller.close()
+
+    try:
+        return asyncio.run(one())
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["monitor poll", "daemon"])
+def test_an_unchanged_body_is_not_parsed_again(
+        tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch,
+        deferred: bool) -> None:
+    # No ETag and no Last-Modified: every poll is a 200 with the same bytes.
+    feed_server.route("/a.xml", body=rss([item(1), item(2)]))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    parsed: list[bytes] = []
+    real = parse_drafts
+
+    def counting(body: bytes, **kwargs: Any) -> Any:
+        parsed.append(body)
+        return real(body, **kwargs)
+
+    monkeypatch.setattr("monitor.pollrecord.parse_drafts", counting)  # the name it calls
+    first = poll_now(path, "a", deferred=deferred)
+    assert (first.outcome, first.discovered, len(parsed)) == ("new", 2, 1)
+    store = opened(path)
+    head = store.head()
+    again = poll_now(path, "a", deferred=deferred)
+    assert (again.outcome, again.discovered) == ("unchanged", 0)
+    assert len(parsed) == 1  # the second body was never handed to the parser
+    assert feed_server.hits("/a.xml") == 2  # it was fetched, a 200 and not a 304
+    assert "If-None-Match" not in feed_server.requests("/a.xml")[-1]
+    assert store.head() == head  # and it wrote no event
+    feed_server.route("/a.xml", body=rss([item(1), item(2), item(3)]))  # a changed body is parsed
+    assert poll_now(path, "a", deferred=deferred).outcome == "new" and len(parsed) == 2
     store.close()
 
 
@@ -158,8 +253,6 @@ def test_first_polls_after_restart_are_spread(tmp_path: Path) -> None:
     feeds = {f"f{i}": f"http://127.0.0.1:9/{i}.xml" for i in range(40)}
     path = write_config(tmp_path, feeds=feeds, interval="10m")
     store = opened(path)
-    import random
-
     now = time.time()
     workstate.sync_feeds(store, load(path), now=now, rng=random.Random(1))
     due = [r.next_poll_at - now for r in workstate.feed_rows(store).values()]
@@ -177,8 +270,6 @@ def test_a_starting_daemon_leaves_feeds_another_one_holds_or_has_polled(
         tmp_path: Path, db_url: str) -> None:
     # Two daemons starting together: the second spreads overdue first polls, but a feed the
     # first has leased, or has polled since, keeps its next poll time (else it is polled twice)
-    import random
-
     path = write_config(tmp_path, feeds={f"f{i}": f"http://127.0.0.1:9/{i}.xml" for i in range(3)},
                         db_url=db_url, interval="10m")
     store = opened(path)

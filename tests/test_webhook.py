@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import socket
 import time
+import tracemalloc
+import zlib
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -209,3 +212,70 @@ def test_secret_never_appears_in_errors_or_logs(
     assert caplog.records, "the delivery path logs nothing, so this test would prove nothing"
     for text in seen:
         assert canary[6:] not in text and canary[6:20] not in text
+
+
+# --- what a hostile receiver can send back -------------------------------------------------
+
+
+async def _send_guarded(url: str) -> str:
+    from monitor.fetch import guarded_client
+
+    async with guarded_client(allow_private=True, timeout=5.0, user_agent="test") as client:
+        return await send_webhook(
+            client, url=url, secrets=SECRET, alert_id="alt_h", body=BODY,
+            timestamp=int(time.time()), timeout=5.0,
+        )
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """512 MiB of zeros, gzip-compressed to about half a megabyte."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    return b"".join(packer.compress(zeros) for _ in range(512)) + packer.flush()
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_compressed_answer_is_never_decoded(
+    receiver: WebhookReceiver, gzip_bomb: bytes, status: int
+) -> None:
+    """The request asks for identity; an answer compressed anyway is kept raw, under the cap."""
+    receiver.respond(Reply(status=status, headers={"content-encoding": "gzip"}, body=gzip_bomb))
+    tracemalloc.start()
+    try:
+        if status == 200:
+            assert _run(_send_guarded(receiver.url())) == "200 OK"
+        else:
+            error = _failure_of(_send_guarded(receiver.url()))
+            assert error.kind == "http_5xx"
+            assert error.response is not None and "gzip-encoded answer, not decoded" in error.response
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024, peak
+
+
+def _failure_of(coro: Coroutine[Any, Any, str]) -> DeliveryError:
+    with pytest.raises(DeliveryError) as caught:
+        _run(coro)
+    return caught.value
+
+
+def test_a_url_with_user_and_password_authenticates(receiver: WebhookReceiver) -> None:
+    url = receiver.url("/hook?token=T0KEN").replace("http://", "http://hook:pa55@")
+    assert _run(_send_guarded(url)) == "200 OK"
+    [got] = receiver.received
+    assert got.headers["authorization"] == "Basic " + base64.b64encode(b"hook:pa55").decode()
+
+
+def test_a_broken_answer_does_not_quote_the_url_token(receiver: WebhookReceiver) -> None:
+    """aiohttp's own error text quotes the whole URL, query token included."""
+    receiver.respond(Reply(status=200, headers={"Content-Length": "abc"}))
+    error = _failure_of(_send_guarded(receiver.url("/hook?token=T0KEN99")))
+    assert "T0KEN99" not in str(error) and "\n" not in str(error), str(error)
+
+
+def test_a_retry_after_too_large_for_a_date_is_taken_in_stride(receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=503, headers={"retry-after": "9" * 400}))
+    error = _failure(receiver.url())
+    assert error.kind == "http_5xx"

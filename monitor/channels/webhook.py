@@ -113,18 +113,19 @@ async def _post(
     response = await client.send(request, stream=True, follow_redirects=False)
     try:
         kept = bytearray()
-        async for chunk in response.aiter_bytes():
+        # Raw bytes: httpx would decode a Content-Encoding the receiver sent unasked (gzip,
+        # brotli) whole, before the cap; a compression bomb then costs gigabytes.
+        async for chunk in response.aiter_raw():
             kept += chunk[: RESPONSE_CAP - len(kept)]
             if len(kept) >= RESPONSE_CAP:
                 break  # an endless body is not read past the cap
     finally:
         await response.aclose()
-    return (
-        response.status_code,
-        response.reason_phrase,
-        response.headers,
-        kept.decode("utf-8", "replace"),
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    text = kept.decode("utf-8", "replace") if encoding in ("", "identity") else (
+        f"({len(kept)} bytes of {_printable(encoding)[:40]}-encoded answer, not decoded)"
     )
+    return (response.status_code, _printable(response.reason_phrase), response.headers, text)
 
 
 def _failure(

@@ -34,7 +34,7 @@ from monitor.config.values import (
     format_duration,
     parse_duration,
 )
-from monitor.config.view import redact_url, redacted
+from monitor.config.view import redacted
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -56,7 +56,6 @@ __all__ = [
     "format_duration",
     "load_config",
     "parse_duration",
-    "redact_url",
     "redacted",
     "resolve_sqlite_path",
     "secret_problems",

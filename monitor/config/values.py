@@ -96,10 +96,21 @@ def _http_url(url: str) -> str:
 def check_database_url(url: str) -> str:
     """Accept SQLite and PostgreSQL URLs; errors name only the scheme (URLs hold passwords)."""
     scheme = url.partition(":")[0]
-    if scheme.partition("+")[0] not in ("sqlite", "postgresql", "postgres") or "://" not in url:
+    if not re.fullmatch(r"[a-z0-9+]{1,30}", scheme) or "://" not in url:
+        # a libpq keyword string ("host=db password=…") is not echoed: it may hold a password
+        raise ValueError(
+            "database URL is not a URL "
+            "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
+        )
+    if scheme.partition("+")[0] not in ("sqlite", "postgresql", "postgres"):
         raise ValueError(
             f"database URL scheme {scheme!r} is not supported "
             "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
+        )
+    if scheme.startswith("sqlite") and url.partition("://")[2] in ("", "/", "/:memory:"):
+        raise ValueError(
+            f"database URL {url!r} names no file: an in-memory log would lose every event "
+            "(use sqlite:///path/to/file.db)"
         )
     return url
 

@@ -12,6 +12,7 @@ import orjson
 import sqlalchemy as sa
 
 from monitor.errors import AppendOnlyError, StoreError
+from monitor.redact import redact_url
 from monitor.store import schema, verify
 from monitor.store.rawsql import load_states
 from monitor.store.records import (
@@ -242,5 +243,5 @@ def _first_line(exc: sa.exc.DBAPIError) -> str:
 
 
 def _safe(url: str) -> str:
-    """The URL without its password, for messages."""
-    return sa.make_url(url).render_as_string(hide_password=True)
+    """The URL without its password or credential-like query values, for messages."""
+    return redact_url(url)

@@ -1,0 +1,56 @@
+"""Credentials in URLs stay out of events, log lines and command output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.redact import REDACTED, redact_text, redact_url, shown
+from monitor.runtime import open_store
+from tests.feedserver import FeedServer
+from tests.kit import load, monitor_cmd, write_config
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.org/feed.xml", "https://example.org/feed.xml"),
+        ("https://reader:pw@example.org/f", f"https://reader:{REDACTED}@example.org/f"),
+        ("https://example.org/f?access_token=T1&page=2", f"https://example.org/f?access_token={REDACTED}&page=2"),
+        ("postgresql://u@db/x?password=S3", f"postgresql://u@db/x?password={REDACTED}"),
+        ("sqlite:////var/lib/m/events.db", "sqlite:////var/lib/m/events.db"),
+        ("http://[::1/feed?token=T", f"http:{REDACTED}"),  # unreadable: nothing of it is shown
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_text_quoting_urls_is_redacted_and_kept_on_one_line() -> None:
+    text = "400, message='Bad status line:\n  Expected HTTP/', url='http://h/x?token=T9'"
+    assert redact_text(text) == f"400, message='Bad status line:\n  Expected HTTP/', url='http://h/x?token={REDACTED}'"
+    assert shown(text + "\x1b]0;title\x07") == (
+        f"400, message='Bad status line: Expected HTTP/', url='http://h/x?token={REDACTED}' ]0;title"
+    )
+
+
+def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.route("/missing.xml", status=404)
+    url = feed_server.url("/missing.xml").replace("http://", "http://reader:hunter2pass@")
+    url += "?access_token=SECRETTOKEN123"
+    path = write_config(tmp_path, feeds={"a": url})
+    done = monitor_cmd("--config", str(path), "poll", "a")
+    assert done.returncode == 1, done.stderr
+    assert "http_4xx" in done.stdout + done.stderr
+    store = open_store(load(path))
+    [failed] = store.read(types=("FeedFailed",))
+    store.close()
+    shown_anywhere = done.stdout + done.stderr + str(failed.data) + str(failed.meta)
+    for secret in ("hunter2pass", "SECRETTOKEN123"):
+        assert secret not in shown_anywhere
+    assert REDACTED in failed.data["url"] and REDACTED in failed.data["message"]
+    status = monitor_cmd("--config", str(path), "status")
+    assert "hunter2pass" not in status.stdout and "SECRETTOKEN123" not in status.stdout
