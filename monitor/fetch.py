@@ -153,7 +153,13 @@ class Fetcher:
             if isinstance(answer, FetchResult):
                 return answer
             status, location = answer
-            nxt = _prepare_url(urljoin(target.text, location))
+            try:
+                joined = urljoin(target.text, location)
+            except ValueError as exc:  # e.g. "http://[::1": urljoin cannot even split it
+                raise FetchError(
+                    "protocol", f"{url}: redirect {status} to an unreadable Location ({exc})"
+                ) from None
+            nxt = _prepare_url(joined)
             if nxt.text in seen:
                 loop = " → ".join([*seen[seen.index(nxt.text) :], nxt.text])
                 raise FetchError("redirect_loop", f"{url}: redirect loop ({loop})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from monitor.pollrecord import (
 from monitor.store import EventStore
 from monitor.workstate import FeedWork
 
+log = logging.getLogger("monitor.poll")
 T = TypeVar("T")
 
 FLUSH_EVERY = 500  # deferred unchanged polls written per transaction, at most
@@ -71,6 +73,10 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         result = await p.fetcher.fetch(work.url, etag=work.etag, last_modified=work.last_modified)
     except FetchError as exc:
         return await _in_writer(p, record_failure, p, feed, work, exc, now)
+    except Exception as exc:  # an answer no rule foresaw fails this feed, not the daemon
+        log.exception("feed '%s': unexpected error while fetching", feed.id)
+        unforeseen = FetchError("unexpected", f"{work.url}: unexpected {type(exc).__name__}: {exc}")
+        return await _in_writer(p, record_failure, p, feed, work, unforeseen, now)
     body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
     if result.status == 304 or body_hash == work.body_hash:
         if p.defer_unchanged and not _may_record(feed, work, result, now):

@@ -191,6 +191,10 @@ def parse_and_record(
         )
     except ParseError as exc:
         return record_failure(p, feed, work, exc, now, result)
+    except Exception as exc:  # a body no rule foresaw fails this feed, not the daemon
+        log.exception("feed '%s': unexpected error while parsing", feed.id)
+        unforeseen = ParseError("unexpected", f"unexpected {type(exc).__name__}: {exc}")
+        return record_failure(p, feed, work, unforeseen, now, result)
     for warning in parsed.warnings:
         log.warning("feed '%s': %s (entries recovered)", feed.id, warning)
     return _record_changed(p, feed, work, result, parsed, body_hash, now)

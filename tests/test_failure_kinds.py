@@ -243,3 +243,56 @@ def test_xxe_feed_is_refused_and_the_named_file_reaches_no_event_nor_the_databas
     assert url.encode() in stored  # the scan reads what the log holds, as it is stored
     for leaked in (secret, served):
         assert leaked.encode() not in stored and leaked.encode("utf-16-le") not in stored
+
+
+def test_an_unreadable_redirect_fails_its_feed_and_the_run_goes_on(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """A Location that urljoin cannot even split ("http://[::1") is this feed's failure only."""
+    feed_server.route("/bad.xml", status=302, headers={"location": "http://[::1"})
+    feed_server.route("/good.xml", body=FEED)
+    feeds = {"bad": feed_server.url("/bad.xml"), "good": feed_server.url("/good.xml")}
+    path = write_config(tmp_path, feeds=feeds)
+    assert run_once(path) == 0
+    store = open_store(load(path))
+    try:
+        [failed] = store.read(stream="feed:bad")
+        discovered = list(store.read(types=("ItemDiscovered",)))
+        leased = {r.feed_id: r.lease_expires for r in workstate.feed_rows(store).values()}
+    finally:
+        store.close()
+    assert (failed.type, failed.data["kind"]) == ("FeedFailed", "protocol")
+    assert "unreadable Location" in failed.data["message"]
+    assert [r.data["feed_id"] for r in discovered] == ["good"]
+    assert leased["bad"] is None  # released: the next poll is not held back by a lease
+
+
+def test_an_unforeseen_error_fails_its_feed_and_the_run_goes_on(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug met by one feed (simulated: no server can make the fetcher raise this) is recorded
+    as that feed's failure; the other feeds are polled."""
+    from monitor.fetch import Fetcher
+
+    real = Fetcher.fetch
+
+    async def fetch(self: Fetcher, url: str, **kwargs: object) -> object:
+        if url.endswith("/bug.xml"):
+            raise RuntimeError("a bug")
+        return await real(self, url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Fetcher, "fetch", fetch)
+    feed_server.route("/bug.xml", body=FEED)
+    feed_server.route("/good.xml", body=FEED)
+    feeds = {"bug": feed_server.url("/bug.xml"), "good": feed_server.url("/good.xml")}
+    path = write_config(tmp_path, feeds=feeds)
+    assert run_once(path) == 0
+    store = open_store(load(path))
+    try:
+        [failed] = store.read(stream="feed:bug")
+        discovered = list(store.read(types=("ItemDiscovered",)))
+    finally:
+        store.close()
+    assert failed.data["kind"] == "unexpected"
+    assert "unexpected RuntimeError: a bug" in failed.data["message"]
+    assert len(discovered) == 1
