@@ -319,6 +319,10 @@ class Daemon:
                 log.error("reload (%s) refused: %s", why, problem)
             log.error("the previous configuration keeps running")
             return
+        if not new.feeds:  # an editor caught mid-save, most likely: never drop every feed
+            log.error("reload (%s) refused: %s has no [[feeds]]", why, new.path)
+            log.error("the previous configuration keeps running")
+            return
         if new.sha256 == self.config.sha256:
             return
         if new.settings.database_url != self.config.settings.database_url:

@@ -195,6 +195,24 @@ def test_reload_applies_a_valid_change_and_refuses_an_invalid_one(
     assert "reload (file changed) refused" in stderr and "poll_interval" in stderr
 
 
+def test_a_file_emptied_by_an_editor_mid_save_is_not_applied(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/a.xml", body=rss(items(1, 2)))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")}, interval="2s",
+                        extra_settings='tick = "1s"')
+    proc = start(path)
+    try:
+        wait_for(lambda: count(path, "ConfigApplied") == 1)
+        path.write_text("")
+        wait_for(lambda: "has no [[feeds]]" in stderr_of(proc, path))
+        hits = feed_server.hits("/a.xml")
+        wait_for(lambda: feed_server.hits("/a.xml") > hits)  # still polling the old feeds
+        assert count(path, "ConfigApplied") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
 def write_unseen(path: Path, text: str) -> None:
     """Rewrite the file as the watcher cannot notice (same size, same mtime): only a SIGHUP
     makes the daemon read it."""
