@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import unicodedata
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -67,10 +68,15 @@ def reference_html_to_text(markup: str) -> str:
 
 
 def reference_plain(text: str) -> str:
-    """Spaces collapsed within lines, blank lines dropped, ends stripped."""
+    """Spaces collapsed within lines, control characters dropped, blank lines dropped, ends
+    stripped."""
     # Only ASCII spaces and NBSP collapse: U+3000 is part of Japanese headlines.
-    lines = (_SPACES.sub(" ", line).strip(" ") for line in text.splitlines())
+    lines = (_SPACES.sub(" ", _no_controls(line)).strip(" ") for line in text.splitlines())
     return "\n".join(line for line in lines if line)
+
+
+def _no_controls(line: str) -> str:
+    return "".join(c for c in line if unicodedata.category(c) != "Cc" or c in "\t\f\v")
 
 
 _SPACES = re.compile(r"[ \t\f\v\xa0]+")
@@ -223,7 +229,10 @@ def test_html_to_text_matches_html_parser(markup: str) -> None:
 
 @settings(max_examples=500, deadline=None)
 @given(
-    st.text(alphabet=st.sampled_from(list("ab 採\t\n\r\v\f\xa0\u3000\x1c\x85\u2028")), max_size=40)
+    st.text(
+        alphabet=st.sampled_from(list("ab 採\t\n\r\v\f\xa0\u3000\x1c\x85\u2028\x1b\x00\x7f\x9b")),
+        max_size=40,
+    )
 )
 def test_plain_matches_the_regex_version(text: str) -> None:
     assert plain(text) == reference_plain(text)
