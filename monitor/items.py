@@ -99,7 +99,7 @@ def record_items(
                 causes = {**meta, "causation": done.position}
                 notified = _decide(tx, config, matcher, item, doc, verdicts, states, causes, now)
         transitions += notified
-        discovered += not notified
+        discovered += 1
     tx.append(run)
     return discovered, sighted, transitions
 

@@ -14,7 +14,7 @@ from monitor import workstate
 from monitor.runtime import open_store
 from monitor.store import Recorded
 from tests.feedserver import FeedServer
-from tests.kit import load, rss, run_once, write_config
+from tests.kit import load, monitor_cmd, rss, run_once, write_config
 
 FEED = rss([{"title": "Unrelated story", "link": "https://news.example.com/a/1", "guid": "g1"}])
 
@@ -296,3 +296,16 @@ def test_an_unforeseen_error_fails_its_feed_and_the_run_goes_on(
     assert failed.data["kind"] == "unexpected"
     assert "unexpected RuntimeError: a bug" in failed.data["message"]
     assert len(discovered) == 1
+
+
+def test_the_poll_summary_counts_every_new_item(tmp_path: Path, feed_server: FeedServer) -> None:
+    """An item that moves a milestone is still a new item in `monitor poll`'s summary."""
+    feed_server.route("/news.xml", body=rss([
+        {"title": "Noetra begins training its model", "link": "https://www.nedo.go.jp/n/1",
+         "guid": "n1"},
+        {"title": "Harbour weather", "link": "https://news.example.com/a/2", "guid": "n2"},
+    ]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    done = monitor_cmd("--config", str(path), "poll", "news")
+    assert done.returncode == 0, done.stderr
+    assert "2 new items, 0 seen elsewhere, 1 transitions" in done.stdout
