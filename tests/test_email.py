@@ -6,6 +6,7 @@ import base64
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -159,6 +160,48 @@ def test_silent_server_times_out() -> None:
             timeout=0.5,
         )
     assert (caught.value.kind, caught.value.permanent) == ("timeout", False)
+
+
+def test_a_server_dripping_its_answers_is_cut_at_the_timeout() -> None:
+    """smtplib's timeout bounds each read; a byte every 0.1 s passes every read and would hold
+    the session forever. The session's deadline cuts it."""
+    stop = threading.Event()
+
+    def drip(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"2")  # "2…", a greeting that never ends its line
+                except OSError:
+                    return
+                stop.wait(0.1)
+
+    outcome: list[BaseException | None] = []
+
+    def send(port: int) -> None:
+        try:
+            send_email(host="127.0.0.1", port=port, security="starttls", username=None,
+                       password=None, allow_insecure=False, message=_message(),
+                       recipients=[ALICE], timeout=1.0)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome.append(exc)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        server = threading.Thread(target=drip, args=(listener,), daemon=True)
+        server.start()
+        sender = threading.Thread(target=send, args=(listener.getsockname()[1],), daemon=True)
+        sender.start()
+        sender.join(30)  # a bound on a hang, not a measurement
+        stop.set()
+    assert not sender.is_alive(), "the session was never cut"
+    [error] = outcome
+    assert isinstance(error, DeliveryError), error
+    assert (error.kind, error.permanent) == ("timeout", False)
+    assert "no complete exchange within 1 s" in str(error)
 
 
 def test_security_none_is_refused_without_connecting() -> None:

@@ -10,17 +10,20 @@ debug output (which would print it base64-encoded) stays off.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import logging
 import smtplib
 import socket
 import ssl
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.policy import SMTPUTF8
 from email.utils import getaddresses
+from typing import Self
 
 from monitor.errors import DeliveryError
 
@@ -63,37 +66,68 @@ def send_email(
             permanent=True,
         )
     context = tls_context or ssl.create_default_context()
+    smtp = _client(security, timeout, context)
+    deadline = _Deadline(smtp, timeout)
     try:
-        smtp = _connect(host, port, security, timeout, context)
-        try:
-            if security == "starttls":
-                _starttls(smtp, context, where)
-            if username:
-                _login(smtp, username, password or "", where)
-            outcomes = _transfer(smtp, message, list(dict.fromkeys(recipients)), where)
-            _quit(smtp)
-            return outcomes
-        finally:
-            smtp.close()
-    except DeliveryError:
-        raise
-    except (smtplib.SMTPException, OSError) as exc:
+        with deadline:
+            try:
+                # what SMTP(host) sets before it connects; STARTTLS and TLS check the name
+                smtp._host = host  # type: ignore[attr-defined]
+                smtp.connect(host, port)
+                if security == "starttls":
+                    _starttls(smtp, context, where)
+                if username:
+                    _login(smtp, username, password or "", where)
+                outcomes = _transfer(smtp, message, list(dict.fromkeys(recipients)), where)
+                _quit(smtp)
+                return outcomes
+            finally:
+                smtp.close()
+    except (DeliveryError, smtplib.SMTPException, OSError) as exc:
+        if deadline.passed.is_set():
+            raise DeliveryError(
+                "timeout", f"{where}: no complete exchange within {timeout:g} s"
+            ) from None
+        if isinstance(exc, DeliveryError):
+            raise
         raise _translate(exc, where, timeout, password) from None
 
 
-def _connect(
-    host: str, port: int, security: str, timeout: float, context: ssl.SSLContext
-) -> smtplib.SMTP:
+def _client(security: str, timeout: float, context: ssl.SSLContext) -> smtplib.SMTP:
+    """An unconnected client: the session's deadline starts before the server's greeting."""
     # gethostname, not smtplib's default getfqdn: a reverse DNS lookup can stall for seconds.
     name = socket.gethostname() or "localhost"
     if security == "tls":
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-            host, port, local_hostname=name, timeout=timeout, context=context
-        )
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(local_hostname=name, timeout=timeout, context=context)
     else:
-        smtp = smtplib.SMTP(host, port, local_hostname=name, timeout=timeout)
+        smtp = smtplib.SMTP(local_hostname=name, timeout=timeout)
     smtp.set_debuglevel(0)
     return smtp
+
+
+class _Deadline:
+    """Cuts the connection once the whole session outlasts `seconds`: smtplib's timeout bounds
+    each read only, so a server answering a byte at a time would hold the session, and the
+    thread it runs on, forever."""
+
+    def __init__(self, smtp: smtplib.SMTP, seconds: float) -> None:
+        self.passed = threading.Event()
+        self._timer = threading.Timer(seconds, self._cut, (smtp,))
+        self._timer.daemon = True
+
+    def __enter__(self) -> Self:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._timer.cancel()
+
+    def _cut(self, smtp: smtplib.SMTP) -> None:
+        self.passed.set()
+        sock = getattr(smtp, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _starttls(smtp: smtplib.SMTP, context: ssl.SSLContext, where: str) -> None:
