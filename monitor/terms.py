@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import re._parser as re_parser  # the tree of a pattern (see _nested_repeat)
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import cast
 
 from monitor.textfold import normalize
 
@@ -19,6 +21,37 @@ class TermError(ValueError):
         where = f"rule {rule!r}: " if rule is not None else ""
         what = f"term {term!r}: " if term is not None else ""
         super().__init__(f"{where}{what}{reason}")
+
+
+_REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT)
+_FEW = 3  # repeats of a part that a pattern may take without the risk of exponential time
+
+
+def _nested_repeat(items: Iterable[tuple[object, object]], inside: bool = False) -> bool:
+    """Whether a parsed pattern repeats, more than a few times, a part of varying length.
+
+    Walks the tree re's own parser builds: a repeat's value is (min, max, sub-pattern); groups,
+    branches and look-arounds hold their sub-patterns in their values.
+    """
+    for op, value in items:
+        if op in _REPEATS:
+            low, high, repeated = cast(tuple[int, int, re_parser.SubPattern], value)
+            if inside and high > 1 and low != high:
+                return True  # a repetition of varying length, repeated many times
+            # a few repeats ({0,2}) cost a small power of the length, not an exponential
+            if _nested_repeat(repeated, inside=inside or high > _FEW):
+                return True
+        elif any(_nested_repeat(sub, inside) for sub in _subpatterns(value)):
+            return True
+    return False
+
+
+def _subpatterns(value: object) -> Iterator[re_parser.SubPattern]:
+    for part in value if isinstance(value, tuple | list) else ():
+        if isinstance(part, re_parser.SubPattern):
+            yield part
+        elif isinstance(part, list):
+            yield from (p for p in part if isinstance(p, re_parser.SubPattern))
 
 
 @cache
@@ -55,6 +88,13 @@ def parse_term(term: str) -> Term:
             raise TermError(term, f"bad regular expression ({exc})") from None
         if pattern.fullmatch(""):
             raise TermError(term, "regular expression matches the empty string")
+        if _nested_repeat(re_parser.parse(stripped[1:-1], re.IGNORECASE)):
+            raise TermError(
+                term,
+                "regular expression repeats a repetition, as in (a+)+: on the wrong headline "
+                "such a pattern takes exponential time (catastrophic backtracking); "
+                "write it with a single repetition",
+            )
         return Term(term, regex=pattern)
     literal = normalize(term)
     wildcard = literal.endswith("*")

@@ -269,6 +269,12 @@ def test_hit_to_dict() -> None:
         ("@loop", "term '@loop': alias 'loop' refers to itself"),
         ("@empty", "term '@empty': alias 'empty' has no terms"),
         ("@bad", "term '/[/': bad regular expression"),
+        # catastrophic backtracking: a repetition inside a repetition, however it is spelled
+        ("/(a+)+$/", "term '/(a+)+$/': regular expression repeats a repetition"),
+        (r"/(\w+\s?)+x/", r"term '/(\\w+\\s?)+x/': regular expression repeats a repetition"),
+        ("/(x|y+)*z/", "term '/(x|y+)*z/': regular expression repeats a repetition"),
+        ("/(?:a{2,})+b/", "term '/(?:a{2,})+b/': regular expression repeats a repetition"),
+        ("/n((a|b)+c)*/", "term '/n((a|b)+c)*/': regular expression repeats a repetition"),
     ],
 )
 def test_check_term_rejects_bad_terms_naming_them(term: str, message: str) -> None:
@@ -278,7 +284,11 @@ def test_check_term_rejects_bad_terms_naming_them(term: str, message: str) -> No
     assert str(caught.value).startswith(message)
 
 
-@pytest.mark.parametrize("term", ["NEC", "award*", "press release", "採択", r"/\d+億円/", "@nec"])
+@pytest.mark.parametrize(
+    "term",
+    ["NEC", "award*", "press release", "採択", r"/\d+億円/", "@nec", "/(?:foo|bar)+/", "/(ab?)+/",
+     "/phase (ii|2)\\b/", "/(?:ab){2}/"],
+)
 def test_check_term_accepts_good_terms(term: str) -> None:
     check_term(term, ALIASES)
 
