@@ -21,8 +21,11 @@ from monitor.events import EVENT_TYPES
 from monitor.store import EventStore, Recorded
 
 
-def parse_when(text: str, *, timezone: str, end: bool = False) -> datetime:
-    """A date (`2026-06-30`) or an ISO 8601 time; a bare date means local midnight."""
+def parse_when(
+    text: str, *, timezone: str, end: bool = False, option: str = "--since"
+) -> datetime:
+    """A date (`2026-06-30`) or an ISO 8601 time; a bare date means local midnight (or the
+    day's end, with `end`). Errors name `option`."""
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
@@ -32,7 +35,8 @@ def parse_when(text: str, *, timezone: str, end: bool = False) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"'{text}' is not a date or time", hint="use 2026-06-30 or 2026-06-30T09:00+09:00"
+            f"{option} '{text}': not a date or time",
+            hint="use 2026-06-30 or 2026-06-30T09:00+09:00",
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
@@ -52,6 +56,11 @@ class Filter:
     until: datetime | None = None
 
     def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise UsageError(
+                f"--since {self.since.isoformat()} is after --until {self.until.isoformat()}: "
+                "nothing can match"
+            )
         unknown = [t for t in self.types if t not in EVENT_TYPES]
         if unknown:
             raise UsageError(
@@ -129,9 +138,13 @@ CSV_COLUMNS = (
 
 
 def csv_lines(records: Iterable[Recorded]) -> Iterator[str]:
+    """The header line, then one line an event."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
+    yield buf.getvalue()
+    buf.seek(0)
+    buf.truncate()
     for r in records:
         writer.writerow(
             [
@@ -207,11 +220,14 @@ HEX = "0123456789abcdef"
 
 
 def parse_expect(text: str) -> tuple[int, str]:
-    position, sep, digest = text.partition(":")
+    """POSITION:HASH as `monitor verify` prints it; an empty or malformed value is a usage
+    error (a script whose variable is unset must not pass unchecked)."""
+    position, sep, digest = text.strip().partition(":")
     digest = digest.lower()
-    if not sep or not position.isdigit() or len(digest) != 64 or digest.strip(HEX):
+    ascii_digits = position.isascii() and position.isdigit()  # '²' is a digit to isdigit()
+    if not sep or not ascii_digits or int(position) < 1 or len(digest) != 64 or digest.strip(HEX):
         raise UsageError(
-            f"--expect '{text}': not POSITION:HASH",
+            f"--expect '{text}': not POSITION:HASH (a position from 1 and 64 hex digits)",
             hint="copy the head printed by `monitor verify` or an alert",
         )
     return int(position), digest

@@ -223,6 +223,7 @@ def test_show_prints_the_event_with_its_cause_and_effects(config: Path) -> None:
     assert change["caused_by"]["position"] == cause
     assert change["caused_by"]["type"] == "ItemDiscovered"
     assert_one_line_error(cli(config, "show", str(len(everything) + 1)), 2)
+    assert_one_line_error(cli(config, "show", "99999999999999999999999"), 2)  # past 64 bits
     [hostile] = [r for r in everything if r["data"].get("guid") == "hostile"]
     shown = orjson.loads(cli(config, "show", str(hostile["position"])).stdout)
     assert shown["data"]["title"] == ITEMS[1]["title"]  # printed as data, never as markup
@@ -267,7 +268,28 @@ def test_verify_expect_catches_a_rewritten_or_truncated_tail(config: Path) -> No
     assert f"position {records[-1]['position']}: missing" in result.stderr
 
 
-@pytest.mark.parametrize("expect", ["12", "x:" + "a" * 64, "3:abc", "3:" + "g" * 64])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--since", "2026-1-1"], "--since '2026-1-1': not a date or time"),
+        (["--until", "soon"], "--until 'soon': not a date or time"),
+        (["--since", ""], "--since '': not a date or time"),
+        (["--since", "2026-02-01", "--until", "2026-01-01"], "is after --until"),
+    ],
+)
+def test_bad_time_filters_are_usage_errors_naming_the_option(
+        config: Path, args: list[str], says: str) -> None:
+    for command in ("log", "export"):
+        result = cli(config, command, *args)
+        assert_one_line_error(result, 2)
+        assert says in result.stderr
+
+
+@pytest.mark.parametrize(
+    "expect",
+    # "" is an unset variable in a script: it must not verify without the check
+    ["12", "x:" + "a" * 64, "3:abc", "3:" + "g" * 64, "", "²:" + "a" * 64, "0:" + "a" * 64],
+)
 def test_malformed_expect_is_a_usage_error(config: Path, expect: str) -> None:
     assert_one_line_error(cli(config, "verify", "--expect", expect), 2)
 
@@ -306,6 +328,10 @@ def test_export_jsonl_round_trips_and_csv_has_a_header_and_a_row_per_event(
     assert [int(row[0]) for row in rows[1:]] == [r["position"] for r in everything]
     titled = [row for row in rows[1:] if row[2] == "ItemDiscovered"]
     assert orjson.loads(titled[1][rows[0].index("data")])["title"] == ITEMS[1]["title"]
+    empty = config.parent / "empty.csv"
+    result = cli(config, "export", "--format", "csv", "--since", "2999-01-01", "-o", str(empty))
+    assert result.returncode == 0 and "wrote 0 events" in result.stderr
+    assert list(csv.reader(io.StringIO(empty.read_text()))) == [rows[0]]  # the header alone
     assert_one_line_error(cli(config, "export", "--format", "xml"), 2)
     assert_one_line_error(cli(config, "export", "--output", str(target / "nope" / "x")), 2)
 

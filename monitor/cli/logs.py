@@ -52,8 +52,10 @@ def _filter(
         milestone=milestone,
         feed=feed,
         grep=grep,
-        since=parse_when(since, timezone=tz) if since else None,
-        until=parse_when(until, timezone=tz, end=True) if until else None,
+        since=parse_when(since, timezone=tz) if since is not None else None,
+        until=parse_when(until, timezone=tz, end=True, option="--until")
+        if until is not None
+        else None,
     )
 
 
@@ -155,7 +157,8 @@ def show(position: int) -> None:
     from monitor import review
 
     with opened() as (_, store):
-        record = store.get(position)
+        # positions are 64-bit; a larger number names no event (and the driver cannot bind it)
+        record = store.get(position) if 1 <= position < 2**63 else None
         if record is None:
             raise UsageError(f"position {position}: no such event")
         doc = review.as_json(record)
@@ -187,7 +190,7 @@ def verify(
     """Walk the hash chain; exit 1 naming the first bad position."""
     from monitor.review import parse_expect
 
-    expected = parse_expect(expect) if expect else None
+    expected = parse_expect(expect) if expect is not None else None
     with opened() as (_, store):
         report = store.verify(expect=expected)
     if report.head:

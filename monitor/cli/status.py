@@ -148,7 +148,7 @@ def backtest(
     from monitor.review import local, parse_when
 
     with opened() as (config, store):
-        start = parse_when(since, timezone=config.settings.timezone) if since else None
+        start = parse_when(since, timezone=config.settings.timezone) if since is not None else None
         rows = list(reports.backtest(store, config, since=start, now=datetime.now(UTC)))
     if json_:
         for t in rows:
