@@ -211,6 +211,30 @@ MISTAKES = [
         id="bad-url",
     ),
     pytest.param(
+        FEED.replace("https://example.org/", "https://example.org:99999/"),
+        "feeds[0].url: 'https://example.org:99999/feed.xml' is not a valid URL "
+        "(Port out of range 0-65535)",
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        FEED.replace("https://example.org/", "https://example.org:abc/"),
+        "feeds[0].url: 'https://example.org:abc/feed.xml' is not a valid URL "
+        "(Port could not be cast to integer value as 'abc')",
+        id="port-not-a-number",
+    ),
+    pytest.param(
+        FEED.replace("https://example.org/", "https://exa mple.org/"),
+        "feeds[0].url: 'https://exa mple.org/feed.xml' contains white space "
+        "(percent-encode it as %20)",
+        id="space-in-host",
+    ),
+    pytest.param(
+        FEED.replace('"https://example.org/feed.xml"', '" https://example.org/feed.xml"'),
+        "feeds[0].url: ' https://example.org/feed.xml' contains white space "
+        "(percent-encode it as %20)",
+        id="leading-space",
+    ),
+    pytest.param(
         MILESTONE + 'expected_by = "soon"\nmatch = { any = ["x"] }\n',
         "milestones[0].expected_by: expected a date such as 2027-03-31, got string 'soon'",
         id="bad-date",

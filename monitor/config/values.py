@@ -87,7 +87,14 @@ def timezone_name(name: str) -> str:
 
 
 def _http_url(url: str) -> str:
-    parts = urlsplit(url)
+    """An http(s) URL that can be fetched as written: checked here, not at every poll."""
+    if any(c.isspace() for c in url):
+        raise ValueError(f"{url!r} contains white space (percent-encode it as %20)")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # reads the port: a port that is not a number in 0-65535 raises
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{url!r} is not an http:// or https:// URL")
     return url
