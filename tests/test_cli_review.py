@@ -255,6 +255,25 @@ def test_verify_prints_the_head_then_names_the_first_tampered_position(config: P
     assert f"position {records[-1]['position']}" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("sql", "says"),
+    [
+        ("UPDATE events SET data = '{not json' WHERE position = 2", "cannot be read"),
+        ("UPDATE events SET recorded_at = 'not a time' WHERE position = 2", "cannot be read"),
+    ],
+)
+def test_a_record_altered_outside_the_monitor_is_named_by_position(
+        config: Path, sql: str, says: str) -> None:
+    logged(config)
+    tamper(config, sql)
+    for command in (["log"], ["show", "2"], ["export"]):
+        result = cli(config, *command)
+        assert_one_line_error(result, 1)
+        assert f"error: event at position 2: the stored record {says}" in result.stderr
+    result = cli(config, "verify")
+    assert result.returncode == 1 and "position 2" in result.stderr
+
+
 def test_verify_expect_catches_a_rewritten_or_truncated_tail(config: Path) -> None:
     records = logged(config)
     old_head = f"{records[-1]['position']}:{records[-1]['hash']}"

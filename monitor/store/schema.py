@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from monitor.errors import StoreError
 from monitor.store.records import Recorded
 
 metadata = sa.MetaData()
@@ -62,20 +63,26 @@ Row = sa.Row[*tuple[Any, ...]]
 
 def to_record(row: Row) -> Recorded:
     """A row of READ_COLUMNS as the record readers get: payloads parsed, time aware."""
-    return Recorded(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        row[4],
-        row[5],
-        datetime.fromisoformat(row[6]),
-        orjson.loads(row[7]),
-        orjson.loads(row[8]),
-        row[9],
-        row[10],
-        row[11],
-    )
+    try:
+        return Recorded(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            datetime.fromisoformat(row[6]),
+            orjson.loads(row[7]),
+            orjson.loads(row[8]),
+            row[9],
+            row[10],
+            row[11],
+        )
+    except (ValueError, TypeError) as exc:  # orjson's JSONDecodeError is a ValueError
+        raise StoreError(
+            f"event at position {row[0]}: the stored record cannot be read ({exc})",
+            hint="run `monitor verify`: the log was changed outside the monitor",
+        ) from None
 
 
 projection_state = sa.Table(
