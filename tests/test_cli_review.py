@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -412,7 +413,7 @@ def test_check_lists_every_problem_at_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("value,problem", [
-    ("", "environment variable MONITOR_WEBHOOK_SECRET is not set"),
+    ("", "environment variable MONITOR_WEBHOOK_SECRET is set but empty"),
     ("canary-not-a-whsec-value", "MONITOR_WEBHOOK_SECRET: secret 1 does not start with"),
 ])
 def test_check_names_a_missing_or_malformed_secret_without_quoting_it(
@@ -440,3 +441,20 @@ def test_errors_are_one_line_with_documented_exit_codes(config: Path, tmp_path: 
     result = cli(config, "status", env={"MONITOR_DATABASE_URL": unwritable})
     assert_one_line_error(result, 1)
     assert "a-file/events.db" in result.stderr and "cannot open" in result.stderr
+
+
+def test_health_reads_the_heartbeat_file(tmp_path: Path) -> None:
+    beat = tmp_path / "heartbeat"
+    path = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"})
+    assert_one_line_error(cli(path, "health", env={"MONITOR_HEARTBEAT": ""}), 2)
+    assert_one_line_error(cli(path, "health", env={"MONITOR_HEARTBEAT": str(beat)}), 1)
+    folder = cli(path, "health", env={"MONITOR_HEARTBEAT": str(tmp_path)})
+    assert_one_line_error(folder, 2)  # a folder is no heartbeat, however fresh its time
+    assert "not a file" in folder.stderr
+    beat.touch()
+    fresh = cli(path, "health", env={"MONITOR_HEARTBEAT": str(beat)})
+    assert fresh.returncode == 0 and fresh.stdout.startswith("alive: heartbeat")
+    os.utime(beat, (time.time() - 1000, time.time() - 1000))
+    stale = cli(path, "health", "--max-age", "120", env={"MONITOR_HEARTBEAT": str(beat)})
+    assert_one_line_error(stale, 1)
+    assert "more than 120 s" in stale.stderr

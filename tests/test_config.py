@@ -504,7 +504,7 @@ def test_secrets_are_not_needed_to_load_but_are_checked_later() -> None:
 @pytest.mark.parametrize(
     ("secret", "problem"),
     [
-        pytest.param("", "environment variable MONITOR_WEBHOOK_SECRET is not set", id="empty"),
+        pytest.param("", "environment variable MONITOR_WEBHOOK_SECRET is set but empty", id="empty"),
         pytest.param(
             "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             "MONITOR_WEBHOOK_SECRET: secret 1 does not start with 'whsec_'",

@@ -80,6 +80,7 @@ def health(
     max_age: Annotated[int, typer.Option("--max-age", help="seconds", min=1)] = 120,
 ) -> None:
     """Exit 0 when the daemon's heartbeat (MONITOR_HEARTBEAT) is fresh; for healthchecks."""
+    import stat
     import time
 
     path = os.environ.get("MONITOR_HEARTBEAT")
@@ -89,9 +90,12 @@ def health(
             hint="set it to the file the daemon touches on every tick",
         )
     try:
-        age = time.time() - Path(path).stat().st_mtime
+        beat = Path(path).stat()
     except OSError:
         raise MonitorError(f"{path}: no heartbeat yet") from None
+    if not stat.S_ISREG(beat.st_mode):  # a folder's time says nothing about the daemon
+        raise UsageError(f"MONITOR_HEARTBEAT {path}: not a file", hint="name a file, not a folder")
+    age = time.time() - beat.st_mtime
     if age > max_age:
         raise MonitorError(f"{path}: last heartbeat {age:.0f} s ago (more than {max_age} s)")
     out.print(f"alive: heartbeat {age:.0f} s ago")

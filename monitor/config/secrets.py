@@ -30,9 +30,11 @@ def secret_problems(config: Config, env: Mapping[str, str]) -> list[str]:
         if variable is None:
             continue
         where = f"{config.path}: channels[{i}].{key}"
-        value = env.get(variable, "")
-        if not value.strip():
+        value = env.get(variable)
+        if value is None:
             problems.append(f"{where}: environment variable {variable} is not set")
+        elif not value.strip():
+            problems.append(f"{where}: environment variable {variable} is set but empty")
         elif key == "secret_env":
             problems.extend(f"{where}: {variable}: {p}" for p in _webhook_secret_problems(value))
     return problems
