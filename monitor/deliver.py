@@ -18,21 +18,17 @@ from typing import Any
 
 import httpx
 
-from monitor import alertwork, faults, outbox, workstate
-from monitor.channels import email as smtp
-from monitor.channels import webhook
-from monitor.channels.render import AlertMessage, email_message, webhook_body
-from monitor.config import Config, EmailChannel, WebhookChannel
+from monitor import alertwork, faults, sending, workstate
+from monitor.channels.render import AlertMessage
+from monitor.config import Config, WebhookChannel
 from monitor.errors import DeliveryError
 from monitor.eventbase import Event
 from monitor.events import (
     AlertAbandoned,
     AlertAttemptFailed,
-    AlertDelivered,
     AlertQueued,
     ChannelDisabled,
 )
-from monitor.redact import shown
 from monitor.store import EventStore, NewEvent
 
 log = logging.getLogger("monitor.deliver")
@@ -89,7 +85,7 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
             d,
             row,
             [
-                _abandon(
+                sending.abandon(
                     queued,
                     attempt,
                     "channel_removed",
@@ -104,7 +100,7 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
             d,
             row,
             [
-                _abandon(
+                sending.abandon(
                     queued,
                     attempt,
                     "channel_disabled",
@@ -125,13 +121,10 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
     if variable is not None and channel.id not in d.secrets:
         missing = DeliveryError("missing_secret", f"channel '{channel.id}': environment "
                                 f"variable {variable} is not set (or not well formed)")
-        events, due = _failed(d, channel, message, row, attempt, missing, now, {})
+        events, due = sending.failed(d, channel, message, row, attempt, missing, now, {})
         return await _record(d, row, events, due)
     faults.crash_point("deliver:before_send")
-    if isinstance(channel, WebhookChannel):
-        events, due = await _send_webhook(d, channel, message, row, attempt, now)
-    else:
-        events, due = await _send_email(d, channel, message, row, attempt, now)
+    events, due = await sending.send(d, channel, message, row, attempt, now)
     faults.crash_point("deliver:after_send")
     return await _record(d, row, events, due)
 
@@ -140,155 +133,6 @@ def _queued(store: EventStore, row: Mapping[str, Any]) -> AlertQueued:
     record = store.get(int(row["queued_position"]))
     assert record is not None and isinstance(record.event, AlertQueued)
     return record.event
-
-
-async def _send_webhook(
-    d: Dispatcher,
-    channel: WebhookChannel,
-    message: AlertMessage,
-    row: Mapping[str, Any],
-    attempt: int,
-    now: datetime,
-) -> tuple[list[Event], float | None]:
-    body = webhook_body(message)
-    try:
-        response = await webhook.send_webhook(
-            d.client,
-            url=channel.url,
-            secrets=d.secrets[channel.id],
-            alert_id=message.alert_id,
-            body=body,
-            timestamp=int(datetime.now(UTC).timestamp()),
-            timeout=channel.timeout.total_seconds(),
-        )
-    except DeliveryError as exc:
-        return _failed(d, channel, message, row, attempt, exc, now, {})
-    return [
-        AlertDelivered(
-            alert_id=message.alert_id, channel_id=channel.id, attempt=attempt, response=response
-        )
-    ], None
-
-
-async def _send_email(
-    d: Dispatcher,
-    channel: EmailChannel,
-    message: AlertMessage,
-    row: Mapping[str, Any],
-    attempt: int,
-    now: datetime,
-) -> tuple[list[Event], float | None]:
-    done = outbox.accepted_recipients(row)
-    pending = [r for r in channel.recipients if r not in done]
-    mail = email_message(
-        message,
-        sender=channel.sender,
-        recipients=channel.recipients,
-        timezone=d.config.settings.timezone,
-    )
-    try:
-        outcomes = await asyncio.to_thread(
-            smtp.send_email,
-            host=channel.host,
-            port=channel.port,
-            security=channel.security,
-            username=channel.username,
-            password=d.secrets.get(channel.id),
-            allow_insecure=channel.allow_insecure,
-            message=mail,
-            recipients=pending,
-            timeout=channel.timeout.total_seconds(),
-        )
-    except DeliveryError as exc:
-        return _failed(d, channel, message, row, attempt, exc, now, {})
-    replies = {addr: f"{o.status}: {o.code} {o.reply}".strip() for addr, o in outcomes.items()}
-    # earlier attempts count too: a recipient refused before keeps this alert from "success"
-    merged = {**row.get("recipients", {}), **replies}
-    retry = [a for a, r in replies.items() if r.startswith("retry")]
-    refused = [a for a, r in merged.items() if r.startswith("refused")]
-    if retry:
-        deferred = DeliveryError("recipients_deferred", "deferred by " + ", ".join(retry))
-        return _failed(d, channel, message, row, attempt, deferred, now, replies)
-    if refused:
-        return [
-            _abandon_msg(
-                message, attempt, "recipients_refused", "refused by " + ", ".join(refused), replies
-            )
-        ], None
-    return [
-        AlertDelivered(
-            alert_id=message.alert_id,
-            channel_id=channel.id,
-            attempt=attempt,
-            response="all recipients accepted",
-            recipients=replies,
-        )
-    ], None
-
-
-def _failed(
-    d: Dispatcher,
-    channel: EmailChannel | WebhookChannel,
-    message: AlertMessage,
-    row: Mapping[str, Any],
-    attempt: int,
-    exc: DeliveryError,
-    now: datetime,
-    replies: Mapping[str, str],
-) -> tuple[list[Event], float | None]:
-    events: list[Event] = []
-    text = shown(str(exc))
-    if exc.disable_channel:
-        events.append(ChannelDisabled(channel_id=channel.id, reason=text))
-    retry_at = None
-    if not exc.permanent:
-        retry_at = outbox.next_attempt_at(
-            channel.retry_schedule,
-            outbox.attempts_in_schedule(row) + 1,
-            now=now,
-            rand=d.rng.random(),
-            retry_after=exc.retry_after,
-            rate_limited=exc.kind == "rate_limited",
-        )
-    if retry_at is None:
-        kind = exc.kind if exc.permanent else "retries_exhausted"
-        events.append(_abandon_msg(message, attempt, kind, text, replies))
-        return events, None
-    events.append(
-        AlertAttemptFailed(
-            alert_id=message.alert_id,
-            channel_id=channel.id,
-            attempt=attempt,
-            kind=exc.kind,
-            message=text,
-            retry_at=retry_at,
-            recipients=dict(replies),
-        )
-    )
-    return events, retry_at.timestamp()
-
-
-def _abandon(queued: AlertQueued, attempt: int, kind: str, message: str) -> AlertAbandoned:
-    return AlertAbandoned(
-        alert_id=queued.alert_id,
-        channel_id=queued.channel_id,
-        attempt=attempt,
-        kind=kind,
-        message=message,
-    )
-
-
-def _abandon_msg(
-    message: AlertMessage, attempt: int, kind: str, text: str, replies: Mapping[str, str]
-) -> AlertAbandoned:
-    return AlertAbandoned(
-        alert_id=message.alert_id,
-        channel_id=message.channel_id,
-        attempt=attempt,
-        kind=kind,
-        message=text,
-        recipients=dict(replies),
-    )
 
 
 async def _record(

@@ -32,8 +32,8 @@ _PLACES: dict[int, tuple[str, ...]] = {
         "channels", "workstate", "alertwork",
     ),
     ORCHESTRATION: (
-        "poll", "pollrecord", "items", "deliver", "record", "runtime", "reports", "review", "logs",
-        "faults",
+        "poll", "pollrecord", "items", "deliver", "sending", "record", "runtime", "reports", "review",
+        "logs", "faults",
     ),
     ENTRY: ("daemon", "cli", "__main__"),
 }

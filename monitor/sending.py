@@ -1,0 +1,194 @@
+"""One delivery attempt through its channel, and the events that record what came of it.
+
+A webhook is delivered or not as a whole; an email recipient by recipient: a retry goes only
+to the recipients not yet accepted, and a recipient refused once keeps the alert from success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from monitor import outbox
+from monitor.channels import email as smtp
+from monitor.channels import webhook
+from monitor.channels.render import AlertMessage, email_message, webhook_body
+from monitor.config import EmailChannel, WebhookChannel
+from monitor.errors import DeliveryError
+from monitor.eventbase import Event
+from monitor.events import (
+    AlertAbandoned,
+    AlertAttemptFailed,
+    AlertDelivered,
+    AlertQueued,
+    ChannelDisabled,
+)
+from monitor.redact import shown
+
+if TYPE_CHECKING:
+    from monitor.deliver import Dispatcher
+
+
+async def send(
+    d: Dispatcher,
+    channel: EmailChannel | WebhookChannel,
+    message: AlertMessage,
+    row: Mapping[str, Any],
+    attempt: int,
+    now: datetime,
+) -> tuple[list[Event], float | None]:
+    """Try once; the events to append, and when to try again (None: done, either way)."""
+    if isinstance(channel, WebhookChannel):
+        return await _send_webhook(d, channel, message, row, attempt, now)
+    return await _send_email(d, channel, message, row, attempt, now)
+
+
+async def _send_webhook(
+    d: Dispatcher,
+    channel: WebhookChannel,
+    message: AlertMessage,
+    row: Mapping[str, Any],
+    attempt: int,
+    now: datetime,
+) -> tuple[list[Event], float | None]:
+    body = webhook_body(message)
+    try:
+        response = await webhook.send_webhook(
+            d.client,
+            url=channel.url,
+            secrets=d.secrets[channel.id],
+            alert_id=message.alert_id,
+            body=body,
+            timestamp=int(datetime.now(UTC).timestamp()),
+            timeout=channel.timeout.total_seconds(),
+        )
+    except DeliveryError as exc:
+        return failed(d, channel, message, row, attempt, exc, now, {})
+    return [
+        AlertDelivered(
+            alert_id=message.alert_id, channel_id=channel.id, attempt=attempt, response=response
+        )
+    ], None
+
+
+async def _send_email(
+    d: Dispatcher,
+    channel: EmailChannel,
+    message: AlertMessage,
+    row: Mapping[str, Any],
+    attempt: int,
+    now: datetime,
+) -> tuple[list[Event], float | None]:
+    done = outbox.accepted_recipients(row)
+    pending = [r for r in channel.recipients if r not in done]
+    mail = email_message(
+        message,
+        sender=channel.sender,
+        recipients=channel.recipients,
+        timezone=d.config.settings.timezone,
+    )
+    try:
+        outcomes = await asyncio.to_thread(
+            smtp.send_email,
+            host=channel.host,
+            port=channel.port,
+            security=channel.security,
+            username=channel.username,
+            password=d.secrets.get(channel.id),
+            allow_insecure=channel.allow_insecure,
+            message=mail,
+            recipients=pending,
+            timeout=channel.timeout.total_seconds(),
+        )
+    except DeliveryError as exc:
+        return failed(d, channel, message, row, attempt, exc, now, {})
+    replies = {addr: f"{o.status}: {o.code} {o.reply}".strip() for addr, o in outcomes.items()}
+    # earlier attempts count too: a recipient refused before keeps this alert from "success"
+    merged = {**row.get("recipients", {}), **replies}
+    retry = [a for a, r in replies.items() if r.startswith("retry")]
+    refused = [a for a, r in merged.items() if r.startswith("refused")]
+    if retry:
+        deferred = DeliveryError("recipients_deferred", "deferred by " + ", ".join(retry))
+        return failed(d, channel, message, row, attempt, deferred, now, replies)
+    if refused:
+        return [
+            _abandon_msg(
+                message, attempt, "recipients_refused", "refused by " + ", ".join(refused), replies
+            )
+        ], None
+    return [
+        AlertDelivered(
+            alert_id=message.alert_id,
+            channel_id=channel.id,
+            attempt=attempt,
+            response="all recipients accepted",
+            recipients=replies,
+        )
+    ], None
+
+
+def failed(
+    d: Dispatcher,
+    channel: EmailChannel | WebhookChannel,
+    message: AlertMessage,
+    row: Mapping[str, Any],
+    attempt: int,
+    exc: DeliveryError,
+    now: datetime,
+    replies: Mapping[str, str],
+) -> tuple[list[Event], float | None]:
+    events: list[Event] = []
+    text = shown(str(exc))
+    if exc.disable_channel:
+        events.append(ChannelDisabled(channel_id=channel.id, reason=text))
+    retry_at = None
+    if not exc.permanent:
+        retry_at = outbox.next_attempt_at(
+            channel.retry_schedule,
+            outbox.attempts_in_schedule(row) + 1,
+            now=now,
+            rand=d.rng.random(),
+            retry_after=exc.retry_after,
+            rate_limited=exc.kind == "rate_limited",
+        )
+    if retry_at is None:
+        kind = exc.kind if exc.permanent else "retries_exhausted"
+        events.append(_abandon_msg(message, attempt, kind, text, replies))
+        return events, None
+    events.append(
+        AlertAttemptFailed(
+            alert_id=message.alert_id,
+            channel_id=channel.id,
+            attempt=attempt,
+            kind=exc.kind,
+            message=text,
+            retry_at=retry_at,
+            recipients=dict(replies),
+        )
+    )
+    return events, retry_at.timestamp()
+
+
+def abandon(queued: AlertQueued, attempt: int, kind: str, message: str) -> AlertAbandoned:
+    return AlertAbandoned(
+        alert_id=queued.alert_id,
+        channel_id=queued.channel_id,
+        attempt=attempt,
+        kind=kind,
+        message=message,
+    )
+
+
+def _abandon_msg(
+    message: AlertMessage, attempt: int, kind: str, text: str, replies: Mapping[str, str]
+) -> AlertAbandoned:
+    return AlertAbandoned(
+        alert_id=message.alert_id,
+        channel_id=message.channel_id,
+        attempt=attempt,
+        kind=kind,
+        message=text,
+        recipients=dict(replies),
+    )
