@@ -312,6 +312,7 @@ class Daemon:
             await self._reload("file changed")
 
     async def _reload(self, why: str) -> None:
+        self.config_stamp = self._stamp()  # the watcher need not read this same file again
         try:
             new = load_config(Path(self.config.path), self.env)
         except ConfigError as exc:
