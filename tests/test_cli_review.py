@@ -458,3 +458,14 @@ def test_health_reads_the_heartbeat_file(tmp_path: Path) -> None:
     stale = cli(path, "health", "--max-age", "120", env={"MONITOR_HEARTBEAT": str(beat)})
     assert_one_line_error(stale, 1)
     assert "more than 120 s" in stale.stderr
+
+
+def test_check_warns_when_no_feed_is_configured(tmp_path: Path) -> None:
+    empty = tmp_path / "feeds.toml"
+    empty.write_text("", encoding="utf-8")
+    result = cli(empty, "check")
+    assert result.returncode == 0
+    assert "configuration ok: 0 feeds" in result.stderr
+    assert "warning: no [[feeds]]: nothing will be polled" in result.stderr
+    one = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"})
+    assert "warning" not in cli(one, "check").stderr

@@ -38,6 +38,8 @@ def check() -> None:
         f"configuration ok: {len(config.feeds)} feeds, {len(config.milestones)} "
         f"milestones, {len(config.channels)} channels"
     )
+    if not config.feeds:  # valid, but a running daemon refuses to reload to it
+        err.print("warning: no [[feeds]]: nothing will be polled")
 
 
 @app.command()
