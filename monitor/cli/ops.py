@@ -39,7 +39,7 @@ def check() -> None:
         f"milestones, {len(config.channels)} channels"
     )
     if not config.feeds:  # valid, but a running daemon refuses to reload to it
-        err.print("warning: no [[feeds]]: nothing will be polled")
+        err.print(escape("warning: no [[feeds]]: nothing will be polled"))
 
 
 @app.command()
