@@ -469,3 +469,10 @@ def test_check_warns_when_no_feed_is_configured(tmp_path: Path) -> None:
     assert "warning: no [[feeds]]: nothing will be polled" in result.stderr
     one = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"})
     assert "warning" not in cli(one, "check").stderr
+
+
+def test_a_filter_on_an_unconfigured_id_says_so(config: Path) -> None:
+    result = cli(config, "log", "--milestone", "nope")
+    assert result.returncode == 0
+    assert "note: --milestone nope: not in the configuration" in result.stderr
+    assert "note:" not in cli(config, "log", "--feed", "news").stderr

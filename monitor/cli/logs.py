@@ -45,6 +45,13 @@ def _filter(
 ) -> Any:
     from monitor.review import Filter, parse_when
 
+    # the log keeps the history of feeds and milestones removed since: a note, not an error
+    for option, value, known in (
+        ("--milestone", milestone, {m.id for m in config.milestones}),
+        ("--feed", feed, {f.id for f in config.feeds}),
+    ):
+        if value is not None and value not in known:
+            err.print(escape(f"note: {option} {value}: not in the configuration; its history only"))
     tz = config.settings.timezone
     return Filter(
         types=tuple(types or ()),
