@@ -1,4 +1,4 @@
-"""One poll of one feed: claim's work in, fetch, then the outcome recorded on the writer thread.
+"""One poll of one feed: fetch it, then record the outcome on the writer thread.
 
 An unchanged poll that cannot append an event is most of a daemon's polls; the daemon defers
 its working-state write and writes hundreds together (`flush_unchanged`), with no thread hop.
