@@ -40,7 +40,7 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
     (aiohttp.ClientConnectorError, httpx.ConnectError),
     (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
     (aiohttp.ClientOSError, httpx.ReadError),
-    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),  # a body cut short or misframed
     (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
     (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
     (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
@@ -142,6 +142,10 @@ def _mapped(exc: Exception) -> httpx.TransportError:
     kind = next(ours for theirs, ours in _ERRORS if isinstance(exc, theirs))
     if isinstance(exc, aiohttp.ClientResponseError):  # its text quotes the whole request URL
         return kind(shown(f"{type(exc).__name__}: {exc.status}, {exc.message}"))
+    cause = exc.__cause__
+    if isinstance(exc, aiohttp.ClientPayloadError) and cause is not None:
+        # aiohttp's text wraps its parser's repr ("<ContentLengthError: 400, message='…'>")
+        return kind(shown(f"the body is incomplete: {getattr(cause, 'message', cause)}"))
     return kind(shown(str(exc)) or type(exc).__name__)
 
 

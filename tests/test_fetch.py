@@ -525,3 +525,43 @@ def test_non_ascii_etag_is_sent_back_as_utf8(feed_server: FeedServer, transport:
     feed_server.route("/f", body=RSS, etag='"café"')
     result = fetch(feed_server.url("/f"), transport, etag='"café"')
     assert (result.status, result.body) == (304, None)
+
+
+@pytest.fixture
+def short_body_server() -> Iterator[str]:
+    """A server whose answer promises 5,000 bytes and sends 19: no test server helper can
+    misframe a body, so this one speaks HTTP by hand."""
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 5000\r\n\r\n"
+        b"<rss version='2.0'>"
+    )
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        stop = threading.Event()
+
+        def serve() -> None:
+            listener.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+        stop.set()
+        thread.join(5)
+
+
+def test_a_body_cut_short_of_its_length_is_a_protocol_error(
+    short_body_server: str, transport: str
+) -> None:
+    error = failure(short_body_server, transport)
+    assert error.kind == "protocol", error
+    assert str(error).startswith(f"{short_body_server}: the server broke the HTTP protocol")
+    assert "5000" in str(error) and "<" not in str(error)  # no exception repr in the sentence
