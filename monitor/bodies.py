@@ -154,7 +154,7 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # '²' is a digit to isdigit(), not to float()
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)

@@ -58,8 +58,8 @@ def html_to_text(markup: str) -> str:
 
 
 def plain(text: str) -> str:
-    """Spaces collapsed within lines, control characters dropped, blank lines dropped, ends
-    stripped."""
+    """Spaces collapsed within lines, control characters made spaces, blank lines dropped,
+    ends stripped."""
     # Only ASCII spaces and NBSP collapse: U+3000 is part of Japanese headlines. \f and \v end
     # lines (str.splitlines), so they never sit inside one. str.replace, not re.sub: a regex
     # scan of every character cost more than the tokenizer on a typical summary.
@@ -74,13 +74,14 @@ def plain(text: str) -> str:
 
 
 # C0 and C1 controls and DEL: a feed's ESC [ … or CSI would drive the terminal of whoever reads
-# the log (`monitor log`, `status`). Line breaks are gone already (str.splitlines).
+# the log (`monitor log`, `status`). Each becomes a space, as a word break it may have been
+# ("launch\x97delayed"). Line breaks are gone already (str.splitlines).
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _visible(line: str) -> str:
     # isprintable() is one C pass and true for most lines; only the rest pay for the regex
-    return line if line.isprintable() else _CONTROLS.sub("", line)
+    return line if line.isprintable() else _CONTROLS.sub(" ", line)
 
 
 # Markup in the shapes HTMLParser reads without surprises, each proven to take its ordinary

@@ -18,18 +18,15 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 def redact_url(url: str) -> str:
-    """`url` with any password and credential-like query values replaced by `<redacted>`."""
+    """`url` with any password and credential-like query values replaced by `<redacted>`; for
+    http(s), a user name alone (`https://TOKEN@host/`) is taken for a credential too."""
+    # SQLAlchemy reads a password up to the first '@', '/', '?' and '#' included, where
+    # urlsplit would end the host part and find no password: read it SQLAlchemy's way first.
+    result = _USERINFO.sub(_hide_userinfo, url, count=1)
     try:
-        parts = urlsplit(url)
-        password = parts.password
+        parts = urlsplit(result)
     except ValueError:  # not a URL urlsplit can read (a broken IPv6 literal): show none of it
         return f"{url.partition(':')[0][:20]}:{REDACTED}"
-    result = url
-    # Replace pieces in place: urlunsplit would rewrite sqlite:////abs/path as sqlite://abs/path.
-    if password is not None:
-        userinfo, _, host = parts.netloc.rpartition("@")
-        netloc = f"{userinfo.partition(':')[0]}:{REDACTED}@{host}"
-        result = result.replace(parts.netloc, netloc, 1)
     if parts.query:
         query = "&".join(
             f"{name}={REDACTED}" if sep and _SENSITIVE_PARAM.search(name) else f"{name}{sep}{value}"
@@ -37,6 +34,19 @@ def redact_url(url: str) -> str:
         )
         result = result.replace(f"?{parts.query}", f"?{query}", 1)
     return result
+
+
+# scheme://user:password@ (password up to the first '@') or scheme://user@
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@\s]*)(?::(?P<pw>[^@\s]*))?@")
+
+
+def _hide_userinfo(found: re.Match[str]) -> str:
+    scheme, user = found["scheme"], found["user"]
+    if found["pw"] is not None:
+        return f"{scheme}{user}:{REDACTED}@"
+    if scheme.lower() in ("http://", "https://") and user:
+        return f"{scheme}{REDACTED}@"  # a feed or webhook does not need a bare user name shown
+    return found.group(0)  # postgresql://monitor@db/…: a user name, not a secret
 
 
 def redact_text(text: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from monitor import evaluate, milestones, workstate
 from monitor.config import Config
 from monitor.events import ItemDiscovered, MilestoneStatusChanged
+from monitor.redact import redact_url
 from monitor.store import EventStore
 
 
@@ -53,7 +54,7 @@ def feed_rows(store: EventStore, config: Config) -> list[dict[str, Any]]:
         rows.append(
             {
                 "id": f.id,
-                "url": w.url if w else f.url,
+                "url": redact_url(w.url if w else f.url),
                 "health": health.get("health", "ok"),
                 "problem": health.get("message"),
                 "since": health.get("since"),

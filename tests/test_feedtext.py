@@ -68,15 +68,15 @@ def reference_html_to_text(markup: str) -> str:
 
 
 def reference_plain(text: str) -> str:
-    """Spaces collapsed within lines, control characters dropped, blank lines dropped, ends
-    stripped."""
+    """Spaces collapsed within lines, control characters made spaces, blank lines dropped,
+    ends stripped."""
     # Only ASCII spaces and NBSP collapse: U+3000 is part of Japanese headlines.
     lines = (_SPACES.sub(" ", _no_controls(line)).strip(" ") for line in text.splitlines())
     return "\n".join(line for line in lines if line)
 
 
 def _no_controls(line: str) -> str:
-    return "".join(c for c in line if unicodedata.category(c) != "Cc" or c in "\t\f\v")
+    return "".join(" " if unicodedata.category(c) == "Cc" and c not in "\t\f\v" else c for c in line)
 
 
 _SPACES = re.compile(r"[ \t\f\v\xa0]+")
@@ -332,3 +332,8 @@ def test_long_broken_markup_gets_the_rough_reading() -> None:
     words, both, tail = text.splitlines()
     assert (words, both) == (("word " * 400).strip(), "one & two")
     assert tail.startswith("tail") and "note" not in text and "p {}" not in text
+
+
+def test_a_control_character_is_a_word_break() -> None:
+    """Dropped outright it would join words ("launchdelayed") and move a text-based item id."""
+    assert plain("Artemis launch\x97delayed\x1b[2J") == "Artemis launch delayed [2J"

@@ -233,6 +233,7 @@ NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
         ("Sun, 01 Jun 2025 12:02:00 GMT", 120.0),
         ("Sun, 01 Jun 2025 11:00:00 GMT", 0.0),  # already past
         ("-5", None),
+        ("²", None),  # a digit to str.isdigit(), not to float()
         ("tomorrow", None),
         ("", None),
         (None, None),

@@ -21,6 +21,10 @@ from tests.kit import load, monitor_cmd, write_config
         ("postgresql://u@db/x?password=S3", f"postgresql://u@db/x?password={REDACTED}"),
         ("sqlite:////var/lib/m/events.db", "sqlite:////var/lib/m/events.db"),
         ("http://[::1/feed?token=T", f"http:{REDACTED}"),  # unreadable: nothing of it is shown
+        # SQLAlchemy reads a password up to the '@', where urlsplit sees none
+        ("postgresql+psycopg://u:s3cr/et?x#y@db:1/m", f"postgresql+psycopg://u:{REDACTED}@db:1/m"),
+        ("https://T0KEN@example.org/f", f"https://{REDACTED}@example.org/f"),  # a bare token
+        ("postgresql://monitor@db/m", "postgresql://monitor@db/m"),  # a user name, not a secret
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
@@ -52,5 +56,6 @@ def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
     for secret in ("hunter2pass", "SECRETTOKEN123"):
         assert secret not in shown_anywhere
     assert REDACTED in failed.data["url"] and REDACTED in failed.data["message"]
-    status = monitor_cmd("--config", str(path), "status")
-    assert "hunter2pass" not in status.stdout and "SECRETTOKEN123" not in status.stdout
+    for args in (["status"], ["status", "--json"]):
+        status = monitor_cmd("--config", str(path), *args)
+        assert "hunter2pass" not in status.stdout and "SECRETTOKEN123" not in status.stdout

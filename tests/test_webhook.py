@@ -279,3 +279,8 @@ def test_a_retry_after_too_large_for_a_date_is_taken_in_stride(receiver: Webhook
     receiver.respond(Reply(status=503, headers={"retry-after": "9" * 400}))
     error = _failure(receiver.url())
     assert error.kind == "http_5xx"
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "1e9", "-5", "soon"])
+def test_retry_after_that_is_no_number_or_date_is_ignored(value: str) -> None:
+    assert _retry_after(value) is None
