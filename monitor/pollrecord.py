@@ -54,8 +54,10 @@ def backoff(failures: int, *, ceiling: timedelta, rand: float) -> timedelta:
     given up. At the ceiling the jitter only shortens the wait, so feeds that failed together
     still spread out."""
     exponent = min(max(failures - 1, 0), 30)
-    delay: timedelta = min(BACKOFF_BASE * (2**exponent), ceiling) * (0.8 + 0.4 * rand)
-    return min(delay, ceiling)
+    delay: timedelta = BACKOFF_BASE * (2**exponent)
+    if delay * 1.2 >= ceiling:  # at the ceiling: spread below it, not pile onto it
+        return min(delay * (0.8 + 0.4 * rand), ceiling * (0.8 + 0.2 * rand))
+    return delay * (0.8 + 0.4 * rand)
 
 
 def _meta(p: Poller, feed: Feed) -> dict[str, Any]:

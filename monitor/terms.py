@@ -27,26 +27,49 @@ _REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REP
 _FEW = 3  # repeats of a part that a pattern may take without the risk of exponential time
 
 
-def _nested_repeat(items: Iterable[tuple[object, object]], inside: bool = False) -> bool:
-    """Whether a parsed pattern repeats, more than a few times, a part of varying length.
+def _backtracks(items: Iterable[tuple[object, object]], many: bool = False) -> bool:
+    r"""Whether a parsed pattern can take exponential time on some text: inside a repetition
+    of more than a few, a part of varying width (`(a+)+`, `(a|aa)+`) or alternatives that may
+    start alike (`(.|\s)*`). Some linear patterns are refused too (`(\.\d+)+`); each has a
+    form with one repetition (`[.\d]+`).
 
-    Walks the tree re's own parser builds: a repeat's value is (min, max, sub-pattern); groups,
-    branches and look-arounds hold their sub-patterns in their values.
+    Walks the tree re's own parser builds: a repeat's value is (min, max, sub-pattern), a
+    branch's (None, alternatives); groups and look-arounds hold their sub-patterns.
     """
     for op, value in items:
         if op in _REPEATS:
-            low, high, repeated = cast(tuple[int, int, re_parser.SubPattern], value)
-            if inside and high > 1 and low != high:
-                return True  # a repetition of varying length, repeated many times
-            # a few repeats ({0,2}) cost a small power of the length, not an exponential
-            if _nested_repeat(repeated, inside=inside or high > _FEW):
+            _, high, body = cast(tuple[int, int, re_parser.SubPattern], value)
+            if high > _FEW:  # a few repeats ({0,2}) cost a small power of the length at most
+                low_width, high_width = body.getwidth()
+                if low_width != high_width:
+                    return True
+            if _backtracks(body, many or high > _FEW):
                 return True
-        elif any(_nested_repeat(sub, inside) for sub in _subpatterns(value)):
+        elif op is re_parser.BRANCH:
+            alternatives = cast(tuple[None, list[re_parser.SubPattern]], value)[1]
+            if many and _may_start_alike(alternatives):
+                return True
+            if any(_backtracks(alternative, many) for alternative in alternatives):
+                return True
+        elif any(_backtracks(sub, many) for sub in _subpatterns(value)):
             return True
     return False
 
 
+def _may_start_alike(alternatives: Sequence[re_parser.SubPattern]) -> bool:
+    """Unless every alternative starts with its own literal character, two may both match."""
+    firsts = []
+    for alternative in alternatives:
+        if not len(alternative) or alternative[0][0] is not re_parser.LITERAL:
+            return True
+        firsts.append(alternative[0][1])
+    return len(set(firsts)) < len(firsts)
+
+
 def _subpatterns(value: object) -> Iterator[re_parser.SubPattern]:
+    if isinstance(value, re_parser.SubPattern):  # an atomic group's value
+        yield value
+        return
     for part in value if isinstance(value, tuple | list) else ():
         if isinstance(part, re_parser.SubPattern):
             yield part
@@ -88,12 +111,12 @@ def parse_term(term: str) -> Term:
             raise TermError(term, f"bad regular expression ({exc})") from None
         if pattern.fullmatch(""):
             raise TermError(term, "regular expression matches the empty string")
-        if _nested_repeat(re_parser.parse(stripped[1:-1], re.IGNORECASE)):
+        if _backtracks(re_parser.parse(stripped[1:-1], re.IGNORECASE)):
             raise TermError(
                 term,
-                "regular expression repeats a repetition, as in (a+)+: on the wrong headline "
-                "such a pattern takes exponential time (catastrophic backtracking); "
-                "write it with a single repetition",
+                "regular expression repeats a part of varying length, or alternatives that may "
+                "start alike, as in (a+)+ or (.|\\s)*: on the wrong headline such a pattern "
+                "takes exponential time (catastrophic backtracking); write it with one repetition",
             )
         return Term(term, regex=pattern)
     literal = normalize(term)
