@@ -7,6 +7,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -162,9 +163,22 @@ def test_silent_server_times_out() -> None:
     assert (caught.value.kind, caught.value.permanent) == ("timeout", False)
 
 
-def test_a_server_dripping_its_answers_is_cut_at_the_timeout() -> None:
+@pytest.mark.parametrize("slow_connect", [False, True], ids=["greeting", "after-slow-connect"])
+def test_a_server_dripping_its_answers_is_cut_at_the_timeout(
+    slow_connect: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """smtplib's timeout bounds each read; a byte every 0.1 s passes every read and would hold
-    the session forever. The session's deadline cuts it."""
+    the session forever. The session's deadline cuts it, also when it passed while the
+    connection was still being made (simulated: a slow resolver or an IPv6 address that does
+    not answer before IPv4 does; no loopback server can stall a connect and then accept)."""
+    if slow_connect:
+        real = socket.create_connection
+
+        def slow(*args: Any, **kwargs: Any) -> socket.socket:
+            time.sleep(1.5)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(socket, "create_connection", slow)
     stop = threading.Event()
 
     def drip(listener: socket.socket) -> None:

@@ -10,7 +10,6 @@ debug output (which would print it base64-encoded) stays off.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import logging
 import smtplib
@@ -66,14 +65,12 @@ def send_email(
             permanent=True,
         )
     context = tls_context or ssl.create_default_context()
-    smtp = _client(security, timeout, context)
-    deadline = _Deadline(smtp, timeout)
+    deadline = _Deadline(timeout)
     try:
         with deadline:
+            smtp = _client(timeout)
             try:
-                # what SMTP(host) sets before it connects; STARTTLS and TLS check the name
-                smtp._host = host  # type: ignore[attr-defined]
-                smtp.connect(host, port)
+                _connect(smtp, host, port, security == "tls", context, deadline)
                 if security == "starttls":
                     _starttls(smtp, context, where)
                 if username:
@@ -82,6 +79,7 @@ def send_email(
                 _quit(smtp)
                 return outcomes
             finally:
+                deadline.disarm()  # before close: the number of a closed socket is reused
                 smtp.close()
     except (DeliveryError, smtplib.SMTPException, OSError) as exc:
         if deadline.passed.is_set():
@@ -93,26 +91,17 @@ def send_email(
         raise _translate(exc, where, timeout, password) from None
 
 
-def _client(security: str, timeout: float, context: ssl.SSLContext) -> smtplib.SMTP:
-    """An unconnected client: the session's deadline starts before the server's greeting."""
-    # gethostname, not smtplib's default getfqdn: a reverse DNS lookup can stall for seconds.
-    name = socket.gethostname() or "localhost"
-    if security == "tls":
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(local_hostname=name, timeout=timeout, context=context)
-    else:
-        smtp = smtplib.SMTP(local_hostname=name, timeout=timeout)
-    smtp.set_debuglevel(0)
-    return smtp
-
-
 class _Deadline:
     """Cuts the connection once the whole session outlasts `seconds`: smtplib's timeout bounds
     each read only, so a server answering a byte at a time would hold the session, and the
-    thread it runs on, forever."""
+    thread it runs on, forever. The socket is armed as soon as it exists, before any TLS
+    handshake or greeting; one armed after the time passed is cut at once."""
 
-    def __init__(self, smtp: smtplib.SMTP, seconds: float) -> None:
+    def __init__(self, seconds: float) -> None:
         self.passed = threading.Event()
-        self._timer = threading.Timer(seconds, self._cut, (smtp,))
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._timer = threading.Timer(seconds, self._cut)
         self._timer.daemon = True
 
     def __enter__(self) -> Self:
@@ -121,13 +110,61 @@ class _Deadline:
 
     def __exit__(self, *_: object) -> None:
         self._timer.cancel()
+        self.disarm()
 
-    def _cut(self, smtp: smtplib.SMTP) -> None:
-        self.passed.set()
-        sock = getattr(smtp, "sock", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def arm(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._fd = sock.fileno()
+            if self.passed.is_set():
+                _shut(self._fd)
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._fd = None
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.passed.set()
+            if self._fd is not None:
+                _shut(self._fd)
+
+
+def _shut(fd: int) -> None:
+    """Shut the connection down under whoever reads it (a TLS socket shares the number)."""
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the other side
+    finally:
+        sock.detach()  # the session still owns the socket and closes it
+
+
+def _client(timeout: float) -> smtplib.SMTP:
+    """An unconnected client: the session's deadline starts before the connection does."""
+    # gethostname, not smtplib's default getfqdn: a reverse DNS lookup can stall for seconds.
+    smtp = smtplib.SMTP(local_hostname=socket.gethostname() or "localhost", timeout=timeout)
+    smtp.set_debuglevel(0)
+    return smtp
+
+
+def _connect(
+    smtp: smtplib.SMTP,
+    host: str,
+    port: int,
+    implicit_tls: bool,
+    context: ssl.SSLContext,
+    deadline: _Deadline,
+) -> None:
+    """What `SMTP.connect` (and SMTP_SSL's) does, with the socket armed against the deadline
+    before any byte is read: a server can drip its TLS handshake or its greeting too."""
+    sock = socket.create_connection((host, port), smtp.timeout)
+    deadline.arm(sock)
+    smtp.sock = context.wrap_socket(sock, server_hostname=host) if implicit_tls else sock
+    smtp._host = host  # type: ignore[attr-defined]  # as SMTP(host) sets it; STARTTLS checks it
+    code, reply = smtp.getreply()
+    if code != 220:
+        raise smtplib.SMTPConnectError(code, reply)
 
 
 def _starttls(smtp: smtplib.SMTP, context: ssl.SSLContext, where: str) -> None:
