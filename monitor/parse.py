@@ -31,7 +31,7 @@ from monitor.entries import (
 from monitor.errors import ParseError
 from monitor.feedtext import html_to_text, lookup, text_of
 from monitor.jsonfeed import parse_json_feed
-from monitor.screen import describe, inflate, screen, sniff_japanese
+from monitor.screen import declaration_alone, describe, inflate, screen, sniff_japanese
 
 __all__ = [  # html_to_text: feedtext's
     "Draft",
@@ -100,11 +100,11 @@ def parse_drafts(
     split = split_items(data) if all(transparent(c) for c in charsets) else None
     prints = split.prints(";".join(charsets).encode()) if split is not None else ()
     keep = frozenset(i for i, p in enumerate(prints) if p not in known)
-    result, skipped = _read(data, content_type, split, keep)
+    result, skipped, shifted = _read(data, content_type, split, keep)
     feed = result.feed
     language = language_tag(feed.get("language"))
     rdf = str(result.get("version", "")).startswith(("rss09", "rss10"))
-    bozo = _bozo_reason(result.get("bozo_exception")) if result.get("bozo") else None
+    bozo = _bozo_reason(result.get("bozo_exception"), shifted) if result.get("bozo") else None
     if bozo:
         warnings.append(bozo)
     drafts = [_draft(e, language, rdf, now, max_field) for e in result.entries]
@@ -131,27 +131,31 @@ def parse_drafts(
 
 def _read(
     data: bytes, content_type: str | None, split: Split | None, keep: frozenset[int]
-) -> tuple[Any, int]:
-    """feedparser's result for the document with only the items in `keep`, and how many items
-    it left out: none when the whole document had to be read after all (see `_faithful`)."""
+) -> tuple[Any, int, bool]:
+    """feedparser's result for the document with only the items in `keep`, how many items it
+    left out (none when the whole document had to be read after all, see `_faithful`), and
+    whether its lines were shifted by one (`declaration_alone`)."""
     headers = {"content-type": content_type} if content_type else {}
     if split is not None and len(keep) < len(split.items):
-        result = _feedparser(split.reduced(keep), headers)
+        result, shifted = _feedparser(split.reduced(keep), headers)
         if _faithful(result, data):
-            return result, len(split.items) - len(keep)
-    return _feedparser(data, headers), 0
+            return result, len(split.items) - len(keep), shifted
+    result, shifted = _feedparser(data, headers)
+    return result, 0, shifted
 
 
-def _feedparser(data: bytes, headers: dict[str, str]) -> Any:
+def _feedparser(data: bytes, headers: dict[str, str]) -> tuple[Any, bool]:
     # A BytesIO, never bare bytes: feedparser tries open() on a bytes argument as a file path.
     # nh3 sanitizes what is displayed, and no base URL is passed, so feedparser's own
     # sanitizing and relative-link pass would only cost time (about 35 % of its parse)
-    return feedparser.parse(
-        io.BytesIO(data),
+    given = declaration_alone(data)
+    result = feedparser.parse(
+        io.BytesIO(given),
         response_headers=headers,
         sanitize_html=False,
         resolve_relative_uris=False,
     )
+    return result, given is not data
 
 
 def _faithful(result: Any, whole: bytes) -> bool:
@@ -188,9 +192,12 @@ def _has_text(entry: Entry) -> bool:
     return bool(entry.title or entry.summary or entry.content)
 
 
-def _bozo_reason(exc: object) -> str:
+def _bozo_reason(exc: object, shifted: bool = False) -> str:
+    """What was wrong, by the line of the body as served (`shifted`: one line was added)."""
     if isinstance(exc, SAXParseException):
-        return f"not well-formed XML at line {exc.getLineNumber()}: {exc.getMessage()}"
+        line = int(exc.getLineNumber() or 0)
+        line -= 1 if shifted and line > 1 else 0
+        return f"not well-formed XML at line {line}: {exc.getMessage()}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -13,7 +13,7 @@ import html
 import re
 import zlib
 
-from feedparser.encodings import convert_to_utf8
+from feedparser.encodings import parse_content_type
 
 from monitor.errors import ParseError
 
@@ -33,38 +33,82 @@ _MAX_PROLOG_PARTS = 10_000  # comments, PIs and declarations before the root; re
 _LITERAL = re.compile(r"\"([^\"]*)\"|'([^']*)'")
 _XML_ENCODING = re.compile(r"<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z0-9._:-]{1,40})")
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._:-]{1,40})", re.IGNORECASE)
+_PI_ENCODING = re.compile(r"encoding=['\"]([A-Za-z0-9._:-]{1,40})['\"]")
+_LONG_LINE = 4096  # characters of a first line feedparser's encoding search reads at no risk
 # Public identifiers that feedparser recognises or that HTML error pages carry; never fetched.
 _KNOWN_FPI = ("-//W3C//DTD ", "-//Netscape Communications//DTD RSS 0.91//EN")
 
 
 def screen(body: bytes, *, content_type: str | None = None) -> None:
-    """Raise ParseError("rejected_entities") if the prolog declares entities or an unsafe DTD.
+    """Raise ParseError("rejected_entities") if the prolog declares entities or an unsafe DTD,
+    or ParseError("malformed") for a first line that feedparser would take minutes to read.
 
-    The document is checked as feedparser will read it (its own choice of codec, converted to
-    UTF-8 as it converts it), and as every other codec that might be declared or sniffed.
+    The prolog is checked in every codec feedparser may decode the document with, found as
+    feedparser finds them (`_candidate_codecs`), and in the byte-for-byte view.
     """
-    views = [(_as_feedparser_reads(body, content_type), "utf-8")]
-    views += [(body, codec) for codec in _candidate_codecs(body, content_type)]
-    for data, codec in views:
+    for codec in _candidate_codecs(body, content_type):
         try:
-            text = data[:_WINDOW].decode(codec, errors="replace")
+            text = body[:_WINDOW].decode(codec, errors="replace")
         except (LookupError, TypeError):  # 'base64' and friends are not text encodings
             continue
-        if not _check_prolog(text) and len(data) > _WINDOW:
-            _check_prolog(data.decode(codec, errors="replace"))
+        ascii_view = codec not in _WIDE and codec != "cp037"  # where declaration_alone applies
+        _check_first_line(_first_line(body, codec, text), declaration_alone=ascii_view)
+        if not _check_prolog(text) and len(body) > _WINDOW:
+            _check_prolog(body.decode(codec, errors="replace"))
 
 
-def _as_feedparser_reads(body: bytes, content_type: str | None) -> bytes:
-    """The bytes feedparser hands its XML parsers: the body in the codec feedparser picks
-    (from the Content-Type, any processing instruction's encoding, a BOM or a guess),
-    converted to UTF-8. A view of our own could pick otherwise: feedparser honours a UTF-7
-    declaration placed where no XML declaration may stand, and UTF-7 spells '<' as '+ADw-'."""
-    headers = {"content-type": content_type} if content_type else {}
-    try:
-        converted: bytes = convert_to_utf8(headers, body, {})
-    except (UnicodeError, LookupError, ValueError):  # feedparser's parse would fail alike
-        return body
-    return converted
+def _first_line(body: bytes, codec: str, head: str) -> str:
+    """The body's first line in `codec`; `head` is the body's first _WINDOW bytes decoded."""
+    if "\n" in head or len(body) <= _WINDOW:
+        return head.partition("\n")[0]
+    return body.decode(codec, errors="replace").partition("\n")[0]  # longer than the window
+
+
+def declaration_alone(data: bytes) -> bytes:
+    """`data` with a line break after its first processing instruction, where more follows on
+    the same line (a feed written on one line).
+
+    feedparser looks for the encoding with `^<\\?.*encoding=['"](.*?)['"].*\\?>` over the
+    whole first line. On a long line that search backtracks (a 40 KB one-line feed whose items
+    mention `encoding='…'` 400 times: 2.2 s), and it honours an `encoding=` of any later
+    processing instruction on that line. With the declaration on a line of its own, feedparser
+    reads that declaration alone, as XML does; the break itself is white space XML allows there.
+    Wide codecs (UTF-16/32, EBCDIC) are left as they are: `screen` refuses their slow lines.
+    """
+    start = 3 if data.startswith(codecs.BOM_UTF8) else 0
+    if not data.startswith(b"<?", start):
+        return data
+    end = data.find(b"?>", start)
+    if end < 0 or b"\n" in data[start:end]:
+        return data  # no end, or the first line ends inside it: nothing follows on that line
+    end += 2
+    return data if data[end : end + 1] in (b"\n", b"") else data[:end] + b"\n" + data[end:]
+
+
+def _check_first_line(line: str, *, declaration_alone: bool) -> None:
+    """Refuse a first line on which feedparser's encoding search would backtrack for minutes.
+
+    feedparser reads a declared encoding with `^<\\?.*encoding=['"](.*?)['"].*\\?>` on the
+    first line. When the last `encoding=` there has no closing quote followed by `?>`, the match
+    fails only after trying every quote after it against the rest of the line: a 40 KB line of
+    quotes took 0.7 s, and each further `encoding=` multiplies that (13 KB of them: 5.7 s).
+    A line that `declaration_alone` will cut after its first `?>` is safe.
+    """
+    if len(line) <= _LONG_LINE or not line.startswith("<?"):
+        return
+    if declaration_alone and "?>" in line:
+        return
+    last = max(line.rfind("encoding='"), line.rfind('encoding="'))
+    if last < 0:
+        return
+    value = last + len("encoding='")
+    closing = min((i for i in (line.find("'", value), line.find('"', value)) if i >= 0), default=-1)
+    if closing < 0 or "?>" not in line[closing + 1 :]:
+        raise ParseError(
+            "malformed",
+            f"body's first line ({len(line)} characters) has an encoding declaration that never "
+            "closes; refused before parsing (feedparser would search it for minutes)",
+        )
 
 
 def inflate(body: bytes, *, max_bytes: int) -> bytes:
@@ -101,8 +145,15 @@ def _candidate_codecs(body: bytes, content_type: str | None) -> list[str]:
     if body.startswith(_EBCDIC_XML):
         found.append("cp037")
     declared = [m.group(1) for m in _CHARSET.finditer(content_type or "")]
+    declared.append(parse_content_type(content_type or "")[1])  # feedparser strips ' quotes
     for codec in list(found):
-        declared += _XML_ENCODING.findall(body[:512].decode(codec, errors="replace"))
+        head = body[:_WINDOW].decode(codec, errors="replace")
+        declared += _XML_ENCODING.findall(head[:512])
+        # feedparser honours `encoding=` in any processing instruction on the first line,
+        # however far into it: every value there gets a view (a superset of feedparser's pick)
+        first = _first_line(body, codec, head)
+        if first.startswith("<?"):
+            declared += _PI_ENCODING.findall(first)
     for name in declared:  # UTF-7 spells '<' as '+ADw-', so each declaration gets its own view
         try:
             found.append(codecs.lookup(name).name)
