@@ -44,15 +44,25 @@ def screen(body: bytes, *, content_type: str | None = None) -> None:
     or ParseError("malformed") for a first line that feedparser would take minutes to read.
 
     The prolog is checked in every codec feedparser may decode the document with, found as
-    feedparser finds them (`_candidate_codecs`), and in the byte-for-byte view.
+    feedparser finds them, and in the byte-for-byte view.
     """
-    for codec in _candidate_codecs(body, content_type):
+    sniffed = _sniffed_codecs(body)
+    declared = [m.group(1) for m in _CHARSET.finditer(content_type or "")]
+    declared.append(parse_content_type(content_type or "")[1])  # feedparser strips ' quotes
+    for codec in sniffed:  # the views feedparser searches for a declared encoding
+        head = body[:_WINDOW].decode(codec, errors="replace")
+        first = _first_line(body, codec, head)
+        _check_first_line(first, declaration_alone=codec == "latin-1")  # the bytes as sent
+        declared += _XML_ENCODING.findall(head[:512])
+        # feedparser honours `encoding=` in any processing instruction on the first line,
+        # however far into it: every value there gets a view (a superset of feedparser's pick)
+        if first.startswith("<?"):
+            declared += _PI_ENCODING.findall(first)
+    for codec in _known(sniffed, declared):
         try:
             text = body[:_WINDOW].decode(codec, errors="replace")
         except (LookupError, TypeError):  # 'base64' and friends are not text encodings
             continue
-        ascii_view = codec not in _WIDE and codec != "cp037"  # where declaration_alone applies
-        _check_first_line(_first_line(body, codec, text), declaration_alone=ascii_view)
         if not _check_prolog(text) and len(body) > _WINDOW:
             _check_prolog(body.decode(codec, errors="replace"))
 
@@ -137,24 +147,22 @@ def inflate(body: bytes, *, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-def _candidate_codecs(body: bytes, content_type: str | None) -> list[str]:
-    """Every decoding under which `<!ENTITY` could appear to feedparser's parsers."""
-    # The byte-for-byte view covers UTF-8, Shift_JIS, EUC-JP and every other ASCII superset.
+def _sniffed_codecs(body: bytes) -> list[str]:
+    """The views feedparser reads a body in before any declaration: the bytes as sent (which
+    stand for UTF-8, Shift_JIS, EUC-JP and every other ASCII superset), and a BOM's or a
+    wide character pattern's codec."""
     found = ["latin-1"]
     found += _wide_codecs(body[:4]) or (_WIDE[:2] if b"\x00" in body[:256] else ())
     if body.startswith(_EBCDIC_XML):
         found.append("cp037")
-    declared = [m.group(1) for m in _CHARSET.finditer(content_type or "")]
-    declared.append(parse_content_type(content_type or "")[1])  # feedparser strips ' quotes
-    for codec in list(found):
-        head = body[:_WINDOW].decode(codec, errors="replace")
-        declared += _XML_ENCODING.findall(head[:512])
-        # feedparser honours `encoding=` in any processing instruction on the first line,
-        # however far into it: every value there gets a view (a superset of feedparser's pick)
-        first = _first_line(body, codec, head)
-        if first.startswith("<?"):
-            declared += _PI_ENCODING.findall(first)
-    for name in declared:  # UTF-7 spells '<' as '+ADw-', so each declaration gets its own view
+    return found
+
+
+def _known(sniffed: list[str], declared: list[str]) -> list[str]:
+    """Every decoding under which `<!ENTITY` could appear to feedparser's parsers: UTF-7
+    spells '<' as '+ADw-', so each declared codec gets its own view."""
+    found = list(sniffed)
+    for name in declared:
         try:
             found.append(codecs.lookup(name).name)
         except LookupError:
