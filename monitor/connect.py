@@ -27,7 +27,7 @@ from yarl import URL
 
 from monitor.errors import FetchError
 from monitor.netguard import IPAddress, Policy, parse_host_literal
-from monitor.redact import shown
+from monitor.redact import redacted_line
 
 TRANSPORTS = ("aiohttp", "httpcore")
 # Without a timeout extension (the Fetcher sends none: its own deadline covers the whole fetch)
@@ -141,12 +141,12 @@ def _socket_factory(check: Policy | None) -> Callable[[Any], socket.socket]:
 def _mapped(exc: Exception) -> httpx.TransportError:
     kind = next(ours for theirs, ours in _ERRORS if isinstance(exc, theirs))
     if isinstance(exc, aiohttp.ClientResponseError):  # its text quotes the whole request URL
-        return kind(shown(f"{type(exc).__name__}: {exc.status}, {exc.message}"))
+        return kind(redacted_line(f"{type(exc).__name__}: {exc.status}, {exc.message}"))
     cause = exc.__cause__
     if isinstance(exc, aiohttp.ClientPayloadError) and cause is not None:
         # aiohttp's text wraps its parser's repr ("<ContentLengthError: 400, message='…'>")
-        return kind(shown(f"the body is incomplete: {getattr(cause, 'message', cause)}"))
-    return kind(shown(str(exc)) or type(exc).__name__)
+        return kind(redacted_line(f"the body is incomplete: {getattr(cause, 'message', cause)}"))
+    return kind(redacted_line(str(exc)) or type(exc).__name__)
 
 
 class _Body(httpx.AsyncByteStream):

@@ -23,7 +23,7 @@ from monitor.eventbase import Event
 from monitor.events import FeedFailed, FeedMoved, FeedRecovered, FeedStale
 from monitor.fetch import FetchResult
 from monitor.parse import parse_drafts
-from monitor.redact import redact_url, shown
+from monitor.redact import redact_url, redacted_line
 from monitor.store import NewEvent, Transaction
 from monitor.workstate import FeedWork
 
@@ -153,7 +153,7 @@ def record_failure(
             delay = max(delay, timedelta(seconds=min(retry_after, RETRY_AFTER_CEILING)))
     next_poll = now + delay
     # a fetch error names the URL already; a parse error names only what the body is
-    message = shown(str(exc) if isinstance(exc, FetchError) else f"{work.url}: {exc}")
+    message = redacted_line(str(exc) if isinstance(exc, FetchError) else f"{work.url}: {exc}")
     with p.store.transaction() as tx:
         health = tx.state("feeds", feed.id) or {}
         if health.get("health") not in ("failing", "gone") or health.get("kind") != exc.kind:

@@ -2,8 +2,9 @@
 
 Feed, webhook and database URLs may carry a password (`user:pass@host`) or a credential in
 the query (`?token=…`). The log is append-only, so a URL that reaches an event is there for
-good: every URL an event, a log line or a message shows goes through `redact_url`, and text
-that may quote URLs (error messages) through `redact_text`.
+good: the URLs events, log lines and commands show go through `redact_url`, and error
+messages, which quote URLs, through `redacted_line`. A token in a URL's path (some webhook
+services put one there) cannot be told from a path and is not redacted.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def redact_text(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda found: redact_url(found.group(0)), text)
 
 
-def shown(text: str) -> str:
+def redacted_line(text: str) -> str:
     """An error message as events, log lines and commands show it: URLs redacted, on one line
     (a server's broken status line or header can put newlines and controls into it)."""
     return " ".join("".join(c if c.isprintable() else " " for c in redact_text(text)).split())

@@ -25,7 +25,7 @@ from monitor.events import (
     AlertQueued,
     ChannelDisabled,
 )
-from monitor.redact import shown
+from monitor.redact import redacted_line
 
 if TYPE_CHECKING:
     from monitor.deliver import Dispatcher
@@ -140,7 +140,7 @@ def failed(
     replies: Mapping[str, str],
 ) -> tuple[list[Event], float | None]:
     events: list[Event] = []
-    text = shown(str(exc))
+    text = redacted_line(str(exc))
     if exc.disable_channel:
         events.append(ChannelDisabled(channel_id=channel.id, reason=text))
     retry_at = None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.redact import REDACTED, redact_text, redact_url, shown
+from monitor.redact import REDACTED, redact_text, redact_url, redacted_line
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
 from tests.kit import load, monitor_cmd, write_config
@@ -34,7 +34,7 @@ def test_redact_url(url: str, expected: str) -> None:
 def test_text_quoting_urls_is_redacted_and_kept_on_one_line() -> None:
     text = "400, message='Bad status line:\n  Expected HTTP/', url='http://h/x?token=T9'"
     assert redact_text(text) == f"400, message='Bad status line:\n  Expected HTTP/', url='http://h/x?token={REDACTED}'"
-    assert shown(text + "\x1b]0;title\x07") == (
+    assert redacted_line(text + "\x1b]0;title\x07") == (
         f"400, message='Bad status line: Expected HTTP/', url='http://h/x?token={REDACTED}' ]0;title"
     )
 
