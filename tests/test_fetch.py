@@ -234,6 +234,8 @@ NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
         ("Sun, 01 Jun 2025 11:00:00 GMT", 0.0),  # already past
         ("-5", None),
         ("²", None),  # a digit to str.isdigit(), not to float()
+        ("٣", None),
+        ("1e9", None),
         ("tomorrow", None),
         ("", None),
         (None, None),

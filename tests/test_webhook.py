@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from monitor.channels.webhook import RESPONSE_CAP, _retry_after, send_webhook, sign
+from monitor.channels.webhook import RESPONSE_CAP, send_webhook, sign
 from monitor.errors import DeliveryError
 from tests.receivers import Reply, WebhookReceiver
 
@@ -181,23 +181,6 @@ def test_messages_name_the_origin_but_not_the_path_token() -> None:
     assert "T0k3nInPath" not in str(error) and "key=abc" not in str(error)
 
 
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        (None, None),
-        ("", None),
-        ("120", 120.0),
-        (" 7 ", 7.0),
-        ("Wed, 01 Jul 2026 09:02:00 GMT", 120.0),
-        ("Wed, 01 Jul 2026 08:00:00 GMT", 0.0),  # already past
-        ("soon", None),
-    ],
-)
-def test_retry_after_reads_seconds_and_http_dates(value: str | None, seconds: float | None) -> None:
-    now = 1782896400.0  # 2026-07-01T09:00:00Z
-    assert _retry_after(value, now=now) == seconds
-
-
 def test_secret_never_appears_in_errors_or_logs(
     receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -279,8 +262,3 @@ def test_a_retry_after_too_large_for_a_date_is_taken_in_stride(receiver: Webhook
     receiver.respond(Reply(status=503, headers={"retry-after": "9" * 400}))
     error = _failure(receiver.url())
     assert error.kind == "http_5xx"
-
-
-@pytest.mark.parametrize("value", ["²", "٣", "1e9", "-5", "soon"])
-def test_retry_after_that_is_no_number_or_date_is_ignored(value: str) -> None:
-    assert _retry_after(value) is None

@@ -19,13 +19,12 @@ import base64
 import hashlib
 import hmac
 import logging
-import time
-from datetime import UTC
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
 
+from monitor import bodies
 from monitor.errors import DeliveryError, FetchError
 
 log = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ def _failure(
             disable_channel=True,
             response=response,
         )
-    retry_after = _retry_after(headers.get("retry-after"))
+    retry_after = bodies.retry_after(headers.get("retry-after"), datetime.now(UTC))
     note = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
     if status == 429:
         return DeliveryError(
@@ -153,23 +152,6 @@ def _failure(
     if status >= 500:
         return DeliveryError("http_5xx", said + note, retry_after=retry_after, response=response)
     return DeliveryError("http_4xx", said, permanent=True, response=response)
-
-
-def _retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After value (delay-seconds or HTTP-date, RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():  # '²' is a digit to isdigit(), not to float()
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000" means UTC with no zone information (RFC 5322 §3.3)
-        when = when.replace(tzinfo=UTC)
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def _where(url: str) -> str:
