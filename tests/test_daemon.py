@@ -195,18 +195,29 @@ def test_reload_applies_a_valid_change_and_refuses_an_invalid_one(
     assert "reload (file changed) refused" in stderr and "poll_interval" in stderr
 
 
-def test_a_file_emptied_by_an_editor_mid_save_is_not_applied(
-        tmp_path: Path, feed_server: FeedServer) -> None:
+def started_on_one_feed(tmp_path: Path, feed_server: FeedServer,
+                        ) -> tuple[Path, subprocess.Popen[str]]:
+    """A daemon polling feed a every 2 s, once it has recorded its configuration."""
     feed_server.route("/a.xml", body=rss(items(1, 2)))
     path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")}, interval="2s",
                         extra_settings='tick = "1s"')
     proc = start(path)
+    wait_for(lambda: count(path, "ConfigApplied") == 1)
+    return path, proc
+
+
+def polls_on(feed_server: FeedServer) -> None:
+    hits = feed_server.hits("/a.xml")
+    wait_for(lambda: feed_server.hits("/a.xml") > hits)
+
+
+def test_a_file_emptied_by_an_editor_mid_save_is_not_applied(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    path, proc = started_on_one_feed(tmp_path, feed_server)
     try:
-        wait_for(lambda: count(path, "ConfigApplied") == 1)
         path.write_text("")
         wait_for(lambda: "has no [[feeds]]" in stderr_of(proc, path))
-        hits = feed_server.hits("/a.xml")
-        wait_for(lambda: feed_server.hits("/a.xml") > hits)  # still polling the old feeds
+        polls_on(feed_server)  # the old configuration's feed
         assert count(path, "ConfigApplied") == 1
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -224,12 +235,8 @@ def write_unseen(path: Path, text: str) -> None:
 
 def test_sighup_reloads_a_valid_change_and_refuses_an_invalid_one(
         tmp_path: Path, feed_server: FeedServer) -> None:
-    feed_server.route("/a.xml", body=rss(items(1, 2)))
-    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")}, interval="2s",
-                        extra_settings='tick = "1s"')
-    proc = start(path)
+    path, proc = started_on_one_feed(tmp_path, feed_server)
     try:
-        wait_for(lambda: count(path, "ConfigApplied") == 1)
         text = path.read_text()
         write_unseen(path, text.replace('poll_interval = "2s"', 'poll_interval = "3s"'))
         time.sleep(2.5)  # the watcher looks every 2 s: give it a look it must not act on
@@ -244,8 +251,7 @@ def test_sighup_reloads_a_valid_change_and_refuses_an_invalid_one(
         write_unseen(path, bad)
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "the previous configuration keeps running" in stderr_of(proc, path))
-        hits = feed_server.hits("/a.xml")
-        wait_for(lambda: feed_server.hits("/a.xml") > hits)  # the old configuration polls on
+        polls_on(feed_server)  # the old configuration's feed
         assert proc.poll() is None
         assert count(path, "ConfigApplied") == 2
     finally:
