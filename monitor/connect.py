@@ -206,9 +206,9 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         headers = CIMultiDict(
             (k.decode(encoding), v.decode(encoding)) for k, v in request.headers.raw
         )
-        try:
-            data: Any = request.content or None
-        except httpx.RequestNotRead:
+        if isinstance(request.stream, httpx.ByteStream):  # a whole body in memory, or none
+            data: Any = b"".join(request.stream) or None
+        else:
             data = request.stream
             headers.popall("Transfer-Encoding", None)  # aiohttp frames the stream itself
         url = request.url

@@ -40,6 +40,7 @@ ACCEPT = (
 _ENCODINGS = "gzip, deflate, br"
 # guarded_client's answers are decoded by httpx itself, whose br decoder has no output bound.
 _CLIENT_ENCODINGS = "gzip, deflate"
+_NO_BODY = httpx.ByteStream(b"")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +178,11 @@ class Fetcher:
     ) -> FetchResult | tuple[int, str]:
         """One request: the answer, or (status, Location) for a redirect; errors name `url`."""
         assert self._transport is not None, "use Fetcher as an async context manager"
+        # Built from a stream, a Request skips httpx's body encoding and header rebuild (most
+        # of its cost on a 304 poll) and gets no Host header of its own: it is set here.
+        headers["Host"] = target.url.netloc.decode("ascii")
         try:
-            request = httpx.Request("GET", target.url, headers=headers)
+            request = httpx.Request("GET", target.url, headers=headers, stream=_NO_BODY)
             response = await self._transport.handle_async_request(request)
         except FetchError as exc:
             raise FetchError(exc.kind, f"{url}: {exc.message}", hint=HINTS.get(exc.kind)) from None

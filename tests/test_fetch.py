@@ -69,6 +69,21 @@ def test_etag_is_sent_as_if_none_match_and_304_has_no_body(
     assert feed_server.requests("/f")[0]["If-None-Match"] == '"v1"'
 
 
+def test_each_hop_names_its_own_host_and_sends_no_body(
+    feed_server: FeedServer, transport: str
+) -> None:
+    with FeedServer() as other:
+        other.route("/new", body=RSS)
+        feed_server.route("/old", status=302, redirect_to=other.url("/new"))
+        assert fetch(feed_server.url("/old"), transport).body == RSS
+        first, second = feed_server.requests("/old")[0], other.requests("/new")[0]
+    assert first["Host"] == feed_server.url("").split("//")[1]
+    assert second["Host"] == other.url("").split("//")[1] != first["Host"]
+    for sent in (first, second):
+        assert "Transfer-Encoding" not in sent
+        assert sent.get("Content-Length", "0") == "0"
+
+
 def test_last_modified_is_sent_as_if_modified_since(
     feed_server: FeedServer, transport: str
 ) -> None:

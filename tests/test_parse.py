@@ -227,6 +227,20 @@ def test_a_body_that_is_a_file_path_is_not_read(tmp_path: Path) -> None:
     assert "SENTINEL-TITLE-91c3" not in str(caught.value)
 
 
+def test_feedparser_parses_with_expat_even_where_libxml2_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # feedparser prefers libxml2's SAX driver wherever it is importable; the screen is written
+    # for expat. A driver that refuses to be used stands in for an installed libxml2.
+    (tmp_path / "drv_libxml2.py").write_text(
+        "def create_parser():\n    raise RuntimeError('the libxml2 SAX driver was used')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "drv_libxml2", raising=False)
+    feed = parse(rss(item("Parsed by expat")))
+    assert [e.title for e in feed.entries] == ["Parsed by expat"]
+
+
 def test_netscape_rss_091_public_dtd_is_allowed() -> None:
     prolog = (
         '<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN"\n'
