@@ -195,8 +195,6 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=_NO_TIMEOUT,
             auto_decompress=False,
-            # the caller's Accept-Encoding only: never one its decoder cannot undo
-            skip_auto_headers=("Accept-Encoding",),
         )
         return self._session
 
@@ -206,6 +204,11 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
         headers = CIMultiDict(
             (k.decode(encoding), v.decode(encoding)) for k, v in request.headers.raw
         )
+        # The caller's codings only, never aiohttp's own (which may name br, whose decoder in
+        # httpx has no output bound). Said here rather than with aiohttp's skip_auto_headers,
+        # which costs a set, a dict and a copy on every request.
+        if "Accept-Encoding" not in headers:
+            headers["Accept-Encoding"] = "identity"
         if isinstance(request.stream, httpx.ByteStream):  # a whole body in memory, or none
             data: Any = b"".join(request.stream) or None
         else:

@@ -18,6 +18,7 @@ import brotli
 import httpx
 import pytest
 
+from monitor.connect import guarded_transport
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchLimits, FetchResult, guarded_client, retry_after
 from monitor.netguard import IPAddress, is_forbidden
@@ -526,6 +527,24 @@ def test_guarded_client_refuses_loopback_at_connect_time(feed_server: FeedServer
     sent = feed_server.requests("/hook")[0]
     assert sent["User-Agent"] == "t/1"
     assert sent["Accept-Encoding"] == "gzip, deflate"  # httpx decodes these answers, br unbounded
+
+
+def test_a_request_naming_no_coding_asks_for_none(feed_server: FeedServer) -> None:
+    # aiohttp would add its own Accept-Encoding, br included where brotli is installed
+    feed_server.route("/f", body=RSS)
+
+    async def go() -> int:
+        transport = guarded_transport(None, "aiohttp", 2)
+        try:
+            request = httpx.Request("GET", feed_server.url("/f"))
+            response = await transport.handle_async_request(request)
+            await response.aclose()
+            return response.status_code
+        finally:
+            await transport.aclose()
+
+    assert run(go()) == 200
+    assert feed_server.requests("/f")[0].get("Accept-Encoding", "identity") == "identity"
 
 
 def test_guarded_client_applies_its_own_timeout(feed_server: FeedServer) -> None:
