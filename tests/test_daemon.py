@@ -96,15 +96,25 @@ def expire_leases(path: Path) -> None:
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(
         tmp_path: Path, feed_server: FeedServer) -> None:
     feeds = {}
-    for f in range(15):
-        feed_server.route(f"/{f}.xml", body=rss(items(f, 20)))
+    for f in range(15):  # answers spread over 1.5 s, so a poll cycle is under way that long
+        feed_server.route(f"/{f}.xml", body=rss(items(f, 20)), delay=0.1 * f)
         feeds[f"f{f}"] = feed_server.url(f"/{f}.xml")
     path = write_config(tmp_path, feeds=feeds, interval="2s", extra_settings='tick = "1s"')
+
+    def requests() -> int:
+        return sum(feed_server.hits(f"/{f}.xml") for f in range(15))
+
     rng = random.Random(7)
     after_kills = []
-    for _ in range(6):
+    for kill in range(6):
+        if kill:
+            expire_leases(path)  # the killed daemon's polls are due again at once
+        before = requests()
         proc = start(path)
-        time.sleep(rng.uniform(0.8, 2.5))
+        # timed from the daemon's first request, not from its launch: a loaded machine takes
+        # seconds to start Python, and a kill before any poll would test nothing
+        wait_for(lambda: requests() > before or proc.poll() is not None)
+        time.sleep(rng.uniform(0.0, 1.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         after_kills.append(count(path, "ItemDiscovered"))
