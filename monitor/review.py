@@ -29,10 +29,9 @@ def parse_when(
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            if end:
-                return datetime.combine(day, time.max, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-            return datetime.combine(day, time.min, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
-        moment = datetime.fromisoformat(text)
+            moment = datetime.combine(day, time.max if end else time.min)
+        else:
+            moment = datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
             f"{option} '{text}': not a date or time",
@@ -40,7 +39,13 @@ def parse_when(
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 in a timezone east of UTC began in year 0
+        raise UsageError(
+            f"{option} '{text}': out of range in UTC",
+            hint="use a date between 0001-01-02 and 9999-12-30",
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

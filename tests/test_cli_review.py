@@ -294,6 +294,8 @@ def test_verify_expect_catches_a_rewritten_or_truncated_tail(config: Path) -> No
         (["--since", "2026-1-1"], "--since '2026-1-1': not a date or time"),
         (["--until", "soon"], "--until 'soon': not a date or time"),
         (["--since", ""], "--since '': not a date or time"),
+        (["--since", "0001-01-01T00:00+09:00"], "'0001-01-01T00:00+09:00': out of range in UTC"),
+        (["--until", "9999-12-31T23:59-01:00"], "'9999-12-31T23:59-01:00': out of range in UTC"),
         (["--since", "2026-02-01", "--until", "2026-01-01"], "is after --until"),
     ],
 )

@@ -469,6 +469,45 @@ def test_an_in_memory_log_is_refused(tmp_path: Path, url: str) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgres://u@db/m", "'postgres': write postgresql:// (SQLAlchemy knows no 'postgres')"),
+        ("postgresql+asyncpg://u@db/m", "'postgresql+asyncpg' is not supported"),
+        ("sqlite+pysqlcipher:///a.db", "'sqlite+pysqlcipher' is not supported"),
+    ],
+)
+def test_a_driver_this_package_does_not_install_is_refused_at_check(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    [found] = problems_of(write(tmp_path, f'[settings]\ndatabase_url = "{url}"\n'), {})
+    assert f"settings.database_url: database URL scheme {problem}" in found
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            "[settings]\nmax_feed_bytes = 99999999999999999999\n",
+            "settings.max_feed_bytes: must be at most 2147483647, got 99999999999999999999",
+        ),
+        (
+            MILESTONE + "expected_by = 9999-12-31\n",
+            "milestones[0].expected_by: must be at most 9998-12-31, got 9999-12-31",
+        ),
+        (
+            MILESTONE + 'baseline = { status = "confirmed", since = 0001-01-01 }\n',
+            "milestones[0].baseline.since: must be at least 1900-01-01, got 0001-01-01",
+        ),
+    ],
+)
+def test_values_beyond_what_the_monitor_can_compute_with_are_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    """A deadline of 9999-12-31 ends after the last datetime; 2**64 overflows a hash."""
+    assert f"{tmp_path / 'feeds.toml'}: {problem}" in problems_of(write(tmp_path, text), {})
+
+
 def test_a_keyword_dsn_is_refused_without_being_echoed(tmp_path: Path) -> None:
     dsn = "host=db user=monitor password=S3cretPW dbname=monitor"
     problems = problems_of(write(tmp_path, ""), {"MONITOR_DATABASE_URL": dsn})

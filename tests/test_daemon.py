@@ -113,7 +113,7 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
         proc = start(path)
         # timed from the daemon's first request, not from its launch: a loaded machine takes
         # seconds to start Python, and a kill before any poll would test nothing
-        wait_for(lambda: requests() > before or proc.poll() is not None)
+        wait_for(lambda b=before, p=proc: requests() > b or p.poll() is not None)
         time.sleep(rng.uniform(0.0, 1.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)

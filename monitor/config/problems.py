@@ -6,6 +6,7 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import BaseModel
@@ -108,13 +109,19 @@ def _translate(error: ErrorDetails) -> Problem:
     if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
         return loc, _EMPTY
     if kind == "greater_than_equal":
-        return loc, f"must be at least {ctx['ge']}, got {value!r}"
+        return loc, f"must be at least {_shown(ctx['ge'])}, got {_shown(value)}"
     if kind == "less_than_equal":
-        return loc, f"must be at most {ctx['le']}, got {value!r}"
+        return loc, f"must be at most {_shown(ctx['le'])}, got {_shown(value)}"
     if kind == "value_error":
         return loc, str(ctx["error"])
     message = error["msg"]
     return loc, message[:1].lower() + message[1:]
+
+
+def _shown(value: Any) -> str:
+    """A bound or value as written in TOML: dates bare (2027-03-31; pydantic gives a date
+    bound as text), numbers as they are."""
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def _describe(value: Any) -> str:

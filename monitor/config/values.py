@@ -100,6 +100,10 @@ def _http_url(url: str) -> str:
     return url
 
 
+# the drivers this package installs: sqlite3 (the standard library's) and psycopg 3
+_DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+
 def check_database_url(url: str) -> str:
     """Accept SQLite and PostgreSQL URLs; errors name only the scheme (URLs hold passwords)."""
     scheme = url.partition(":")[0]
@@ -109,7 +113,11 @@ def check_database_url(url: str) -> str:
             "database URL is not a URL "
             "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
         )
-    if scheme.partition("+")[0] not in ("sqlite", "postgresql", "postgres"):
+    if scheme.partition("+")[0] == "postgres":
+        raise ValueError(
+            f"database URL scheme {scheme!r}: write postgresql:// (SQLAlchemy knows no 'postgres')"
+        )
+    if scheme not in _DATABASE_SCHEMES:
         raise ValueError(
             f"database URL scheme {scheme!r} is not supported "
             "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
@@ -184,8 +192,10 @@ Email = Annotated[StrictStr, AfterValidator(_email)]
 Domain = Annotated[StrictStr, AfterValidator(_domain)]
 Term = Annotated[StrictStr, AfterValidator(_term)]
 Terms = Annotated[tuple[Term, ...], Field(min_length=1)]
-Count = Annotated[StrictInt, Field(ge=1)]
-Day = Annotated[date, Strict()]
+# Beyond 32 bits a count means nothing here, and a 64-bit overflow would surface far from it.
+Count = Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
+# A day whose midnight and next midnight exist in every timezone as a UTC datetime.
+Day = Annotated[date, Strict(), Field(ge=date(1900, 1, 1), le=date(9998, 12, 31))]
 RetrySchedule = Annotated[tuple[Duration, ...], Field(min_length=1)]
 DEFAULT_RETRY_SCHEDULE = tuple(
     timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000)
