@@ -33,7 +33,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
     ),
     ORCHESTRATION: (
         "poll", "pollrecord", "items", "deliver", "sending", "record", "runtime", "reports", "review",
-        "logs", "faults",
+        "logs", "faults", "clients", "ticks", "reload",
     ),
     ENTRY: ("daemon", "cli", "__main__"),
 }
