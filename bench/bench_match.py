@@ -6,7 +6,8 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from monitor.match import Match, Matcher, RuleSpec, compile_matcher, match_plain
+from monitor.match import Matcher, compile_matcher, match_plain
+from monitor.rules import Match, RuleSpec
 
 RULES, ITEMS, PLAIN_ITEMS, SEED = 1_000, 5_000, 200, 20240601
 Items = list[dict[str, str]]

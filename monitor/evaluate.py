@@ -15,7 +15,8 @@ from monitor import milestones
 from monitor.config.models import Config, Milestone, Rule
 from monitor.eventbase import Event
 from monitor.events import MilestoneStatusChanged, Status
-from monitor.match import Match, Matcher, RuleSpec, compile_matcher
+from monitor.match import Matcher, compile_matcher
+from monitor.rules import Match, RuleSpec
 
 PROGRESS, SETBACK = "progress", "setback"
 

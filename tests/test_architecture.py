@@ -23,7 +23,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
     CORE: (
         "identity", "textfold", "terms", "match", "milestones", "projections", "outbox", "evaluate",
         "config", "redact",
-        "chunks",
+        "chunks", "rules", "prefilter",
     ),
     EDGE: (
         "fetch", "bodies", "connect", "netguard", "parse", "entries", "jsonfeed", "feedtext",
@@ -33,7 +33,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
     ),
     ORCHESTRATION: (
         "poll", "pollrecord", "items", "deliver", "sending", "record", "runtime", "reports", "review",
-        "logs", "faults",
+        "logs", "faults", "clients", "ticks", "reload",
     ),
     ENTRY: ("daemon", "cli", "__main__"),
 }
@@ -45,7 +45,7 @@ PURE_CORE = tuple(
     f"monitor.{name}"
     for name in (
         "identity", "textfold", "terms", "match", "milestones", "outbox", "evaluate", "projections",
-        "chunks", "redact",
+        "chunks", "redact", "rules", "prefilter",
     )
 )
 # Modules (and their submodules) that reach a clock, the environment, the network or the disk.

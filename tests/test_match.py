@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.match import (
-    Hit,
-    Match,
-    RuleSpec,
-    TermError,
-    check_term,
-    compile_matcher,
-    match_plain,
-)
+from monitor.match import compile_matcher, match_plain
+from monitor.rules import Hit, Match, RuleSpec
+from monitor.terms import TermError, check_term
 
 ALIASES = {
     "nec": ["NEC", "日本電気"],

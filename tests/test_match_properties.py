@@ -6,7 +6,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.match import Match, RuleSpec, compile_matcher, match_plain
+from monitor.match import compile_matcher, match_plain
+from monitor.rules import Match, RuleSpec
 from monitor.textfold import normalize, normalize_mapped
 
 # Text that exercises the hard parts: width and case forms, kana voicing marks, expansions,

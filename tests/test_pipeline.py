@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor import poll, workstate
-from monitor.daemon import fetch_limits
+from monitor.clients import fetch_limits
 from monitor.fetch import Fetcher
 from monitor.parse import parse_drafts
 from monitor.pollrecord import PollReport

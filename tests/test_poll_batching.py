@@ -10,7 +10,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from monitor import poll, pollrecord, workstate
-from monitor.daemon import Daemon, fetch_limits
+from monitor.clients import fetch_limits
+from monitor.daemon import Daemon
 from monitor.fetch import Fetcher
 from monitor.runtime import open_store
 from monitor.store import EventStore

@@ -128,7 +128,7 @@ async def _poll_one(feed_id: str) -> Any:
 
     from monitor import poll as polling
     from monitor import runtime, workstate
-    from monitor.daemon import fetch_limits
+    from monitor.clients import fetch_limits
     from monitor.fetch import Fetcher
 
     with opened() as (config, store):

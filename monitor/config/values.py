@@ -19,7 +19,7 @@ from pydantic import (
     StrictStr,
 )
 
-from monitor.match import TermError, check_term
+from monitor.terms import TermError, check_term
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 DEFAULT_DATABASE_URL = "sqlite:///storage/events.db"
@@ -29,7 +29,7 @@ _DURATION = re.compile(r"(?:\s*\d+\s*[wdhms])+\s*")
 _DURATION_PART = re.compile(r"(\d+)\s*([wdhms])")
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-# How monitor.match.TermError words a pattern that does not compile; reworded to the sentence
+# How monitor.terms.TermError words a pattern that does not compile; reworded to the sentence
 # `monitor check` has always printed for it.
 _BAD_REGEX = re.compile(r"bad regular expression \((.*)\)", re.DOTALL)
 _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]{2,}")
@@ -153,7 +153,7 @@ def _domain(name: str) -> str:
 
 
 def term_problem(term: str, aliases: Mapping[str, Sequence[str]]) -> str | None:
-    """Why `term` cannot be compiled, as a sentence; `monitor.match.check_term` decides."""
+    """Why `term` cannot be compiled, as a sentence; `monitor.terms.check_term` decides."""
     try:
         check_term(term, aliases)
     except TermError as exc:

@@ -1,0 +1,146 @@
+"""What each scheduler tick does: claim due feeds and alerts, check deadlines; a task per claim.
+
+Claims are leases in the database, so several daemons can share one PostgreSQL log; each claim
+becomes one task, so a hanging feed or a silent mail server holds only its own. A poll tick
+keeps claiming batches while feeds are due (for up to about a tick), and writes its unchanged
+polls together at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor import alertwork, deliver, poll, runtime, workstate
+from monitor.clients import Clients
+from monitor.config import Config
+from monitor.store import EventStore
+
+log = logging.getLogger("monitor.daemon")  # the daemon's work: its log lines keep its name
+
+
+class Ticks:
+    """The jobs of one process over its store; a reload replaces `config` and `clients`."""
+
+    clients: Clients  # opened at start-up
+
+    def __init__(self, config: Config, env: Mapping[str, str]) -> None:
+        self.config, self.env = config, env
+        self.instance = runtime.instance_name()
+        self.store: EventStore = runtime.open_store(config)
+        self.rng = random.Random()
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+
+    @property
+    def poller(self) -> poll.Poller:
+        """The current configuration's poller."""
+        return self.clients.poller
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(self._guard(coro))
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+
+    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """The per-job wrapper: log anything unexpected, keep the daemon alive."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("unexpected error in a background task")
+
+    def lease(self) -> float:
+        """Long enough for a fetch and its recording; a dead owner's lease soon expires."""
+        return self.config.settings.fetch_timeout.total_seconds() * 2 + 10
+
+    def _heartbeat(self) -> None:
+        """Touch MONITOR_HEARTBEAT (if set) so `monitor health` can tell the daemon is alive."""
+        path = self.env.get("MONITOR_HEARTBEAT")
+        if path:
+            Path(path).write_text(f"{time.time():.0f} {self.instance}\n")
+
+    async def poll_tick(self) -> None:
+        """Claim due feeds in batches and keep claiming while more are due, for about a tick.
+
+        At most `concurrency * 4` polls are in flight (a lease must outlast the queue behind
+        it); a batch is claimed once half of that is free, so a busy tick costs a few claim
+        transactions rather than one per feed. Unchanged polls are written together at the end.
+        """
+        self._heartbeat()
+        cap = self.config.settings.concurrency * 4
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.config.settings.tick.total_seconds() * 0.9
+        ids = frozenset(f.id for f in self.config.feeds if f.enabled)
+        try:
+            while not self.stopping and loop.time() < until:
+                room = cap - len(self.inflight)
+                if room < max(cap // 2, 1):
+                    await asyncio.wait(
+                        set(self.inflight),
+                        timeout=until - loop.time(),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    continue
+                works = await asyncio.to_thread(
+                    workstate.claim_feeds,
+                    self.store,
+                    owner=self.instance,
+                    now=time.time(),
+                    lease=self.lease(),
+                    limit=room,
+                    feed_ids=ids,
+                )
+                for work in works:
+                    self.spawn(self._poll_one(work))
+                if len(works) < room:
+                    break  # nothing more is due now
+        finally:
+            await poll.flush_unchanged(self.poller)
+
+    async def _poll_one(self, work: workstate.FeedWork) -> None:
+        report = await poll.poll_feed(self.poller, work)
+        log.debug("feed '%s': %s", report.feed_id, report.outcome)
+        if report.discovered or report.transitions:
+            log.info(
+                "feed '%s': %d new items, %d transitions",
+                report.feed_id,
+                report.discovered,
+                report.transitions,
+            )
+
+    async def deliver_tick(self) -> None:
+        if self.stopping:
+            return
+        d = self.clients.dispatcher
+        now = datetime.now(UTC)
+        claimed = await asyncio.to_thread(
+            alertwork.claim_alerts,
+            self.store,
+            owner=self.instance,
+            now=now.timestamp(),
+            lease=deliver.LEASE_SECONDS,
+            limit=50,
+        )
+        for alert_id, _ in claimed:
+            self.spawn(deliver.deliver_one(d, alert_id, now))
+
+    async def deadline_tick(self) -> None:
+        if self.stopping:
+            return
+        changes = await asyncio.to_thread(
+            runtime.check_deadlines,
+            self.store,
+            self.config,
+            instance=self.instance,
+            now=datetime.now(UTC),
+        )
+        for change in changes:
+            log.warning("milestone '%s' is overdue: %s", change.milestone_id, change.reason)
