@@ -37,6 +37,7 @@ class Ticks:
         self.rng = random.Random()
         self.inflight: set[asyncio.Task[Any]] = set()
         self.stopping = False
+        self.heartbeat_failing = False
 
     @property
     def poller(self) -> poll.Poller:
@@ -62,10 +63,24 @@ class Ticks:
         return self.config.settings.fetch_timeout.total_seconds() * 2 + 10
 
     def _heartbeat(self) -> None:
-        """Touch MONITOR_HEARTBEAT (if set) so `monitor health` can tell the daemon is alive."""
+        """Touch MONITOR_HEARTBEAT (if set) so `monitor health` can tell the daemon is alive.
+
+        A heartbeat that cannot be written is logged once (and its return), never a reason
+        to stop polling: `monitor health` reports the stale file, which is the right signal.
+        """
         path = self.env.get("MONITOR_HEARTBEAT")
-        if path:
+        if not path:
+            return
+        try:
             Path(path).write_text(f"{time.time():.0f} {self.instance}\n")
+        except OSError as exc:
+            if not self.heartbeat_failing:
+                log.warning("heartbeat %s cannot be written (%s); polling goes on", path, exc)
+            self.heartbeat_failing = True
+            return
+        if self.heartbeat_failing:
+            log.info("heartbeat %s is written again", path)
+        self.heartbeat_failing = False
 
     async def poll_tick(self) -> None:
         """Claim due feeds in batches and keep claiming while more are due, for about a tick.

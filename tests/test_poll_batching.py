@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from monitor import poll, pollrecord, workstate
@@ -127,3 +129,26 @@ def test_claims_skip_feeds_not_configured_here_and_carry_health(
     )
     assert {w.feed_id: w.health for w in works} == {"ok": "ok", "bad": "failing"}
     store.close()
+
+
+def test_a_heartbeat_that_cannot_be_written_stops_no_poll(
+    tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed_server.route("/a.xml", body=BODY)
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    beat = tmp_path / "no-such-folder" / "heartbeat"
+
+    async def two_ticks() -> None:
+        daemon = Daemon(load(path), {"MONITOR_HEARTBEAT": str(beat)})
+        await daemon.start()
+        for _ in range(2):
+            make_all_due(daemon.store)
+            await daemon.poll_tick()
+            await asyncio.gather(*daemon.inflight)
+        await daemon.close()
+
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
+        asyncio.run(two_ticks())
+    assert feed_server.hits("/a.xml") == 2
+    warned = [r.getMessage() for r in caplog.records if "heartbeat" in r.getMessage()]
+    assert len(warned) == 1 and "cannot be written" in warned[0], warned
