@@ -22,9 +22,9 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor import deliver, poll, runtime, workstate
+from monitor import deliver, logs, poll, runtime, workstate
 from monitor.clients import Clients
-from monitor.config import Config, secret_problems
+from monitor.config import Config, secret_problems, secret_values
 from monitor.reload import config_stamp, reloaded
 from monitor.ticks import Ticks
 
@@ -40,6 +40,7 @@ class Daemon(Ticks):
         super().__init__(config, env)
         self.stop_event = asyncio.Event()
         self.config_stamp = config_stamp(config)
+        self.scheduler: AsyncIOScheduler | None = None  # run_forever's
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -103,22 +104,15 @@ class Daemon(Ticks):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGHUP, lambda: self.spawn(self._reload("SIGHUP")))
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        tick = self.config.settings.tick.total_seconds()
+        self.scheduler = scheduler = AsyncIOScheduler(timezone=UTC)
         # coalesce + max_instances=1: a late tick runs once instead of piling up;
         # misfire_grace_time=None: never silently skip a late tick (3.x skips after 1 s).
         common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
-        scheduler.add_job(self.poll_tick, "interval", seconds=tick, next_run_time=_now(), **common)
-        scheduler.add_job(
-            self.deliver_tick, "interval", seconds=tick, next_run_time=_now(), **common
-        )
-        scheduler.add_job(
-            self.deadline_tick,
-            "interval",
-            next_run_time=_now(),
-            seconds=self.config.settings.deadline_check_interval.total_seconds(),
-            **common,
-        )
+        for job, seconds in self._intervals().items():
+            scheduler.add_job(
+                getattr(self, job), "interval", id=job, seconds=seconds, next_run_time=_now(),
+                **common,
+            )  # fmt: skip
         scheduler.add_job(self._watch_config, "interval", seconds=2, **common)
         scheduler.start()
         log.info(
@@ -141,6 +135,16 @@ class Daemon(Ticks):
         log.info("stopped")
         return 0
 
+    def _intervals(self) -> dict[str, float]:
+        """Each scheduled tick's interval in seconds, as the configuration sets it."""
+        settings = self.config.settings
+        tick = settings.tick.total_seconds()
+        return {
+            "poll_tick": tick,
+            "deliver_tick": tick,
+            "deadline_tick": settings.deadline_check_interval.total_seconds(),
+        }
+
     def _on_stop_signal(self) -> None:
         if self.stopping:
             log.warning("second signal: exiting at once")
@@ -162,8 +166,13 @@ class Daemon(Ticks):
         new = reloaded(self.config, self.env, why)
         if new is None:
             return
-        old = self.clients
+        old, intervals = self.clients, self._intervals()
         self.config = new
+        logs.scrub_also(secret_values(new, self.env))  # a channel added now has its secret
+        if self.scheduler is not None:
+            for job, seconds in self._intervals().items():
+                if seconds != intervals[job]:
+                    self.scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
         runtime.apply_config(self.store, self.config, instance=self.instance, now=datetime.now(UTC))
         runtime.record_baselines(
             self.store, self.config, instance=self.instance, now=datetime.now(UTC)

@@ -6,12 +6,13 @@ import asyncio
 import functools
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from monitor import poll, pollrecord, workstate
+from monitor import logs, poll, pollrecord, workstate
 from monitor.clients import fetch_limits
 from monitor.daemon import Daemon
 from monitor.fetch import Fetcher
@@ -152,3 +153,42 @@ def test_a_heartbeat_that_cannot_be_written_stops_no_poll(
     assert feed_server.hits("/a.xml") == 2
     warned = [r.getMessage() for r in caplog.records if "heartbeat" in r.getMessage()]
     assert len(warned) == 1 and "cannot be written" in warned[0], warned
+
+
+def test_a_reload_reschedules_changed_ticks_and_scrubs_new_channels_secrets(
+    tmp_path: Path, feed_server: FeedServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.route("/a.xml", body=BODY)
+    feeds = {"a": feed_server.url("/a.xml")}
+    path = write_config(tmp_path, feeds=feeds, extra_settings='tick = "1s"')
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    hook = (
+        '[[channels]]\nid = "hook"\ntype = "webhook"\nurl = "https://hooks.example.org/h"\n'
+        'secret_env = "RELOAD_TEST_SECRET"\n'
+    )
+
+    async def reload_while_running() -> dict[str, timedelta]:
+        daemon = Daemon(load(path), {"RELOAD_TEST_SECRET": secret})
+        running = asyncio.ensure_future(daemon.run_forever())
+        while daemon.scheduler is None or not daemon.scheduler.running:
+            await asyncio.sleep(0.05)
+        write_config(
+            tmp_path, feeds=feeds, channels=hook,
+            extra_settings='tick = "7s"\ndeadline_check_interval = "2h"',
+        )  # fmt: skip
+        await daemon._reload("test")
+        logging.getLogger("monitor.daemon").warning("the channel's secret is %s", secret)
+        jobs = {j.id: j.trigger.interval for j in daemon.scheduler.get_jobs() if j.id}
+        daemon.stop_event.set()
+        await running
+        return jobs
+
+    logs.setup(secrets=[])
+    try:
+        jobs = asyncio.run(reload_while_running())
+    finally:
+        logging.getLogger().handlers.clear()
+    assert jobs["poll_tick"] == jobs["deliver_tick"] == timedelta(seconds=7)
+    assert jobs["deadline_tick"] == timedelta(hours=2)
+    err = capfd.readouterr().err
+    assert "the channel's secret is <redacted>" in err and secret not in err

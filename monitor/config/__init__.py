@@ -26,6 +26,7 @@ from monitor.config.secrets import (
     available_secrets,
     check_secrets,
     secret_problems,
+    secret_values,
     secrets_for,
 )
 from monitor.config.values import (
@@ -59,5 +60,6 @@ __all__ = [
     "redacted",
     "resolve_sqlite_path",
     "secret_problems",
+    "secret_values",
     "secrets_for",
 ]

@@ -65,6 +65,14 @@ def available_secrets(config: Config, env: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
+    """Every value the channels' secret variables hold, well formed or not: what logs scrub."""
+    names = [
+        c.password_env if isinstance(c, EmailChannel) else c.secret_env for c in config.channels
+    ]
+    return [env[n] for n in names if n and env.get(n)]
+
+
 def _webhook_secret_problems(value: str) -> list[str]:
     """What is wrong with a rotation list of Standard Webhooks secrets; never quotes them."""
     problems = []
