@@ -35,9 +35,12 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def open_store(config: Config) -> EventStore:
-    store = EventStore.open(config.settings.database_url, projections=all_projections())
-    workstate.ensure(store)
+def open_store(config: Config, *, read_only: bool = False) -> EventStore:
+    """The configured log; `read_only` for commands that only read (it creates nothing)."""
+    url = config.settings.database_url
+    store = EventStore.open(url, projections=all_projections(), read_only=read_only)
+    if not read_only:
+        workstate.ensure(store)
     return store
 
 

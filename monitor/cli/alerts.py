@@ -33,7 +33,7 @@ def _list(json_: bool) -> None:
     from monitor import reports
     from monitor.review import local
 
-    with opened() as (config, store):
+    with opened(read_only=True) as (config, store):
         rows = reports.alert_rows(store)
     if json_:
         for row in rows:

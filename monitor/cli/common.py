@@ -123,11 +123,13 @@ def load() -> Config:
 
 
 @contextmanager
-def opened() -> Iterator[tuple[Config, EventStore]]:
+def opened(*, read_only: bool = False) -> Iterator[tuple[Config, EventStore]]:
+    """The configuration and its log; `read_only` for commands that only read, so that they
+    also work on a copy of the log this user cannot write (an auditor's)."""
     from monitor.runtime import open_store
 
     config = load()
-    store = open_store(config)
+    store = open_store(config, read_only=read_only)
     try:
         yield config, store
     finally:

@@ -81,7 +81,13 @@ def log_(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="stream new events")] = False,
 ) -> None:
     """Review the event log."""
-    with opened() as (config, store):
+    with opened(read_only=True) as (config, store):
+        if follow and store.immutable:  # an immutable opening would never see a new event
+            raise UsageError(
+                "--follow: no writer has this log open and its folder is not writable, "
+                "so it is read as a file that never changes",
+                hint="follow it while the daemon runs, or as a user who can write its folder",
+            )
         selection = _filter(config, since, until, type_, stream, milestone, feed, grep)
         last = 0
         if limit is not None:
@@ -163,7 +169,7 @@ def show(position: int) -> None:
     """One event in full, with what caused it and what it caused."""
     from monitor import review
 
-    with opened() as (_, store):
+    with opened(read_only=True) as (_, store):
         # positions are 64-bit; a larger number names no event (and the driver cannot bind it)
         record = store.get(position) if 1 <= position < 2**63 else None
         if record is None:
@@ -198,7 +204,7 @@ def verify(
     from monitor.review import parse_expect
 
     expected = parse_expect(expect) if expect is not None else None
-    with opened() as (_, store):
+    with opened(read_only=True) as (_, store):
         report = store.verify(expect=expected)
     if report.head:
         out.print(f"head {report.head[0]}:{report.head[1]}")
@@ -244,7 +250,7 @@ def export(
 
     if format_ not in ("jsonl", "csv"):
         raise UsageError(f"--format '{format_}': use jsonl or csv")
-    with opened() as (config, store):
+    with opened(read_only=True) as (config, store):
         records = _filter(config, since, until, type_, stream, milestone, feed, None).select(store)
         sink = _open_output(output) if output else sys.stdout.buffer
         count = 0

@@ -22,7 +22,7 @@ def status(json_: JsonOpt = False) -> None:
     """Milestones (state, since, evidence, deadline) and feeds (health, last success, next poll)."""
     from monitor import reports
 
-    with opened() as (config, store):
+    with opened(read_only=True) as (config, store):
         now = datetime.now(UTC)
         milestones = reports.milestone_rows(store, config, now)
         feeds = reports.feed_rows(store, config)
@@ -147,7 +147,7 @@ def backtest(
     from monitor import reports
     from monitor.review import local, parse_when
 
-    with opened() as (config, store):
+    with opened(read_only=True) as (config, store):
         start = parse_when(since, timezone=config.settings.timezone) if since is not None else None
         rows = list(reports.backtest(store, config, since=start, now=datetime.now(UTC)))
     if json_:

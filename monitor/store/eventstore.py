@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from monitor.errors import AppendOnlyError, StoreError
 from monitor.redact import redact_url
-from monitor.store import schema, verify
+from monitor.store import readonly, schema, verify
 from monitor.store.rawsql import load_states
 from monitor.store.records import (
     Appended,
@@ -37,27 +37,58 @@ class EventStore:
     # Writers take the table lock on PostgreSQL; a test turns it off to prove it matters.
     lock_writers = True
 
-    def __init__(self, engine: sa.Engine, projections: Sequence[Projection]) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        projections: Sequence[Projection],
+        *,
+        snapshot: readonly.Snapshot | None = None,
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._projections = tuple(projections)
+        self._snapshot = snapshot
 
     @classmethod
-    def open(cls, url: str, *, projections: Sequence[Projection] = ()) -> EventStore:
-        """Connect, creating the tables and append-only triggers when missing."""
+    def open(
+        cls, url: str, *, projections: Sequence[Projection] = (), read_only: bool = False
+    ) -> EventStore:
+        """Connect, creating the tables and append-only triggers when missing.
+
+        `read_only` creates and writes nothing (see `monitor.store.readonly`), and refuses a
+        database without the log's tables.
+        """
+        snapshot = None
         try:
-            engine = schema.create_engine(url)
+            if read_only:
+                engine, snapshot = readonly.open_engine(url)
+            else:
+                engine = schema.create_engine(url)
         except sa.exc.ArgumentError as exc:  # the URL itself is not echoed: it may hold a password
             raise StoreError(f"database URL: {exc}") from None
         try:
-            schema.create_schema(engine)
+            if read_only:
+                readonly.check_tables(engine, url)
+            else:
+                schema.create_schema(engine)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
             raise StoreError(f"database '{_safe(url)}': cannot open: {_first_line(exc)}") from None
-        return cls(engine, projections)
+        except StoreError:
+            engine.dispose()
+            raise
+        return cls(engine, projections, snapshot=snapshot)
+
+    @property
+    def immutable(self) -> bool:
+        """Opened as a file nothing writes (`monitor.store.readonly`): it shows no new event."""
+        return self._snapshot is not None
 
     def close(self) -> None:
+        """Let go of the database; a file opened immutable that changed meanwhile is an error."""
         self.engine.dispose()
+        if self._snapshot is not None:
+            self._snapshot.check()
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -119,11 +119,16 @@ _PG_TRIGGERS = [
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
-def create_engine(url: str) -> sa.Engine:
-    """An engine whose write transactions serialize (see `begin_write`)."""
+def create_engine(url: str | sa.URL, *, read_only: bool = False) -> sa.Engine:
+    """An engine whose write transactions serialize (see `begin_write`).
+
+    `read_only` (see `monitor.store.readonly`, which makes the URL of a SQLite file): no
+    pragma that writes, and on PostgreSQL every transaction READ ONLY.
+    """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        options = {"postgresql_readonly": True} if read_only else {}
+        return sa.create_engine(parsed, pool_pre_ping=True, execution_options=options)
     engine = sa.create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
 
     @sa.event.listens_for(engine, "connect")
@@ -134,8 +139,9 @@ def create_engine(url: str) -> sa.Engine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = FULL")
+        if not read_only:  # a writer's settings; changing the journal mode writes the file
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
