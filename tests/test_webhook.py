@@ -269,6 +269,14 @@ def test_a_status_line_and_location_are_shown_on_one_printable_line(
     assert error.response == "302 Moved Away"
 
 
+def test_a_status_line_that_is_not_utf_8_is_an_ordinary_answer(receiver: WebhookReceiver) -> None:
+    """http.server sends the phrase in Latin-1, as servers in the wild may."""
+    receiver.respond(Reply(status=503, reason="Service indisponible, r\xe9essayez"))
+    error = _failure_of(_send_guarded(receiver.url()))
+    assert error.kind == "http_5xx"
+    assert "receiver answered 503 Service indisponible, ressayez" in str(error)
+
+
 def test_a_retry_after_too_large_for_a_date_is_taken_in_stride(receiver: WebhookReceiver) -> None:
     receiver.respond(Reply(status=503, headers={"retry-after": "9" * 400}))
     error = _failure(receiver.url())
