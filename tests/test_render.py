@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.channels.render import AlertMessage, email_message, one_line, webhook_body
+from monitor.channels.render import AlertMessage, email_message, webhook_body
 
 GOLDEN = Path(__file__).parent / "golden"
 DOCS = Path(__file__).parent.parent / "docs"
@@ -212,32 +212,8 @@ def test_text_part_explains_match_and_names_chain_head() -> None:
     assert "https://www3.nhk.or.jp/news/html/20260630/k1001.html" in text
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("Subject\r\nBcc: x", "Subject Bcc: x"),
-        ("  ends\t stripped \n", "ends stripped"),
-        ("ESC\x1b[31mred\x00nul\x7fdel", "ESC [31mred nul del"),
-        ("line\u2028para\u2029next\x85line", "line para next line"),
-        ("full\u3000width\xa0nbsp", "full width nbsp"),
-        # format characters belong to the text: an emoji's joiners, a soft hyphen
-        ("family \U0001f468\u200d\U0001f469, co\xadoperate", "family \U0001f468\u200d\U0001f469, co\xadoperate"),
-        ("", ""),
-    ],
-)
-def test_one_line_folds_breaks_and_controls_and_keeps_text(value: str, expected: str) -> None:
-    assert one_line(value) == expected
-
-
 LINE_BREAKS = st.sampled_from(["\r", "\n", "\r\n", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"])
 HOSTILE_TEXT = st.lists(st.one_of(st.text(max_size=20), LINE_BREAKS), max_size=8).map("".join)
-
-
-@given(HOSTILE_TEXT)
-def test_one_line_leaves_no_line_break(value: str) -> None:
-    cleaned = one_line(value)
-    assert cleaned.splitlines() in ([], [cleaned])
-    assert one_line(cleaned) == cleaned
 
 
 @given(subject=HOSTILE_TEXT, title=HOSTILE_TEXT)

@@ -267,6 +267,8 @@ def test_a_status_line_and_location_are_shown_on_one_printable_line(
     error = _failure_of(_send_guarded(receiver.url()))
     assert str(error).endswith("receiver answered 302 Moved Away, not followed (to /moved next [2J)")
     assert error.response == "302 Moved Away"
+    receiver.respond(Reply(status=404, reason="Not\t\tFound"))
+    assert _failure_of(_send_guarded(receiver.url())).response == "404 Not Found"
 
 
 def test_a_status_line_that_is_not_utf_8_is_an_ordinary_answer(receiver: WebhookReceiver) -> None:
