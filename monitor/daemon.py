@@ -120,13 +120,15 @@ class Daemon:
             reports = await asyncio.gather(*(poll.poll_feed(self.poller, w) for w in works))
             await poll.flush_unchanged(self.poller)
             for r in reports:
+                if r.outcome == "failed":
+                    poll.log_failure(r)
+                    continue
                 log.info(
-                    "feed '%s': %s, %d new, %d transitions%s",
+                    "feed '%s': %s, %d new, %d transitions",
                     r.feed_id,
                     r.outcome,
                     r.discovered,
                     r.transitions,
-                    f" ({r.error})" if r.error else "",
                 )
             runtime.check_deadlines(
                 self.store, self.config, instance=self.instance, now=datetime.now(UTC)
@@ -259,6 +261,8 @@ class Daemon:
     async def _poll_one(self, work: workstate.FeedWork) -> None:
         report = await poll.poll_feed(self.poller, work)
         log.debug("feed '%s': %s", report.feed_id, report.outcome)
+        if report.outcome == "failed":
+            poll.log_failure(report)
         if report.discovered or report.transitions:
             log.info(
                 "feed '%s': %d new items, %d transitions",
