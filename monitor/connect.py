@@ -231,7 +231,9 @@ class _AiohttpTransport(httpx.AsyncBaseTransport):
             raise _mapped(exc) from exc
         extensions = {
             "http_version": b"HTTP/1.1",
-            "reason_phrase": (response.reason or "").encode(),
+            # aiohttp decodes the phrase as UTF-8 with surrogateescape: a Latin-1 phrase
+            # ("Non trouv\xe9") holds surrogates that only surrogateescape can encode again
+            "reason_phrase": (response.reason or "").encode("utf-8", "surrogateescape"),
         }
         return httpx.Response(
             response.status,

@@ -30,6 +30,7 @@ from monitor.ticks import Ticks
 
 log = logging.getLogger("monitor.daemon")
 
+BATCH = 50  # alerts `run --once` claims at a time
 SHUTDOWN_GRACE = 7.0  # seconds in-flight work may take after SIGTERM (exit within 10 s)
 
 
@@ -78,18 +79,23 @@ class Daemon(Ticks):
             reports = await asyncio.gather(*(poll.poll_feed(self.poller, w) for w in works))
             await poll.flush_unchanged(self.poller)
             for r in reports:
+                if r.outcome == "failed":
+                    poll.log_failure(r)
+                    continue
                 log.info(
-                    "feed '%s': %s, %d new, %d transitions%s",
+                    "feed '%s': %s, %d new, %d transitions",
                     r.feed_id,
                     r.outcome,
                     r.discovered,
                     r.transitions,
-                    f" ({r.error})" if r.error else "",
                 )
             runtime.check_deadlines(
                 self.store, self.config, instance=self.instance, now=datetime.now(UTC)
             )
-            await deliver.deliver_due(self.clients.dispatcher)
+            # every alert due now, batch after batch; one retried is due later, not again now
+            due_by, d = datetime.now(UTC), self.clients.dispatcher
+            while len(await deliver.deliver_due(d, now=due_by, limit=BATCH)) == BATCH:
+                pass
         finally:
             await self.close()
         return 0

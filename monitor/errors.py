@@ -81,9 +81,9 @@ class FetchError(MonitorError):
 class ParseError(MonitorError):
     """A body is not a feed we accept (`not_a_feed`, `rejected_entities`)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, *, hint: str | None = None) -> None:
         self.kind = kind
-        super().__init__(message)
+        super().__init__(message, hint=hint)
 
 
 class DeliveryError(MonitorError):

@@ -26,6 +26,7 @@ from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
 from monitor.pollrecord import (
+    UNFORESEEN_HINT,
     PollReport,
     next_poll,
     parse_and_record,
@@ -75,7 +76,11 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         return await _in_writer(p, record_failure, p, feed, work, exc, now)
     except Exception as exc:  # an answer no rule foresaw fails this feed, not the daemon
         log.exception("feed '%s': unexpected error while fetching", feed.id)
-        unforeseen = FetchError("unexpected", f"{work.url}: unexpected {type(exc).__name__}: {exc}")
+        unforeseen = FetchError(
+            "unexpected",
+            f"{work.url}: unexpected {type(exc).__name__}: {exc}",
+            hint=UNFORESEEN_HINT,
+        )
         return await _in_writer(p, record_failure, p, feed, work, unforeseen, now)
     body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
     if result.status == 304 or body_hash == work.body_hash:
@@ -84,6 +89,12 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         return await _in_writer(p, record_unchanged, p, feed, work, result, now)
     # parsing and recording share one thread hop: a hop costs about as much CPU as recording
     return await _in_writer(p, parse_and_record, p, feed, work, result, body_hash, now)
+
+
+def log_failure(report: PollReport) -> None:
+    """The daemon's one log line for a failed poll (`monitor poll` prints its own instead)."""
+    wait = str(report.retry_in).split(".")[0] if report.retry_in is not None else "unknown"
+    log.warning("feed '%s': %s; next poll in %s", report.feed_id, report.error, wait)
 
 
 def _in_writer(p: Poller, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:

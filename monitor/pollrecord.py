@@ -34,19 +34,25 @@ log = logging.getLogger("monitor.poll")
 
 BACKOFF_BASE = timedelta(minutes=1)
 RETRY_AFTER_CEILING = 7 * 86400.0  # seconds: a Retry-After beyond a week is taken as a week
+# an `unexpected` failure is a bug in the monitor, not in the feed
+UNFORESEEN_HINT = "report it with the logged traceback; `monitor --debug poll FEED_ID` prints it"
 
 
 @dataclass(frozen=True, slots=True)
 class PollReport:
-    """What one poll did, for logs and `monitor poll`."""
+    """What one poll did, for the daemon's log and `monitor poll`. A failure is not logged
+    where it is recorded: whoever handles the report says it once (the daemon in its log,
+    the command in its one line)."""
 
     feed_id: str
     outcome: str  # new | unchanged | not_modified | failed
     discovered: int = 0
     sighted: int = 0
     transitions: int = 0
-    error: str | None = None
+    error: str | None = None  # a failed poll's "kind: message"
     skipped: int = 0  # items known from the last recorded body, not parsed again
+    hint: str | None = None  # what an operator may do about the failure
+    retry_in: timedelta | None = None  # a failed poll's wait before the next poll
 
 
 def backoff(failures: int, *, ceiling: timedelta, rand: float) -> timedelta:
@@ -173,10 +179,9 @@ def record_failure(
             last_attempt_at=now.timestamp(),
             last_error=f"{exc.kind}: {message}",
         )
-    log.warning(
-        "feed '%s': %s [%s]; next poll in %s", feed.id, message, exc.kind, str(delay).split(".")[0]
+    return PollReport(
+        feed.id, "failed", error=f"{exc.kind}: {message}", hint=exc.hint, retry_in=delay
     )
-    return PollReport(feed.id, "failed", error=f"{exc.kind}: {message}")
 
 
 def parse_and_record(
@@ -195,7 +200,9 @@ def parse_and_record(
         return record_failure(p, feed, work, exc, now, result)
     except Exception as exc:  # a body no rule foresaw fails this feed, not the daemon
         log.exception("feed '%s': unexpected error while parsing", feed.id)
-        unforeseen = ParseError("unexpected", f"unexpected {type(exc).__name__}: {exc}")
+        unforeseen = ParseError(
+            "unexpected", f"unexpected {type(exc).__name__}: {exc}", hint=UNFORESEEN_HINT
+        )
         return record_failure(p, feed, work, unforeseen, now, result)
     for warning in parsed.warnings:
         log.warning("feed '%s': %s (entries recovered)", feed.id, warning)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from monitor.oneline import printable_line
+
 REDACTED = "<redacted>"
 # Query parameters that commonly carry credentials in feed, webhook and database URLs.
 _SENSITIVE_PARAM = re.compile(r"(?i)token|key|secret|sig|pass|auth|code|credential")
@@ -60,4 +62,4 @@ def redact_text(text: str) -> str:
 def redacted_line(text: str) -> str:
     """An error message as events, log lines and commands show it: URLs redacted, on one line
     (a server's broken status line or header can put newlines and controls into it)."""
-    return " ".join("".join(c if c.isprintable() else " " for c in redact_text(text)).split())
+    return printable_line(redact_text(text))

@@ -123,6 +123,8 @@ class Ticks:
     async def _poll_one(self, work: workstate.FeedWork) -> None:
         report = await poll.poll_feed(self.poller, work)
         log.debug("feed '%s': %s", report.feed_id, report.outcome)
+        if report.outcome == "failed":
+            poll.log_failure(report)
         if report.discovered or report.transitions:
             log.info(
                 "feed '%s': %d new items, %d transitions",

@@ -26,6 +26,7 @@ class Reply:
     """One scripted webhook answer; `silent` never answers, `endless` streams a body forever."""
 
     status: int = 200
+    reason: str | None = None  # the status line's phrase; None is the standard one
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
@@ -131,7 +132,7 @@ def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
                 receiver._stopping.wait()
                 return
             time.sleep(reply.delay)
-            self.send_response(reply.status)
+            self.send_response(reply.status, reply.reason)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             if reply.endless:

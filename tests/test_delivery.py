@@ -11,10 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor import deliver
+from monitor import alertwork, deliver
 from monitor.config import secrets_for
+from monitor.events import AlertQueued
 from monitor.fetch import guarded_client
 from monitor.runtime import open_store
+from monitor.store import NewEvent
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
 from tests.kit import load, rss, run_once, write_config
@@ -259,3 +261,20 @@ def test_a_missing_secret_holds_alerts_without_stopping_the_daemon(
     [hook] = receiver.received  # the variable is set now (ENV): delivered, signed
     assert hook.verified
     assert alert_events(path)[-1][0] == "AlertDelivered"
+
+
+def test_run_once_delivers_every_due_alert_not_one_batch(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
+        smtp: SmtpServer) -> None:
+    path = setup(tmp_path, feed_server, smtp.port, receiver.url(), notify=())
+    store = open_store(load(path, ENV))
+    now = datetime.now(UTC)
+    queued = [AlertQueued(alert_id=f"alt_many_{n:03}", channel_id="hook", milestone_id="m",
+                          subject=f"alert {n}", payload={"n": n}) for n in range(120)]
+    with store.transaction() as tx:
+        tx.append([NewEvent(q, meta={"instance": "test"}) for q in queued])
+        for q in queued:
+            alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, now.timestamp())
+    store.close()
+    assert run_once(path, ENV) == 0
+    assert len(receiver.received) == 120 and all(h.verified for h in receiver.received)

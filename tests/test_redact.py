@@ -39,6 +39,24 @@ def test_text_quoting_urls_is_redacted_and_kept_on_one_line() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tab\there,\r\nnewline", "tab here, newline"),
+        ("  a\xa0\xa0b\u3000c  ", "a b c"),
+        ("C1\x9b[2Jcsi\x85nel", "C1 [2Jcsi nel"),
+        # a server's text has no use for format characters: a bidi override could reorder
+        # what a terminal shows
+        ("evil\u202etxt.exe\u200bzero", "evil txt.exe zero"),
+        ("", ""),
+    ],
+)
+def test_redacted_line_makes_every_unprintable_character_a_single_space(
+    text: str, expected: str
+) -> None:
+    assert redacted_line(text) == expected
+
+
 def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:

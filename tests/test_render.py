@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.channels.render import AlertMessage, email_message, one_line, webhook_body
+from monitor.channels.render import AlertMessage, email_message, webhook_body
 
 GOLDEN = Path(__file__).parent / "golden"
 DOCS = Path(__file__).parent.parent / "docs"
@@ -214,13 +214,6 @@ def test_text_part_explains_match_and_names_chain_head() -> None:
 
 LINE_BREAKS = st.sampled_from(["\r", "\n", "\r\n", "\x0b", "\x0c", "\x85", "\u2028", "\u2029"])
 HOSTILE_TEXT = st.lists(st.one_of(st.text(max_size=20), LINE_BREAKS), max_size=8).map("".join)
-
-
-@given(HOSTILE_TEXT)
-def test_one_line_leaves_no_line_break(value: str) -> None:
-    cleaned = one_line(value)
-    assert cleaned.splitlines() in ([], [cleaned])
-    assert one_line(cleaned) == cleaned
 
 
 @given(subject=HOSTILE_TEXT, title=HOSTILE_TEXT)

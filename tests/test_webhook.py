@@ -258,6 +258,27 @@ def test_a_broken_answer_does_not_quote_the_url_token(receiver: WebhookReceiver)
     assert "T0KEN99" not in str(error) and "\n" not in str(error), str(error)
 
 
+def test_a_status_line_and_location_are_shown_on_one_printable_line(
+    receiver: WebhookReceiver,
+) -> None:
+    receiver.respond(
+        Reply(status=302, reason="Moved\tAway", headers={"location": "/moved\x85next\x9b[2J"})
+    )
+    error = _failure_of(_send_guarded(receiver.url()))
+    assert str(error).endswith("receiver answered 302 Moved Away, not followed (to /moved next [2J)")
+    assert error.response == "302 Moved Away"
+    receiver.respond(Reply(status=404, reason="Not\t\tFound"))
+    assert _failure_of(_send_guarded(receiver.url())).response == "404 Not Found"
+
+
+def test_a_status_line_that_is_not_utf_8_is_an_ordinary_answer(receiver: WebhookReceiver) -> None:
+    """http.server sends the phrase in Latin-1, as servers in the wild may."""
+    receiver.respond(Reply(status=503, reason="Service indisponible, r\xe9essayez"))
+    error = _failure_of(_send_guarded(receiver.url()))
+    assert error.kind == "http_5xx"
+    assert "receiver answered 503 Service indisponible, ressayez" in str(error)
+
+
 def test_a_retry_after_too_large_for_a_date_is_taken_in_stride(receiver: WebhookReceiver) -> None:
     receiver.respond(Reply(status=503, headers={"retry-after": "9" * 400}))
     error = _failure(receiver.url())

@@ -14,10 +14,9 @@ from email.utils import format_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.oneline import one_line
+
 SUBJECT_MAX = 200
-# Everything a mail header or a terminal could treat as a line break or control (RFC 5322 §2.2).
-_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +73,6 @@ def subject_line(alert: AlertMessage) -> str:
     if len(subject) > SUBJECT_MAX:
         subject = subject[: SUBJECT_MAX - 1] + "…"
     return f"[TEST] {subject}" if alert.test and not subject.startswith("[TEST]") else subject
-
-
-def one_line(value: str) -> str:
-    """`value` with every line break and control character folded into single spaces."""
-    return _SPACES.sub(" ", _BREAKS.sub(" ", value)).strip()
 
 
 @dataclass(frozen=True, slots=True)

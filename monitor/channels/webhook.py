@@ -26,6 +26,7 @@ import httpx
 
 from monitor import bodies
 from monitor.errors import DeliveryError, FetchError
+from monitor.oneline import printable_line
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,9 @@ async def _post(
         await response.aclose()
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     text = kept.decode("utf-8", "replace") if encoding in ("", "identity") else (
-        f"({len(kept)} bytes of {_printable(encoding)[:40]}-encoded answer, not decoded)"
+        f"({len(kept)} bytes of {printable_line(encoding)[:40]}-encoded answer, not decoded)"
     )
-    return (response.status_code, _printable(response.reason_phrase), response.headers, text)
+    return (response.status_code, printable_line(response.reason_phrase), response.headers, text)
 
 
 def _failure(
@@ -133,7 +134,7 @@ def _failure(
     response = f"{status_line}\n{text}" if text else status_line
     said = f"webhook {where}: receiver answered {status_line}"
     if 300 <= status < 400:
-        location = _printable(headers.get("location", ""))[:200] or "no Location"
+        location = printable_line(headers.get("location", ""))[:200] or "no Location"
         return DeliveryError("redirect", f"{said}, not followed (to {location})", response=response)
     if status == 410:
         return DeliveryError(
@@ -164,8 +165,4 @@ def _where(url: str) -> str:
 
 
 def _cause(exc: Exception) -> str:
-    return _printable(str(exc)) or type(exc).__name__
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else " " for c in text).strip()
+    return printable_line(str(exc)) or type(exc).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,8 +12,10 @@ import typer
 from rich.markup import escape
 
 from monitor.cli.common import (
+    STATE,
     app,
     err,
+    fail,
     load,
     opened,
     out,
@@ -101,21 +104,35 @@ def health(
 @app.command()
 @_command
 def poll(feed_id: str) -> None:
-    """Poll one feed now and print what happened."""
+    """Poll one feed now and print what happened; a failure is one `error:` line, exit 1."""
     import asyncio
 
     from monitor import logs
 
     logs.setup(fmt="text")
-    report = asyncio.run(_poll_one(feed_id))
+    # A failure is this command's one error line (the daemon logs it instead); the traceback
+    # of an unforeseen one is for --debug.
+    poll_log, unforeseen = logging.getLogger("monitor.poll"), _Unforeseen()
+    if not STATE.debug:
+        poll_log.addFilter(unforeseen)
+    try:
+        report = asyncio.run(_poll_one(feed_id))
+    finally:
+        poll_log.removeFilter(unforeseen)
+    if report.outcome == "failed":
+        fail(MonitorError(f"feed '{feed_id}': {report.error}", hint=report.hint))
     out.print(
         f"feed '{escape(feed_id)}': {report.outcome}; {report.discovered} new items, "
         f"{report.sighted} seen elsewhere, {report.transitions} transitions"
         + (f", {report.skipped} unchanged items not parsed again" if report.skipped else "")
-        + (f"; {escape(report.error)}" if report.error else "")
     )
-    if report.outcome == "failed":
-        raise typer.Exit(1)
+
+
+class _Unforeseen(logging.Filter):
+    """Leaves out the records that carry a traceback: an unforeseen failure's log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
 
 
 async def _poll_one(feed_id: str) -> Any:
