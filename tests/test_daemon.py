@@ -306,6 +306,10 @@ def test_two_daemons_share_one_postgresql_log(tmp_path: Path, feed_server: FeedS
     path = write_config(tmp_path, feeds=feeds, db_url=pg_url, interval="6s",
                         extra_settings='tick = "1s"')
     procs = [start(path, None, "--log-level", "debug") for _ in range(2)]
+    # four intervals from the first poll, not from launch: on a loaded machine Python alone
+    # can take seconds to start
+    wait_for(lambda: feed_server.hits("/0.xml") > 0 or any(p.poll() is not None for p in procs),
+             timeout=60)
     time.sleep(4 * interval)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
