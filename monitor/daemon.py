@@ -22,9 +22,9 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from monitor import deliver, poll, runtime, workstate
+from monitor import deliver, logs, poll, runtime, workstate
 from monitor.clients import Clients
-from monitor.config import Config, secret_problems
+from monitor.config import Config, secret_problems, secret_values
 from monitor.reload import config_stamp, reloaded
 from monitor.ticks import Ticks
 
@@ -50,10 +50,10 @@ class Daemon(Ticks):
         applied = runtime.apply_config(self.store, self.config, instance=self.instance, now=now)
         if applied is not None:
             log.info("configuration %s applied", applied.config_sha256[:12])
+        self._enable_moved()
         runtime.record_baselines(self.store, self.config, instance=self.instance, now=now)
         workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
-        for problem in secret_problems(self.config, self.env):
-            log.warning("%s: alerts to that channel wait until it is set", problem)
+        self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)
 
     async def close(self) -> None:
@@ -149,6 +149,19 @@ class Daemon(Ticks):
         self.stopping = True
         self.stop_event.set()
 
+    def _enable_moved(self) -> None:
+        for e in runtime.enable_moved_channels(self.store, self.config, instance=self.instance):
+            log.info("channel '%s' enabled: %s", e.channel_id, e.reason)
+
+    def _warn_held(self) -> None:
+        """Name each channel whose alerts are held for a secret this process does not have."""
+        for problem in secret_problems(self.config, self.env):
+            log.warning(
+                "%s: alerts to that channel are held (not attempted, no retry used) until a "
+                "daemon that has it delivers them",
+                problem,
+            )
+
     # --- reload ---------------------------------------------------------------------------
 
     async def _watch_config(self) -> None:
@@ -165,10 +178,13 @@ class Daemon(Ticks):
         old = self.clients
         self.config = new
         runtime.apply_config(self.store, self.config, instance=self.instance, now=datetime.now(UTC))
+        self._enable_moved()
         runtime.record_baselines(
             self.store, self.config, instance=self.instance, now=datetime.now(UTC)
         )
         workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
+        logs.scrub_also(secret_values(self.config, self.env))
+        self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)
         log.info("configuration reloaded (%s)", why)
         self.spawn(old.close_later(self.lease()))

@@ -57,6 +57,15 @@ class ScrubSecrets(logging.Filter):
         return True
 
 
+def scrub_also(secrets: Iterable[str]) -> None:
+    """Scrub these values too, from now on: a reload may name variables the start did not."""
+    more = secret_forms(secrets)
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, ScrubSecrets):
+                f.forms = sorted({*f.forms, *more}, key=len, reverse=True)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {

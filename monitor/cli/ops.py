@@ -56,21 +56,16 @@ def run(
     import logging
 
     from monitor import daemon, logs
-    from monitor.config import EmailChannel
+    from monitor.config import secret_values
 
     if log_format not in ("", "text", "json"):
         raise UsageError(f"--log-format '{log_format}': use text or json")
     if log_level not in ("debug", "info", "warning"):
         raise UsageError(f"--log-level '{log_level}': use debug, info or warning")
     config = load()
-    # scrub every value the channels' *_env variables hold, well formed or not
-    names = [
-        c.password_env if isinstance(c, EmailChannel) else c.secret_env for c in config.channels
-    ]
-    secrets = [os.environ[n] for n in names if n and os.environ.get(n)]
     logs.setup(
         fmt=log_format or config.settings.log_format,
-        secrets=secrets,
+        secrets=secret_values(config, os.environ),
         level=getattr(logging, log_level.upper()),
     )
     raise typer.Exit(asyncio.run(daemon.run(config, os.environ, once=once)))
