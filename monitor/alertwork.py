@@ -7,7 +7,7 @@ on PostgreSQL), so several daemons share the deliveries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -56,13 +56,21 @@ def claim_alerts(
     now: float,
     lease: float,
     limit: int,
+    skip_channels: Collection[str] = (),
 ) -> list[tuple[str, str]]:
-    """Lease up to `limit` due alerts: (alert id, channel id)."""
+    """Lease up to `limit` due alerts: (alert id, channel id).
+
+    Alerts of `skip_channels` (those whose secret this dispatcher lacks) are left unclaimed and
+    due, for a dispatcher that has it, or for this one once it has been restarted with it.
+    """
     c = alert_work.c
     free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
+    wanted = [c.due_at <= now, free]
+    if skip_channels:
+        wanted.append(c.channel_id.not_in(sorted(skip_channels)))
     query = (
         sa.select(c.alert_id, c.channel_id)
-        .where(c.due_at <= now, free)
+        .where(*wanted)
         .order_by(c.due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

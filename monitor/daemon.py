@@ -52,10 +52,10 @@ class Daemon(Ticks):
         applied = runtime.apply_config(self.store, self.config, instance=self.instance, now=now)
         if applied is not None:
             log.info("configuration %s applied", applied.config_sha256[:12])
+        self._enable_moved()
         runtime.record_baselines(self.store, self.config, instance=self.instance, now=now)
         workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
-        for problem in secret_problems(self.config, self.env):
-            log.warning("%s: alerts to that channel wait until it is set", problem)
+        self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)
 
     async def close(self) -> None:
@@ -159,6 +159,19 @@ class Daemon(Ticks):
         self.stopping = True
         self.stop_event.set()
 
+    def _enable_moved(self) -> None:
+        for e in runtime.enable_moved_channels(self.store, self.config, instance=self.instance):
+            log.info("channel '%s' enabled: %s", e.channel_id, e.reason)
+
+    def _warn_held(self) -> None:
+        """Name each channel whose alerts are held for a secret this process does not have."""
+        for problem in secret_problems(self.config, self.env):
+            log.warning(
+                "%s: alerts to that channel are held (not attempted, no retry used) until a "
+                "daemon that has it delivers them",
+                problem,
+            )
+
     # --- reload ---------------------------------------------------------------------------
 
     async def _watch_config(self) -> None:
@@ -174,16 +187,18 @@ class Daemon(Ticks):
             return
         old, intervals = self.clients, self._intervals()
         self.config = new
-        logs.scrub_also(secret_values(new, self.env))  # a channel added now has its secret
         if self.scheduler is not None:
             for job, seconds in self._intervals().items():
                 if seconds != intervals[job]:
                     self.scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
         runtime.apply_config(self.store, self.config, instance=self.instance, now=datetime.now(UTC))
+        self._enable_moved()
         runtime.record_baselines(
             self.store, self.config, instance=self.instance, now=datetime.now(UTC)
         )
         workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
+        logs.scrub_also(secret_values(self.config, self.env))
+        self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)
         log.info("configuration reloaded (%s)", why)
         self.spawn(old.close_later(self.lease()))

@@ -4,6 +4,10 @@ Delivery is at-least-once. A crash after sending and before recording re-sends o
 claim with the same alert id, which receivers see as the same `webhook-id` / `Message-ID`.
 Abandonment is loud: an error log line, an AlertAbandoned event, and a line in
 `monitor status`; an alert is never dropped silently.
+
+An alert whose channel lacks its secret (the environment variable is unset or malformed) is
+held: not claimed, not attempted, and so never counted toward its retry schedule; it is
+delivered once a daemon that has the secret claims it.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ import httpx
 
 from monitor import alertwork, faults, sending, workstate
 from monitor.channels.render import AlertMessage
-from monitor.config import Config, WebhookChannel
-from monitor.errors import DeliveryError
+from monitor.config import Config, EmailChannel, WebhookChannel
 from monitor.eventbase import Event
 from monitor.events import (
     AlertAbandoned,
@@ -34,6 +37,9 @@ from monitor.store import EventStore, NewEvent
 log = logging.getLogger("monitor.deliver")
 
 LEASE_SECONDS = 300.0
+# A held alert that reaches deliver_one anyway (its caller claimed it without skipping the
+# held channels) is released for this long, not attempted.
+HOLD_SECONDS = 60.0
 
 
 @dataclass
@@ -47,11 +53,22 @@ class Dispatcher:
     instance: str
     rng: random.Random = field(default_factory=random.Random)
 
+    def missing_secret(self, channel: EmailChannel | WebhookChannel) -> str | None:
+        """The variable the channel's secret comes from, if this dispatcher does not have it."""
+        variable = (
+            channel.secret_env if isinstance(channel, WebhookChannel) else channel.password_env
+        )
+        return variable if variable is not None and channel.id not in self.secrets else None
+
+    def held_channels(self) -> frozenset[str]:
+        """The channels whose alerts wait for their secret."""
+        return frozenset(c.id for c in self.config.channels if self.missing_secret(c))
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     alert_id: str
-    status: str  # delivered | retry | abandoned | skipped
+    status: str  # delivered | retry | abandoned | skipped | held
     detail: str = ""
 
 
@@ -67,6 +84,7 @@ async def deliver_due(
         now=now.timestamp(),
         lease=LEASE_SECONDS,
         limit=limit,
+        skip_channels=d.held_channels(),
     )
     return list(await asyncio.gather(*(deliver_one(d, a, now) for a, _ in claimed)))
 
@@ -94,6 +112,12 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
             ],
             None,
         )
+    variable = d.missing_secret(channel)
+    if variable is not None:
+        await asyncio.to_thread(_finish, d, alert_id, now.timestamp() + HOLD_SECONDS)
+        why = f"environment variable {variable} is not set (or not well formed)"
+        log.warning("alert %s on channel '%s' held: %s", alert_id, channel.id, why)
+        return Outcome(alert_id, "held", why)
     disabled = d.store.state("channels", channel.id)
     if disabled and disabled.get("disabled"):
         return await _record(
@@ -117,12 +141,6 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
         queued_at=datetime.fromisoformat(row["queued_at"]),
         test=queued.test,
     )
-    variable = channel.secret_env if isinstance(channel, WebhookChannel) else channel.password_env
-    if variable is not None and channel.id not in d.secrets:
-        missing = DeliveryError("missing_secret", f"channel '{channel.id}': environment "
-                                f"variable {variable} is not set (or not well formed)")
-        events, due = sending.failed(d, channel, message, row, attempt, missing, now, {})
-        return await _record(d, row, events, due)
     faults.crash_point("deliver:before_send")
     events, due = await sending.send(d, channel, message, row, attempt, now)
     faults.crash_point("deliver:after_send")

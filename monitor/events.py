@@ -241,10 +241,24 @@ class AlertRequeued(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChannelDisabled(Event):
-    """A webhook endpoint answered 410, or an operator disabled the channel."""
+    """A webhook endpoint answered 410: no alert goes to the channel until it is enabled."""
 
     channel_id: str
     reason: str
+    # sha256 of the webhook URL that answered 410 (never the URL: its path may hold a token);
+    # None in events recorded before it was kept
+    url_sha256: str | None = None
+
+    STREAM = ("channel", "channel_id")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelEnabled(Event):
+    """A disabled channel takes alerts again: an operator enabled it, or its URL changed."""
+
+    channel_id: str
+    reason: str
+    operator: str | None = None  # None when the daemon saw the configured URL change
 
     STREAM = ("channel", "channel_id")
 
@@ -267,5 +281,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AlertAbandoned,
         AlertRequeued,
         ChannelDisabled,
+        ChannelEnabled,
     )
 }

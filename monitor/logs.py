@@ -33,23 +33,13 @@ def secret_forms(secrets: Iterable[str]) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
-def scrub_also(secrets: Iterable[str]) -> None:
-    """Add secrets to what the handlers `setup` installed scrub (a reload's new channels)."""
-    for handler in logging.getLogger().handlers:
-        for f in handler.filters:
-            if isinstance(f, ScrubSecrets):
-                f.secrets = [*f.secrets, *secrets]
-                f.forms = secret_forms(f.secrets)
-
-
 class ScrubSecrets(logging.Filter):
     """Replace secret values, and credentials in URLs, in the rendered message and traceback
     of every record."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = list(secrets)
-        self.forms = secret_forms(self.secrets)
+        self.forms = secret_forms(secrets)
 
     def scrub(self, text: str) -> str:
         for form in self.forms:
@@ -65,6 +55,15 @@ class ScrubSecrets(logging.Filter):
                 record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
                 record.exc_info = None
         return True
+
+
+def scrub_also(secrets: Iterable[str]) -> None:
+    """Scrub these values too, from now on: a reload may name variables the start did not."""
+    more = secret_forms(secrets)
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, ScrubSecrets):
+                f.forms = sorted({*f.forms, *more}, key=len, reverse=True)
 
 
 class JsonFormatter(logging.Formatter):

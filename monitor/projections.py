@@ -19,6 +19,7 @@ from monitor.events import (
     AlertQueued,
     AlertRequeued,
     ChannelDisabled,
+    ChannelEnabled,
     FeedFailed,
     FeedMoved,
     FeedRecovered,
@@ -149,18 +150,21 @@ class Feeds:
 
 
 class Channels:
-    """channel id -> disabled or not, and why."""
+    """channel id -> disabled or not, why, since when, and the URL (its sha256) that was gone."""
 
     name = "channels"
 
     def key(self, record: RecordLike) -> str | None:
         e = record.event
-        return e.channel_id if isinstance(e, ChannelDisabled) else None
+        return e.channel_id if isinstance(e, ChannelDisabled | ChannelEnabled) else None
 
     def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
         e = record.event
+        since = record.recorded_at.isoformat()
+        if isinstance(e, ChannelEnabled):
+            return {"disabled": False, "reason": e.reason, "since": since}
         assert isinstance(e, ChannelDisabled)
-        return {"disabled": True, "reason": e.reason, "since": record.recorded_at.isoformat()}
+        return {"disabled": True, "reason": e.reason, "since": since, "url_sha256": e.url_sha256}
 
 
 def all_projections() -> Sequence[Any]:

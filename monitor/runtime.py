@@ -1,8 +1,8 @@
 """Start-up and periodic facts shared by the daemon and the commands.
 
 Opening the store with its projections, recording ConfigApplied when the configuration
-differs from the last one applied, recording configured baselines once, and the deadline
-check. Each runs in its own transaction.
+differs from the last one applied, enabling webhook channels whose URL changed after a 410,
+recording configured baselines once, and the deadline check. Each runs in its own transaction.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 
 from monitor import evaluate, workstate
-from monitor.config import Config, redacted
+from monitor.channels.webhook import url_sha256
+from monitor.config import Config, WebhookChannel, redacted
 from monitor.errors import ConflictError
-from monitor.events import ConfigApplied, MilestoneStatusChanged
+from monitor.events import ChannelEnabled, ConfigApplied, MilestoneStatusChanged
 from monitor.milestones import MilestoneState
 from monitor.projections import all_projections
 from monitor.record import append_decisions
@@ -112,6 +113,43 @@ def apply_config(
         except ConflictError:
             continue  # another daemon recorded one meanwhile: look again
     return None
+
+
+def enabled_key(channel_id: str, state: Mapping[str, Any]) -> str:
+    """One enabling per disabling: daemons that see the same changed URL record it once."""
+    return f"enabled:{channel_id}:{state.get('since')}"
+
+
+def enable_moved_channels(
+    store: EventStore, config: Config, *, instance: str
+) -> list[ChannelEnabled]:
+    """Webhook channels disabled by a 410 whose configured URL has changed since then take
+    alerts again. A disabling recorded without the URL's sha256 waits for an operator."""
+    hooks = {c.id: url_sha256(c.url) for c in config.channels if isinstance(c, WebhookChannel)}
+
+    def moved(states: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        return [
+            cid
+            for cid, row in states.items()
+            if row.get("disabled") and row.get("url_sha256") not in (None, hooks[cid])
+        ]
+
+    if not moved(store.states_of("channels", list(hooks))):
+        return []  # the usual case: no write transaction
+    meta = {"instance": instance}
+    with store.transaction() as tx:
+        rows = tx.states("channels", list(hooks))
+        events = [
+            ChannelEnabled(channel_id=cid, reason="its url changed after the channel was disabled")
+            for cid in moved(rows)
+        ]
+        done = tx.append(
+            [
+                NewEvent(e, dedupe_key=enabled_key(e.channel_id, rows[e.channel_id]), meta=meta)
+                for e in events
+            ]
+        )
+    return [e for e, d in zip(events, done, strict=True) if not d.existed]
 
 
 def _states(tx: Transaction, config: Config) -> dict[str, MilestoneState]:

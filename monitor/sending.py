@@ -142,7 +142,14 @@ def failed(
     events: list[Event] = []
     text = redacted_line(str(exc))
     if exc.disable_channel:
-        events.append(ChannelDisabled(channel_id=channel.id, reason=text))
+        url = channel.url if isinstance(channel, WebhookChannel) else None
+        events.append(
+            ChannelDisabled(
+                channel_id=channel.id,
+                reason=text,
+                url_sha256=webhook.url_sha256(url) if url is not None else None,
+            )
+        )
     retry_at = None
     if not exc.permanent:
         retry_at = outbox.next_attempt_at(

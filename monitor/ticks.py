@@ -145,6 +145,7 @@ class Ticks:
             now=now.timestamp(),
             lease=deliver.LEASE_SECONDS,
             limit=50,
+            skip_channels=d.held_channels(),
         )
         for alert_id, _ in claimed:
             self.spawn(deliver.deliver_one(d, alert_id, now))

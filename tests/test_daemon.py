@@ -19,8 +19,10 @@ import pytest
 
 from monitor import workstate
 from monitor.runtime import open_store
+from tests.conftest import SECRET
 from tests.feedserver import FeedServer
 from tests.kit import ROOT, load, rss, run_once, write_config
+from tests.receivers import WebhookReceiver
 
 NOW = datetime.now(UTC)
 
@@ -355,3 +357,45 @@ def test_concurrent_claims_on_postgresql_never_share_a_feed(tmp_path: Path, pg_u
     store.close()
     assert sorted(f for mine in claimed for f in mine) == sorted(ids)  # each once, none twice
     assert sum(1 for mine in claimed if mine) >= 2, [len(m) for m in claimed]  # they competed
+
+
+HOOK = """
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "{url}"
+secret_env = "{variable}"
+retry_schedule = ["1s"]
+"""
+
+
+def test_a_running_daemon_holds_alerts_without_a_secret_and_a_reload_naming_one_it_has_sends(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    assert "MONITOR_WEBHOOK_SECRET" not in os.environ
+    feed_server.route("/a.xml", body=rss([{
+        "title": "NEDO: Noetra has started training the foundation model",
+        "link": "https://www.nedo.go.jp/news/press/AA5_101999.html", "guid": "nedo",
+        "published": NOW - timedelta(hours=2)}]))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")}, notify=["hook"],
+                        channels=HOOK.format(url=receiver.url(), variable="MONITOR_WEBHOOK_SECRET"),
+                        extra_settings='tick = "1s"')
+    # the daemon has the secret under another name only
+    proc = start(path, {"MONITOR_OTHER_SECRET": SECRET})
+    try:
+        wait_for(lambda: count(path, "AlertQueued") == 1)
+        time.sleep(4)  # four deliver ticks; a one-retry schedule would have been spent twice
+        assert count(path, "AlertAttemptFailed") == count(path, "AlertAbandoned") == 0
+        assert receiver.received == []
+        assert "MONITOR_WEBHOOK_SECRET is not set: alerts to that channel are held" in (
+            stderr_of(proc, path))
+        path.write_text(path.read_text().replace("MONITOR_WEBHOOK_SECRET", "MONITOR_OTHER_SECRET"))
+        wait_for(lambda: count(path, "AlertDelivered") == 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    [hook] = receiver.received
+    assert hook.verified
+    store = open_store(load(path))
+    [delivered] = list(store.read(types=("AlertDelivered",)))
+    store.close()
+    assert delivered.data["attempt"] == 1

@@ -1,9 +1,12 @@
-"""Alerts end to end: one email and one signed webhook per transition, retries, abandonment."""
+"""Alerts end to end: one email and one signed webhook per transition, retries, abandonment,
+alerts held for a missing secret, a channel disabled by a 410 and enabled again."""
 
 from __future__ import annotations
 
 import asyncio
 import email
+import functools
+import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,15 +14,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor import alertwork, deliver
-from monitor.config import secrets_for
-from monitor.events import AlertQueued
+from monitor import alertwork, deliver, runtime
+from monitor.config import available_secrets
+from monitor.events import AlertQueued, ChannelDisabled
 from monitor.fetch import guarded_client
 from monitor.runtime import open_store
 from monitor.store import NewEvent
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
-from tests.kit import load, rss, run_once, write_config
+from tests.kit import cli, json_out, load, rss, run_once, write_config
 from tests.receivers import Reply, SmtpServer, WebhookReceiver, silent_smtp_server
 
 ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
@@ -60,15 +63,15 @@ def setup(tmp_path: Path, feed_server: FeedServer, smtp_port: int, hook_url: str
                         channels=channels(smtp_port, hook_url, **kw), notify=notify)
 
 
-def deliver_at(path: Path, now: datetime) -> list[deliver.Outcome]:
-    """One dispatcher tick at a chosen time (the fake clock)."""
-    config = load(path, ENV)
+def deliver_at(path: Path, now: datetime, env: dict[str, str] = ENV) -> list[deliver.Outcome]:
+    """One dispatcher tick at a chosen time (the fake clock), with the secrets `env` holds."""
+    config = load(path, env)
 
     async def tick() -> list[deliver.Outcome]:
         store = open_store(config)
         allow = config.settings.allow_private_networks
         async with guarded_client(allow_private=allow, timeout=30, user_agent="t") as client:
-            d = deliver.Dispatcher(config, store, secrets_for(config, ENV), client, "test")
+            d = deliver.Dispatcher(config, store, available_secrets(config, env), client, "test")
             try:
                 return await deliver.deliver_due(d, now=now)
             finally:
@@ -249,18 +252,154 @@ def test_webhooks_obey_the_private_address_rule(
     assert kind == "AlertAbandoned" and data["kind"] == "private_address"
 
 
-def test_a_missing_secret_holds_alerts_without_stopping_the_daemon(
+def outbox_rows(path: Path) -> list[dict[str, object]]:
+    store = open_store(load(path, ENV))
+    try:
+        return list(store.states("outbox").values())
+    finally:
+        store.close()
+
+
+def test_a_missing_secret_holds_alerts_uncounted_until_it_is_set(
         tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
     path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    # a schedule of one retry: were each tick without the secret an attempt, the second would
+    # abandon the alert (retries_exhausted)
+    path.write_text(path.read_text().replace(
+        'secret_env = "MONITOR_WEBHOOK_SECRET"',
+        'secret_env = "MONITOR_WEBHOOK_SECRET"\nretry_schedule = ["1s"]'))
     assert run_once(path, {}) == 0  # starts and polls with MONITOR_WEBHOOK_SECRET unset
-    kind, data = alert_events(path)[-1]
-    assert kind == "AlertAttemptFailed" and data["kind"] == "missing_secret"
-    assert "MONITOR_WEBHOOK_SECRET" in str(data["message"])
+    assert run_once(path, {}) == 0
+    clock = NOW
+    for _ in range(4):  # two days of dispatcher ticks, far past the schedule
+        clock += timedelta(hours=12)
+        assert deliver_at(path, clock, env={}) == []
     assert receiver.received == []
-    deliver_at(path, datetime.fromisoformat(str(data["retry_at"])) + timedelta(seconds=1))
-    [hook] = receiver.received  # the variable is set now (ENV): delivered, signed
-    assert hook.verified
-    assert alert_events(path)[-1][0] == "AlertDelivered"
+    assert [kind for kind, _ in alert_events(path)] == ["AlertQueued"]
+    [row] = outbox_rows(path)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 0, None)
+    [outcome] = deliver_at(path, clock)  # the variable is set now (ENV)
+    assert outcome.status == "delivered"
+    [hook] = receiver.received
+    assert hook.verified and hook.webhook_id == row["alert_id"]
+    kind, data = alert_events(path)[-1]
+    assert (kind, data["attempt"]) == ("AlertDelivered", 1)
+
+
+def test_a_held_alert_that_reaches_delivery_is_released_for_later_not_attempted(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    run_once(path, {})
+    config = load(path, {})
+    now = datetime.now(UTC) + timedelta(seconds=1)
+
+    async def deliver_without_secret() -> deliver.Outcome:
+        store = open_store(config)
+        try:
+            # claimed without skipping the held channels, as a direct caller of deliver_one may
+            [(alert_id, _)] = alertwork.claim_alerts(
+                store, owner="earlier", now=now.timestamp(), lease=600, limit=10)
+            async with guarded_client(allow_private=True, timeout=30, user_agent="t") as client:
+                d = deliver.Dispatcher(config, store, {}, client, "test")
+                return await deliver.deliver_one(d, alert_id, now)
+        finally:
+            store.close()
+
+    outcome = asyncio.run(deliver_without_secret())
+    assert outcome.status == "held" and "MONITOR_WEBHOOK_SECRET is not set" in outcome.detail
+    assert receiver.received == [] and [k for k, _ in alert_events(path)] == ["AlertQueued"]
+    store = open_store(config)
+    try:
+        claim = functools.partial(alertwork.claim_alerts, store, owner="o", lease=600, limit=10)
+        held = deliver.HOLD_SECONDS
+        assert claim(now=now.timestamp() + held - 1) == []  # released for later, not at once
+        assert claim(now=now.timestamp() + held + 1) == [(outcome.alert_id, "hook")]
+    finally:
+        store.close()
+
+
+def test_a_channel_gone_410_is_enabled_again_by_an_operator(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=410))
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    run_once(path, ENV)
+    [gone] = outbox_rows(path)
+    assert gone["status"] == "abandoned" and str(gone["last_error"]).startswith("gone:")
+    refused = cli(path, "alerts", "test", "hook", env=ENV)
+    assert refused.returncode == 1 and "channel_disabled" in refused.stderr
+    assert "hint: fix the channel's url, or run `monitor alerts enable hook`" in refused.stderr
+    assert len(receiver.received) == 1  # the disabled channel was not called
+
+    enabled = cli(path, "alerts", "enable", "hook", env=ENV)
+    assert enabled.returncode == 0, enabled.stderr
+    assert enabled.stdout.splitlines() == [
+        "channel 'hook' enabled: alerts to it are delivered again",
+        "alerts to it abandoned while it was disabled: 2; `monitor alerts retry ID` re-queues one",
+    ]
+    [event] = json_out(path, "log", "--type", "ChannelEnabled", env=ENV)
+    assert event["data"]["channel_id"] == "hook" and event["data"]["operator"]
+    assert event["meta"]["operator"] == event["data"]["operator"]
+
+    assert cli(path, "alerts", "test", "hook", env=ENV).returncode == 0  # answered 200
+    assert cli(path, "alerts", "retry", gone["alert_id"], env=ENV).returncode == 0
+    run_once(path, ENV)
+    assert [(r.webhook_id, r.verified) for r in receiver.received][-1] == (gone["alert_id"], True)
+    assert len(receiver.received) == 3
+    again = cli(path, "alerts", "enable", "hook", env=ENV)
+    assert (again.returncode, again.stderr) == (2, "error: channel 'hook' is not disabled\n")
+    unknown = cli(path, "alerts", "enable", "pager", env=ENV)
+    assert (unknown.returncode, unknown.stderr) == (2, "error: channel 'pager' is not configured\n")
+
+
+def test_a_channel_gone_410_is_enabled_again_when_its_url_changes(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=410))
+    path = setup(tmp_path, feed_server, 1, receiver.url("/old"), notify=("hook",))
+    run_once(path, ENV)
+    store = open_store(load(path, ENV))
+    [disabled] = list(store.read(types=("ChannelDisabled",)))
+    store.close()
+    assert disabled.data["url_sha256"] == hashlib.sha256(receiver.url("/old").encode()).hexdigest()
+    run_once(path, ENV)  # the same URL: still disabled
+    assert json_out(path, "log", "--type", "ChannelEnabled", env=ENV) == []
+
+    path.write_text(path.read_text().replace(receiver.url("/old"), receiver.url("/new")))
+    run_once(path, ENV)  # a start (as a reload) with the new URL enables the channel, once
+    run_once(path, ENV)
+    [event] = json_out(path, "log", "--type", "ChannelEnabled", env=ENV)
+    assert event["data"] == {"channel_id": "hook", "operator": None,
+                             "reason": "its url changed after the channel was disabled"}
+    [gone] = outbox_rows(path)
+    assert cli(path, "alerts", "retry", gone["alert_id"], env=ENV).returncode == 0
+    run_once(path, ENV)
+    [received] = receiver.requests_to("/new")
+    assert received.verified and received.webhook_id == gone["alert_id"]
+
+
+def test_a_changed_url_enables_the_channel_for_a_test_alert_too(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=410))
+    path = setup(tmp_path, feed_server, 1, receiver.url("/old"), notify=("hook",))
+    run_once(path, ENV)
+    path.write_text(path.read_text().replace(receiver.url("/old"), receiver.url("/new")))
+    result = cli(path, "alerts", "test", "hook", env=ENV)
+    assert result.returncode == 0 and ": delivered" in result.stdout, result.stderr
+    [received] = receiver.requests_to("/new")
+    assert received.verified
+
+
+def test_a_disabling_recorded_without_its_url_waits_for_an_operator(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    config = load(path, ENV)
+    store = open_store(config)
+    try:  # as recorded before ChannelDisabled kept the URL's sha256
+        store.append([NewEvent(ChannelDisabled(channel_id="hook", reason="410 gone"))])
+        assert runtime.enable_moved_channels(store, config, instance="t") == []
+        assert store.state("channels", "hook") is not None
+        assert store.state("channels", "hook")["disabled"] is True  # type: ignore[index]
+    finally:
+        store.close()
 
 
 def test_run_once_delivers_every_due_alert_not_one_batch(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import io
+import logging
 import os
 import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
 
+from monitor import logs
 from tests.feedserver import FeedServer
 from tests.kit import ROOT, rss, write_config
 from tests.receivers import Reply, SmtpServer, WebhookReceiver
@@ -86,3 +89,17 @@ secret_env = "MONITOR_WEBHOOK_SECRET"
             assert canary not in text
         for blob in blobs:
             assert canary.encode() not in blob
+
+
+def test_a_secret_named_by_a_reload_is_scrubbed_from_then_on() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logs.ScrubSecrets([SMTP_CANARY]))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        logs.scrub_also([HOOK_CANARY])  # what a reload naming another variable does
+        logging.getLogger("monitor.test").warning("%s then %s", SMTP_CANARY, HOOK_CANARY)
+    finally:
+        root.removeHandler(handler)
+    assert stream.getvalue() == "<redacted> then <redacted>\n"

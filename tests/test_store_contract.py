@@ -548,7 +548,8 @@ def one_of_each() -> list[ev.Event]:
             alert_id="a1", channel_id="ops", attempt=8, kind="http_4xx", message="403"
         ),
         ev.AlertRequeued(alert_id="a1", channel_id="ops", operator="kim", reason="fixed"),
-        ev.ChannelDisabled(channel_id="hook", reason="410 gone"),
+        ev.ChannelDisabled(channel_id="hook", reason="410 gone", url_sha256="ab" * 32),
+        ev.ChannelEnabled(channel_id="hook", reason="url fixed", operator="kim"),
     ]
 
 

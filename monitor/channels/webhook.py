@@ -35,6 +35,12 @@ RESPONSE_CAP = 20_000  # bytes of a response body kept for the record
 SECRET_PREFIX = "whsec_"
 
 
+def url_sha256(url: str) -> str:
+    """What a 410 records of the URL that answered it: the path may hold a token, the log keeps
+    only this, so a changed URL can still be told from the one that was gone."""
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
 def sign(secrets: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """`v1,<base64 HMAC-SHA256>` of `id.timestamp.body` per secret, space-separated.
 

@@ -1,4 +1,4 @@
-"""Commands about the outbox: list alerts, re-queue an abandoned one, send a test alert."""
+"""Commands about the outbox: list, re-queue, send a test alert, enable a disabled channel."""
 
 from __future__ import annotations
 
@@ -94,13 +94,52 @@ def retry(
 
 @alerts_app.command()
 @command
+def enable(
+    channel_id: Annotated[str, typer.Argument(metavar="CHANNEL_ID")],
+    reason: Annotated[str, typer.Option("--reason")] = "enabled by an operator",
+) -> None:
+    """Enable a channel disabled after its webhook answered 410 Gone."""
+    from monitor.events import ChannelEnabled
+    from monitor.runtime import enabled_key
+    from monitor.store import NewEvent
+
+    who = os.environ.get("USER") or getpass.getuser()
+    with opened() as (config, store):
+        try:
+            config.channel(channel_id)
+        except KeyError:
+            raise UsageError(f"channel '{channel_id}' is not configured") from None
+        with store.transaction() as tx:
+            row = tx.state("channels", channel_id)
+            if not row or not row.get("disabled"):
+                raise UsageError(f"channel '{channel_id}' is not disabled")
+            event = ChannelEnabled(channel_id=channel_id, reason=reason, operator=who)
+            key = enabled_key(channel_id, row)
+            tx.append([NewEvent(event, dedupe_key=key, meta={"operator": who})])
+        stranded = [
+            r["alert_id"]
+            for r in store.states("outbox").values()
+            if r.get("channel_id") == channel_id
+            and r.get("status") == "abandoned"
+            and str(r.get("last_error")).startswith(("channel_disabled:", "gone:"))
+        ]
+    out.print(f"channel '{escape(channel_id)}' enabled: alerts to it are delivered again")
+    if stranded:
+        out.print(
+            f"alerts to it abandoned while it was disabled: {len(stranded)}; "
+            "`monitor alerts retry ID` re-queues one"
+        )
+
+
+@alerts_app.command()
+@command
 def test(channel: str) -> None:
     """Send a clearly marked test alert through the real outbox and channel."""
     asyncio.run(_send_test(channel))
 
 
 async def _send_test(channel_id: str) -> None:
-    from monitor import alertwork, deliver
+    from monitor import alertwork, deliver, runtime
     from monitor.config import available_secrets, secret_problems
     from monitor.events import AlertQueued
     from monitor.fetch import guarded_client
@@ -117,6 +156,8 @@ async def _send_test(channel_id: str) -> None:
         if problems:
             raise ConfigError(problems, hint="set the variable in this command's environment")
         secrets = available_secrets(config, os.environ)
+        # a URL fixed after a 410 enables its channel, as it would when a daemon reloads
+        runtime.enable_moved_channels(store, config, instance="cli")
         now = datetime.now(UTC)
         alert_id = f"alt_test_{uuid.uuid4().hex[:24]}"
         head = store.head()
@@ -159,4 +200,9 @@ async def _send_test(channel_id: str) -> None:
         + (f" ({escape(outcome.detail)})" if outcome.detail else "")
     )
     if outcome.status != "delivered":
-        raise MonitorError(f"test alert on '{channel_id}' was not delivered: {outcome.detail}")
+        hint = None
+        if outcome.detail.startswith("channel_disabled:"):
+            hint = f"fix the channel's url, or run `monitor alerts enable {channel_id}`"
+        raise MonitorError(
+            f"test alert on '{channel_id}' was not delivered: {outcome.detail}", hint=hint
+        )

@@ -3,6 +3,7 @@
     load_config(path, env)     read and validate the file; every problem in one ConfigError
     check_secrets(config, env) every channel secret variable set and well-formed
     secrets_for(config, env)   channel id → secret; available_secrets: the ones that are set
+    secret_values(config, env) every value the channels' variables hold (for log scrubbing)
     redacted(config)           the effective configuration for `monitor check`, secrets hidden
 
 Settings enter at the entry points and are passed down; there is no global configuration.

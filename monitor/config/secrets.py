@@ -46,11 +46,19 @@ def secrets_for(config: Config, env: Mapping[str, str]) -> dict[str, str]:
     return available_secrets(config, env)
 
 
+def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
+    """Every value the channels' *_env variables hold, well formed or not: what logs scrub."""
+    names = [
+        c.password_env if isinstance(c, EmailChannel) else c.secret_env for c in config.channels
+    ]
+    return [env[n] for n in names if n and env.get(n)]
+
+
 def available_secrets(config: Config, env: Mapping[str, str]) -> dict[str, str]:
     """The secrets that are set and well formed; channels missing theirs are left out.
 
-    The daemon starts without them (each such alert fails, retryably, naming the variable),
-    so a fresh checkout runs; `monitor check` still refuses.
+    The daemon starts without them and holds those channels' alerts (`monitor.deliver`), so
+    a fresh checkout runs; `monitor check` still refuses.
     """
     found: dict[str, str] = {}
     for channel in config.channels:
@@ -63,14 +71,6 @@ def available_secrets(config: Config, env: Mapping[str, str]) -> dict[str, str]:
         elif not _webhook_secret_problems(value):
             found[channel.id] = " ".join(value.split())
     return found
-
-
-def secret_values(config: Config, env: Mapping[str, str]) -> list[str]:
-    """Every value the channels' secret variables hold, well formed or not: what logs scrub."""
-    names = [
-        c.password_env if isinstance(c, EmailChannel) else c.secret_env for c in config.channels
-    ]
-    return [env[n] for n in names if n and env.get(n)]
 
 
 def _webhook_secret_problems(value: str) -> list[str]:
