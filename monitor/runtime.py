@@ -20,7 +20,7 @@ import orjson
 from monitor import evaluate, workstate
 from monitor.config import Config, redacted
 from monitor.errors import ConflictError
-from monitor.events import ConfigApplied, MilestoneStatusChanged
+from monitor.events import ConfigApplied, MilestoneSourceCorrected, MilestoneStatusChanged
 from monitor.milestones import MilestoneState
 from monitor.projections import all_projections
 from monitor.record import append_decisions
@@ -102,9 +102,7 @@ def apply_config(
             config_sha256=config.sha256, fingerprints=new, **config_change(old, new)
         )
         try:
-            store.append(
-                [NewEvent(event, expected_version=version, meta={"instance": instance})]
-            )
+            store.append([NewEvent(event, expected_version=version, meta={"instance": instance})])
             return event
         except ConflictError:
             continue  # another daemon recorded one meanwhile: look again
@@ -118,21 +116,19 @@ def _states(tx: Transaction, config: Config) -> dict[str, MilestoneState]:
 
 def record_baselines(
     store: EventStore, config: Config, *, instance: str, now: datetime
-) -> list[MilestoneStatusChanged]:
-    """Configured baselines, each recorded once ever (its dedupe key survives restarts)."""
+) -> list[MilestoneStatusChanged | MilestoneSourceCorrected]:
+    """Configured baselines, each recorded once ever (its dedupe key survives restarts), and a
+    correction for each recorded baseline whose `source` was edited since (none is alerted)."""
+    meta = {"instance": instance, "operator": "configuration"}
     with store.transaction() as tx:
         changes = evaluate.baseline_events(config, _states(tx, config))
         keys = {i: _baseline_key(config, c) for i, c in enumerate(changes)}
-        done = append_decisions(
-            tx,
-            config,
-            changes,
-            now=now,
-            dedupe=keys,
-            meta={"instance": instance, "operator": "configuration"},
-            alert=False,
-        )
-    return [c for c, d in zip(changes, done, strict=True) if not d.existed]
+        done = append_decisions(tx, config, changes, now=now, dedupe=keys, meta=meta, alert=False)
+        # read again: a baseline just recorded carries its source already
+        corrections = evaluate.baseline_corrections(config, _states(tx, config))
+        append_decisions(tx, config, corrections, now=now, meta=meta, alert=False)
+    recorded = [c for c, d in zip(changes, done, strict=True) if not d.existed]
+    return [*recorded, *corrections]
 
 
 def _baseline_key(config: Config, change: MilestoneStatusChanged) -> str:

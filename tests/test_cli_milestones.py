@@ -178,6 +178,35 @@ def test_note_records_one_change_with_operator_and_source_and_is_idempotent(
     assert cli(config, "verify").stdout.splitlines()[0] == head
 
 
+def test_a_note_with_the_same_status_and_another_source_corrects_the_source(
+        config: Path) -> None:
+    note = ("note", "training-start", "--status", "at_risk", "--operator", "alice")
+    assert cli(config, *note, "--source", SOURCE).returncode == 0
+    alerts = len(json_out(config, "log", "--type", "AlertQueued"))
+    better = "https://www.nedo.go.jp/news/press/AA5_102000.html"
+    result = cli(config, *note, "--source", better, "--reason", "the press release itself")
+    assert result.returncode == 0, result.stderr
+    assert "training-start stays at_risk, source corrected (by alice)" in result.stdout
+    [corrected] = json_out(config, "log", "--type", "MilestoneSourceCorrected")
+    assert corrected["data"] == {"milestone_id": "training-start", "status": "at_risk",
+                                 "source": better, "previous_source": SOURCE,
+                                 "reason": "the press release itself"}
+    assert corrected["meta"]["operator"] == "alice"
+    assert len(json_out(config, "log", "--type", "AlertQueued")) == alerts  # not alerted
+    [milestone] = [x for x in json_out(config, "status") if x["kind"] == "milestone"]
+    assert (milestone["status"], milestone["source"]) == ("at_risk", better)
+    assert f"training-start: at_risk per {better}" in cli(config, "status").stdout
+    again = cli(config, *note, "--source", better)
+    assert again.returncode == 0 and "citing that source: nothing recorded" in again.stdout
+    assert len(json_out(config, "log", "--type", "MilestoneSourceCorrected")) == 1
+
+
+def test_a_note_cannot_cite_a_source_for_a_status_the_evidence_reached(config: Path) -> None:
+    result = cli(config, "note", "training-start", "--status", "confirmed", "--source", SOURCE)
+    assert result.returncode == 0
+    assert "already confirmed by the evidence: nothing recorded" in result.stdout
+
+
 @pytest.mark.parametrize("args", [
     ["training-start", "--status", "done", "--source", SOURCE],
     ["training-start", "--status", "at_risk", "--source", "meti.go.jp/press"],

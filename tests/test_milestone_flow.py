@@ -113,3 +113,38 @@ def test_baseline_is_recorded_once_across_restarts(tmp_path: Path,
     assert baseline.meta["operator"] == "configuration"
     assert list(store.read(types=("AlertQueued",))) == []
     store.close()
+
+
+def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transition(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/news.xml", body=rss([]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
+    actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
+    text = path.read_text().replace(
+        'notify = []',
+        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{guessed}" }}')
+    path.write_text(text)
+    run_once(path)
+    path.write_text(text.replace(guessed, actual))
+    for _ in range(2):  # the second start finds the source already corrected
+        run_once(path)
+    config = load(path)
+    store = open_store(config)
+    try:
+        assert len(list(store.read(types=("MilestoneStatusChanged",)))) == 1
+        [corrected] = list(store.read(types=("MilestoneSourceCorrected",)))
+        assert corrected.data["status"] == "confirmed" and corrected.data["source"] == actual
+        assert corrected.data["previous_source"] == guessed
+        assert corrected.meta["operator"] == "configuration"
+        assert list(store.read(types=("AlertQueued",))) == []
+        [row] = reports.milestone_rows(store, config, NOW)
+        assert (row["status"], row["source"]) == ("confirmed", actual)
+        assert row["since"].startswith("2026-06-30")
+    finally:
+        store.close()
+    path.write_text(text.replace(guessed, actual).replace("2026-06-30", "2026-07-01"))
+    run_once(path)  # another since: not the recorded baseline, so not its correction
+    store = open_store(load(path))
+    assert len(list(store.read(types=("MilestoneSourceCorrected",)))) == 1
+    store.close()

@@ -72,6 +72,9 @@ def status(json_: JsonOpt = False) -> None:
             deadline,
         )
     out.print(table)
+    for m in milestones:
+        if m["source"]:  # the latest a baseline or note cited, corrections included
+            out.print(f"{escape(m['id'])}: {m['status']} per {escape(m['source'])}")
     feeds_table = Table(
         "feed",
         "health",
@@ -210,19 +213,36 @@ def note(
         now = datetime.now(UTC)
         with store.transaction() as tx:
             state = milestones.MilestoneState.from_json(tx.state("milestones", m.id))
+            policy = evaluate.policy(m)
             change = milestones.decide_declared(
-                state, evaluate.policy(m), status=target, reason=reason, source=source
+                state, policy, status=target, reason=reason, source=source
             )
-            if change is None:
-                out.print(f"'{escape(m.id)}' is already {target.value}: nothing recorded")
+            # already that status: a different source is a correction, which is not alerted
+            corrected = milestones.decide_source(
+                state, policy, status=target, source=source, reason=reason
+            )
+            decision = change or corrected
+            if decision is None:
+                out.print(f"'{escape(m.id)}' is already {target.value}{_cited(state.source)}")
                 return
             append_decisions(
                 tx,
                 config,
-                [change],
+                [decision],
                 now=now,
                 meta={"operator": who, "instance": instance_name()},
             )
+    if change is None:
+        out.print(
+            f"recorded: {escape(m.id)} stays {target.value}, source corrected (by {escape(who)})"
+        )
+        return
     out.print(
         f"recorded: {escape(m.id)} {change.from_status} → {change.to_status} (by {escape(who)})"
     )
+
+
+def _cited(source: str | None) -> str:
+    if source is None:  # reached by the evidence: no declared source to correct
+        return " by the evidence: nothing recorded"
+    return ", citing that source: nothing recorded"
