@@ -213,10 +213,32 @@ def test_a_note_cannot_cite_a_source_for_a_status_the_evidence_reached(config: P
     ["training-start", "--status", "at_risk", "--source", "ftp://meti.go.jp/x"],
     ["no-such-milestone", "--status", "at_risk", "--source", SOURCE],
     ["training-start", "--source", SOURCE],
+    ["training-start", "--status", "at_risk", "--source", "http://"],
+    ["training-start", "--status", "at_risk", "--source", "https:///press/x.html"],
+    ["training-start", "--status", "at_risk", "--source", "https://meti.go.jp:99999/x"],
+    ["training-start", "--status", "at_risk", "--source", "https://meti .go.jp/x"],
 ])
 def test_bad_notes_exit_2_and_record_nothing(config: Path, args: list[str]) -> None:
     head = cli(config, "verify").stdout.splitlines()[0]
     result = cli(config, "note", *args)
     assert result.returncode == 2 and result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
+    assert cli(config, "verify").stdout.splitlines()[0] == head
+
+
+@pytest.mark.parametrize("source", [
+    "https://bob:hunter2@example.org/x?token=abc123",
+    "https://bob@example.org/x",
+    "https://example.org/x?token=abc123",
+])
+def test_a_note_refuses_a_source_with_credentials_and_never_echoes_them(
+        config: Path, source: str) -> None:
+    head = cli(config, "verify").stdout.splitlines()[0]
+    result = cli(config, "note", "training-start", "--status", "at_risk", "--source", source)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 2, result.stderr
+    assert lines[0].startswith("error: --source: the URL carries credentials")
+    assert lines[1].startswith("hint: ")
+    for secret in ("bob", "hunter2", "abc123"):
+        assert secret not in result.stderr + result.stdout
     assert cli(config, "verify").stdout.splitlines()[0] == head

@@ -202,8 +202,7 @@ def note(
         raise UsageError(
             f"--status '{status_}': use one of " + ", ".join(s.value for s in Status)
         ) from None
-    if not source.startswith(("http://", "https://")):
-        raise UsageError(f"--source '{source}': not an http(s) URL")
+    _check_source(source)
     who = operator or os.environ.get("USER") or getpass.getuser()
     with opened() as (config, store):
         try:
@@ -240,6 +239,29 @@ def note(
     out.print(
         f"recorded: {escape(m.id)} {change.from_status} → {change.to_status} (by {escape(who)})"
     )
+
+
+def _check_source(source: str) -> None:
+    """A note's source is kept forever in the log: a real http(s) URL, and no credentials."""
+    from urllib.parse import urlsplit
+
+    from monitor.config import check_http_url
+    from monitor.redact import redact_url
+
+    try:
+        check_http_url(source)
+        credentials = "@" in urlsplit(source).netloc or redact_url(source) != source
+    except ValueError:
+        raise UsageError(
+            f"--source '{redact_url(source)}': not an http:// or https:// URL with a host",
+            hint="pass the full address of the evidence, such as https://www.meti.go.jp/press/…",
+        ) from None
+    if credentials:  # the message names no part of it: the part would be the secret
+        raise UsageError(
+            "--source: the URL carries credentials (a user name, password or token), "
+            "which the log would keep forever",
+            hint="cite the evidence's public address, without credentials",
+        )
 
 
 def _cited(source: str | None) -> str:

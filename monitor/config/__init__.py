@@ -31,6 +31,7 @@ from monitor.config.secrets import (
 from monitor.config.values import (
     DEFAULT_DATABASE_URL,
     DEFAULT_RETRY_SCHEDULE,
+    check_http_url,
     format_duration,
     parse_duration,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "Settings",
     "WebhookChannel",
     "available_secrets",
+    "check_http_url",
     "check_secrets",
     "format_duration",
     "load_config",
