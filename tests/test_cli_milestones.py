@@ -96,6 +96,25 @@ def test_status_json_reports_milestones_feeds_and_abandoned_alerts(config: Path)
     assert abandoned["alert_id"] == refused["data"]["alert_id"]
 
 
+def test_status_shows_a_feed_never_polled_as_such_and_a_disabled_feed_without_next_poll(
+        config: Path) -> None:
+    text = config.read_text()
+    text = re.sub(r'(id = "down"\nurl = "[^"]*"\n)', r"\1enabled = false\n", text)
+    config.write_text(text + '\n[[feeds]]\nid = "later"\nurl = "https://example.org/later.xml"\n')
+    feeds = {x["id"]: x for x in json_out(config, "status") if x["kind"] == "feed"}
+    assert (feeds["later"]["health"], feeds["later"]["enabled"]) == ("not_polled", True)
+    assert feeds["later"]["last_success_at"] is None
+    assert (feeds["down"]["health"], feeds["down"]["enabled"]) == ("failing", False)
+    assert feeds["down"]["next_poll_at"] is None
+    assert feeds["news"]["health"] == "ok" and feeds["news"]["next_poll_at"] is not None
+    table = cli(config, "status").stdout.splitlines()
+    row = {line.split()[0]: line for line in table if line.split()[:1] in (["news"], ["down"],
+                                                                           ["later"])}
+    assert re.match(r"later\s+not polled yet\s+—\s", row["later"]), row["later"]
+    assert re.match(r"down\s+failing\s+—\s+disabled\s", row["down"]), row["down"]
+    assert re.match(r"news\s+ok\s+\d{4}-\d\d-\d\d .* JST\s+\d{4}-", row["news"]), row["news"]
+
+
 def test_status_table_shows_local_times_deadline_and_abandoned_alert_lines(
         config: Path) -> None:
     result = cli(config, "status")

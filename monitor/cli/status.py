@@ -88,9 +88,9 @@ def status(json_: JsonOpt = False) -> None:
     for f in feeds:
         feeds_table.add_row(
             escape(f["id"]),
-            f["health"],
+            "not polled yet" if f["health"] == "not_polled" else f["health"],
             local(f["last_success_at"], tz),
-            local(f["next_poll_at"], tz),
+            local(f["next_poll_at"], tz) if f["enabled"] else "disabled",
             escape(f["problem"] or ""),
         )
     out.print(feeds_table)
