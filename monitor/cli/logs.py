@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from monitor.cli import exportfile
 from monitor.cli.common import (
     JsonOpt,
     app,
@@ -249,86 +247,19 @@ def export(
         raise UsageError(f"--format '{format_}': use jsonl or csv")
     with opened() as (config, store):
         if output is not None:
-            _refuse_database_file(output, config.settings.database_url)
+            exportfile.refuse_database_file(output, config.settings.database_url)
         records = _filter(config, since, until, type_, stream, milestone, feed, None).select(store)
         lines = (
             review.json_lines(records)
             if format_ == "jsonl"
             else (s.encode() for s in review.csv_lines(records))
         )
-        count = _write_whole(output, lines) if output is not None else _write_out(lines)
-    if output:
-        err.print(f"wrote {count - (format_ == 'csv')} events to {output}")
-
-
-def _write_out(lines: Iterable[bytes]) -> int:
-    count = 0
-    for line in lines:
-        sys.stdout.buffer.write(line)
-        count += 1
-    return count
-
-
-def _refuse_database_file(path: Path, database_url: str) -> None:
-    """An export over the event log (or its WAL) would truncate the very history it reads."""
-    import sqlalchemy as sa
-
-    url = sa.make_url(database_url)
-    name = url.database or ""
-    if url.get_backend_name() != "sqlite" or name in ("", ":memory:"):
-        return
-    if name.startswith("file:"):  # a URI filename: sqlite:///file:/path/events.db?uri=true
-        name = name.removeprefix("file:").split("?", 1)[0]
-    target = path.resolve()
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        database = Path(name + suffix)
-        if target == database.resolve() or _same_file(path, database):
-            raise UsageError(
-                f"--output {path}: is the event log's database file {database.name}",
-                hint="pass a file outside the database's files",
-            )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # either does not exist: not the same file
-        return False
-
-
-def _write_whole(path: Path, lines: Iterable[bytes]) -> int:
-    """Write to a temporary file beside `path`, renamed over it only once every line is in."""
-    if path.is_dir():
-        raise UsageError(f"--output {path}: is a folder", hint="pass a file name")
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as exc:
-        raise UsageError(
-            f"--output {path}: cannot write: {exc.strerror or exc}",
-            hint="pass a file in a folder that exists and is writable",
-        ) from None
-    temporary = Path(name)
-    try:
-        with open(fd, "wb") as handle:
+        if output is not None:  # a temporary file, renamed over `output` once complete
+            count = exportfile.write_whole(output, lines)
+        else:
             count = 0
             for line in lines:
-                handle.write(line)
+                sys.stdout.buffer.write(line)
                 count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, _mode_for(path))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return count
-
-
-def _mode_for(path: Path) -> int:
-    """The replaced file's permissions, or those a plain open() would have given a new one."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
+    if output:
+        err.print(f"wrote {count - (format_ == 'csv')} events to {output}")
