@@ -133,9 +133,10 @@ def baseline_events(
 
 
 def baseline_corrections(
-    config: Config, states: Mapping[str, milestones.MilestoneState]
+    config: Config, states: Mapping[str, milestones.MilestoneState], cited: Mapping[str, str]
 ) -> list[MilestoneSourceCorrected]:
-    """Recorded baselines whose `source` was edited in the configuration since.
+    """Recorded baselines whose `source` was edited in the configuration since it was last
+    cited (`cited`: milestone id -> the source the configuration last recorded).
 
     A milestone still holds its baseline when its status and since are the baseline's: a note
     or the evidence since then set another since (or status), and their source is not the
@@ -144,7 +145,9 @@ def baseline_corrections(
     out = []
     for m in config.milestones:
         state = states.get(m.id, milestones.MilestoneState())
-        if m.baseline is None or state.since != milestones.declared_instant(m.baseline.since):
+        if m.baseline is None or cited.get(m.id, m.baseline.source) == m.baseline.source:
+            continue
+        if state.since != milestones.declared_instant(m.baseline.since):
             continue
         corrected = milestones.decide_source(
             state,

@@ -8,7 +8,7 @@ from pathlib import Path
 from monitor import reports
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
-from tests.kit import load, rss, run_once, write_config
+from tests.kit import cli, load, rss, run_once, write_config
 
 NOW = datetime.now(UTC)
 
@@ -143,8 +143,26 @@ def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transi
         assert row["since"].startswith("2026-06-30")
     finally:
         store.close()
-    path.write_text(text.replace(guessed, actual).replace("2026-06-30", "2026-07-01"))
+    noted = "https://www.nedo.go.jp/news/press/AA5_102000.html"
+    note = cli(path, "note", "training-start", "--status", "confirmed", "--source", noted,
+               "--operator", "alice")
+    assert note.returncode == 0 and "source corrected" in note.stdout, note.stderr
+    run_once(path)  # feeds.toml unchanged since it last cited a source: the note stays
+    assert sources(path) == [(actual, "configuration"), (noted, "alice")]
+    path.write_text(text)  # back to the first guess: the configuration cites it again
+    run_once(path)
+    run_once(path)
+    assert sources(path) == [(actual, "configuration"), (noted, "alice"),
+                             (guessed, "configuration")]
+    path.write_text(text.replace("2026-06-30", "2026-07-01").replace(guessed, actual))
     run_once(path)  # another since: not the recorded baseline, so not its correction
+    assert len(sources(path)) == 3
+
+
+def sources(path: Path) -> list[tuple[str, str]]:
     store = open_store(load(path))
-    assert len(list(store.read(types=("MilestoneSourceCorrected",)))) == 1
-    store.close()
+    try:
+        return [(r.data["source"], r.meta["operator"])
+                for r in store.read(types=("MilestoneSourceCorrected",))]
+    finally:
+        store.close()
