@@ -43,7 +43,7 @@ class RecordLike(Protocol):
 
 
 class Milestones:
-    """milestone id -> status, since, evidence: `MilestoneState.to_json()` of the fold
+    """milestone id -> status, since, evidence, cited source: `MilestoneState.to_json()` of the fold
     `milestones.apply`, plus the position and the number of changes.
 
     The fold works on the JSON row itself: decoding every evidence entry on each match would

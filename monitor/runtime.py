@@ -102,7 +102,9 @@ def apply_config(
             config_sha256=config.sha256, fingerprints=new, **config_change(old, new)
         )
         try:
-            store.append([NewEvent(event, expected_version=version, meta={"instance": instance})])
+            store.append(
+                [NewEvent(event, expected_version=version, meta={"instance": instance})]
+            )
             return event
         except ConflictError:
             continue  # another daemon recorded one meanwhile: look again
