@@ -14,7 +14,7 @@ from typing import Any
 from monitor import milestones
 from monitor.config.models import Config, Milestone, Rule
 from monitor.eventbase import Event
-from monitor.events import MilestoneStatusChanged, Status
+from monitor.events import MilestoneSourceCorrected, MilestoneStatusChanged, Status
 from monitor.match import Matcher, compile_matcher
 from monitor.rules import Match, RuleSpec
 
@@ -129,6 +129,35 @@ def baseline_events(
         )
         if changed is not None:
             out.append(changed)
+    return out
+
+
+def baseline_corrections(
+    config: Config, states: Mapping[str, milestones.MilestoneState], cited: Mapping[str, str]
+) -> list[MilestoneSourceCorrected]:
+    """Recorded baselines whose `source` was edited in the configuration since it was last
+    cited (`cited`: milestone id -> the source the configuration last recorded).
+
+    A milestone still holds its baseline when its status and since are the baseline's: a note
+    or the evidence since then set another since (or status), and their source is not the
+    configuration's to correct.
+    """
+    out = []
+    for m in config.milestones:
+        state = states.get(m.id, milestones.MilestoneState())
+        if m.baseline is None or cited.get(m.id, m.baseline.source) == m.baseline.source:
+            continue
+        if state.since != milestones.declared_instant(m.baseline.since):
+            continue
+        corrected = milestones.decide_source(
+            state,
+            policy(m),
+            status=Status(m.baseline.status),
+            source=m.baseline.source,
+            reason="baseline source corrected in the configuration",
+        )
+        if corrected is not None:
+            out.append(corrected)
     return out
 
 

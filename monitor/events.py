@@ -168,6 +168,19 @@ class MilestoneStatusChanged(Event):
     STREAM = ("milestone", "milestone_id")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MilestoneSourceCorrected(Event):
+    """The source cited for a milestone's declared status was replaced; the status stays."""
+
+    milestone_id: str
+    status: str  # the declared status whose source this corrects
+    source: str
+    previous_source: str | None
+    reason: str
+
+    STREAM = ("milestone", "milestone_id")
+
+
 # --- alerts --------------------------------------------------------------------------------
 
 
@@ -275,6 +288,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ItemSighted,
         MilestoneMatched,
         MilestoneStatusChanged,
+        MilestoneSourceCorrected,
         AlertQueued,
         AlertDelivered,
         AlertAttemptFailed,

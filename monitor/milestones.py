@@ -14,7 +14,12 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from monitor.eventbase import Event
-from monitor.events import MilestoneMatched, MilestoneStatusChanged, Status
+from monitor.events import (
+    MilestoneMatched,
+    MilestoneSourceCorrected,
+    MilestoneStatusChanged,
+    Status,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +72,14 @@ class MilestoneState:
     status: Status = Status.PENDING
     since: datetime | None = None
     evidence: tuple[Evidence, ...] = ()
+    source: str | None = None  # what a baseline or note cited for the status; None for matches
 
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status.value,
             "since": self.since.isoformat() if self.since else None,
             "evidence": [e.to_json() for e in self.evidence],
+            "source": self.source,
         }
 
     @classmethod
@@ -86,6 +93,7 @@ class MilestoneState:
                 Evidence(i, k, p, bool(a), datetime.fromisoformat(t))
                 for i, k, p, a, t in data.get("evidence", ())
             ),
+            source=data.get("source"),
         )
 
 
@@ -215,14 +223,37 @@ def decide_declared(
     source: str,
     effective: date | None = None,
 ) -> MilestoneStatusChanged | None:
-    """A baseline from the configuration or an operator's note; None when nothing changes."""
+    """A baseline from the configuration or an operator's note; None when the status is already
+    that (`decide_source` then tells whether its source was corrected)."""
     if state.status is status:
         return None
-    effective_at = (
-        datetime.combine(effective, time(0), tzinfo=UTC) if effective is not None else None
-    )
+    effective_at = declared_instant(effective) if effective is not None else None
     return _changed(
         policy, state.status, status, reason, (), source=source, effective_at=effective_at
+    )
+
+
+def declared_instant(day: date) -> datetime:
+    """A declared day (a baseline's `since`) as the instant a transition records: UTC midnight."""
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def decide_source(
+    state: MilestoneState, policy: Policy, *, status: Status, source: str, reason: str
+) -> MilestoneSourceCorrected | None:
+    """A declared status whose cited source differs: the correction, which supersedes it.
+
+    Only a status that a baseline or note declared (it has a source) is corrected: a status the
+    evidence reached, or a different status, keeps what the log says.
+    """
+    if state.status is not status or state.source is None or state.source == source:
+        return None
+    return MilestoneSourceCorrected(
+        milestone_id=policy.milestone_id,
+        status=status.value,
+        source=source,
+        previous_source=state.source,
+        reason=reason,
     )
 
 
@@ -235,8 +266,13 @@ def apply(state: MilestoneState, event: Event, recorded_at: datetime) -> Milesto
             )
         case MilestoneStatusChanged():
             return replace(
-                state, status=Status(event.to_status), since=since_of(event, recorded_at)
+                state,
+                status=Status(event.to_status),
+                since=since_of(event, recorded_at),
+                source=event.source,
             )
+        case MilestoneSourceCorrected() if event.status == state.status.value:
+            return replace(state, source=event.source)
         case _:
             return state
 

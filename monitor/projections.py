@@ -27,6 +27,7 @@ from monitor.events import (
     ItemDiscovered,
     ItemSighted,
     MilestoneMatched,
+    MilestoneSourceCorrected,
     MilestoneStatusChanged,
 )
 
@@ -43,7 +44,7 @@ class RecordLike(Protocol):
 
 
 class Milestones:
-    """milestone id -> status, since, evidence: `MilestoneState.to_json()` of the fold
+    """milestone id -> status, since, evidence, cited source: `MilestoneState.to_json()` of the fold
     `milestones.apply`, plus the position and the number of changes.
 
     The fold works on the JSON row itself: decoding every evidence entry on each match would
@@ -54,7 +55,8 @@ class Milestones:
 
     def key(self, record: RecordLike) -> str | None:
         e = record.event
-        return e.milestone_id if isinstance(e, MilestoneMatched | MilestoneStatusChanged) else None
+        kinds = MilestoneMatched | MilestoneStatusChanged | MilestoneSourceCorrected
+        return e.milestone_id if isinstance(e, kinds) else None
 
     def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
         e = record.event
@@ -66,6 +68,9 @@ class Milestones:
         elif isinstance(e, MilestoneStatusChanged):
             row["status"] = e.to_status
             row["since"] = milestones.since_of(e, record.recorded_at).isoformat()
+            row["source"] = e.source
+        elif isinstance(e, MilestoneSourceCorrected) and e.status == row["status"]:
+            row["source"] = e.source
         row["position"] = record.position
         row["changes"] = row.get("changes", 0) + isinstance(e, MilestoneStatusChanged)
         return row

@@ -40,26 +40,32 @@ def milestone_rows(store: EventStore, config: Config, now: datetime) -> list[dic
                 "newest_evidence_at": newest.at.isoformat() if newest else None,
                 "expected_by": m.expected_by.isoformat() if m.expected_by else None,
                 "days_left": (deadline - now).days if deadline else None,
+                "source": redact_url(state.source) if state.source else None,
             }
         )
     return rows
 
 
 def feed_rows(store: EventStore, config: Config) -> list[dict[str, Any]]:
+    """Each configured feed: health (ok / failing / gone / stale, or `not_polled` before its
+    first poll completes), and the next poll (None for a disabled feed: none is due)."""
     work = workstate.feed_rows(store)
     rows = []
     for f in config.feeds:
-        health = store.state("feeds", f.id) or {"health": "ok"}
+        recorded = store.state("feeds", f.id)
+        health = recorded or {"health": "ok"}
         w = work.get(f.id)
+        polled = recorded is not None or (w is not None and w.polls > 0)
         rows.append(
             {
                 "id": f.id,
                 "url": redact_url(w.url if w else f.url),
-                "health": health.get("health", "ok"),
+                "enabled": f.enabled,
+                "health": health.get("health", "ok") if polled else "not_polled",
                 "problem": health.get("message"),
                 "since": health.get("since"),
                 "last_success_at": _iso(w.last_success_at) if w else None,
-                "next_poll_at": _iso(w.next_poll_at) if w else None,
+                "next_poll_at": _iso(w.next_poll_at) if w and f.enabled else None,
                 "polls": w.polls if w else 0,
                 "failures": w.failures if w else 0,
             }

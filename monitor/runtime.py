@@ -19,9 +19,14 @@ import orjson
 
 from monitor import evaluate, workstate
 from monitor.channels.webhook import url_sha256
-from monitor.config import Config, WebhookChannel, redacted
+from monitor.config import Baseline, Config, WebhookChannel, redacted
 from monitor.errors import ConflictError
-from monitor.events import ChannelEnabled, ConfigApplied, MilestoneStatusChanged
+from monitor.events import (
+    ChannelEnabled,
+    ConfigApplied,
+    MilestoneSourceCorrected,
+    MilestoneStatusChanged,
+)
 from monitor.milestones import MilestoneState
 from monitor.projections import all_projections
 from monitor.record import append_decisions
@@ -159,27 +164,62 @@ def _states(tx: Transaction, config: Config) -> dict[str, MilestoneState]:
 
 def record_baselines(
     store: EventStore, config: Config, *, instance: str, now: datetime
-) -> list[MilestoneStatusChanged]:
-    """Configured baselines, each recorded once ever (its dedupe key survives restarts)."""
+) -> list[MilestoneStatusChanged | MilestoneSourceCorrected]:
+    """Configured baselines, each recorded once ever (its dedupe key survives restarts), and a
+    correction for each recorded baseline whose `source` was edited since (none is alerted)."""
+    meta = {"instance": instance, "operator": "configuration"}
     with store.transaction() as tx:
         changes = evaluate.baseline_events(config, _states(tx, config))
-        keys = {i: _baseline_key(config, c) for i, c in enumerate(changes)}
-        done = append_decisions(
-            tx,
-            config,
-            changes,
-            now=now,
-            dedupe=keys,
-            meta={"instance": instance, "operator": "configuration"},
-            alert=False,
+        keys = {
+            i: _baseline_key(c.milestone_id, config.milestone(c.milestone_id).baseline)
+            for i, c in enumerate(changes)
+        }
+        done = append_decisions(tx, config, changes, now=now, dedupe=keys, meta=meta, alert=False)
+        cited = _configured_sources(store, tx, config)
+        # read again: a baseline just recorded carries its source already
+        corrections = evaluate.baseline_corrections(
+            config, _states(tx, config), {k: source for k, (_, source) in cited.items()}
         )
-    return [c for c, d in zip(changes, done, strict=True) if not d.existed]
+        # one correction may follow each source the configuration cited: two daemons starting
+        # together record it once
+        after = {
+            i: f"baseline-source:{c.milestone_id}:{cited[c.milestone_id][0]}"
+            for i, c in enumerate(corrections)
+        }
+        done_after = append_decisions(
+            tx, config, corrections, now=now, dedupe=after, meta=meta, alert=False
+        )
+    recorded = [c for c, d in zip(changes, done, strict=True) if not d.existed]
+    return [*recorded, *(c for c, d in zip(corrections, done_after, strict=True) if not d.existed)]
 
 
-def _baseline_key(config: Config, change: MilestoneStatusChanged) -> str:
-    baseline = config.milestone(change.milestone_id).baseline
+def _configured_sources(
+    store: EventStore, tx: Transaction, config: Config
+) -> dict[str, tuple[int, str]]:
+    """Milestone id -> (position, source): what the configuration last cited for its recorded
+    baseline, the baseline's own event or a correction from the configuration since. A note's
+    correction is not the configuration's: an unchanged feeds.toml leaves it in effect."""
+    out: dict[str, tuple[int, str]] = {}
+    for m in config.milestones:
+        if m.baseline is None:
+            continue
+        position = tx.find_dedupe(_baseline_key(m.id, m.baseline))
+        recorded = store.get(position) if position is not None else None
+        if position is None or recorded is None:  # not yet, or just now in this transaction
+            continue
+        cited = (position, str(recorded.data.get("source")))
+        for r in store.read(
+            after=position, stream=f"milestone:{m.id}", types=("MilestoneSourceCorrected",)
+        ):
+            if r.meta.get("operator") == "configuration":
+                cited = (r.position, str(r.data["source"]))
+        out[m.id] = cited
+    return out
+
+
+def _baseline_key(milestone_id: str, baseline: Baseline | None) -> str:
     assert baseline is not None
-    return f"baseline:{change.milestone_id}:{baseline.status}:{baseline.since.isoformat()}"
+    return f"baseline:{milestone_id}:{baseline.status}:{baseline.since.isoformat()}"
 
 
 def check_deadlines(

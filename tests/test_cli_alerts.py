@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import functools
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,14 @@ def test_alerts_list_pending_abandoned_and_delivered(
         line = next(x for x in table.splitlines() if x.startswith(queued[channel]))
         assert f"{channel}  " in line and status in line
     assert "JST" in next(x for x in table.splitlines() if x.startswith(queued["team"]))
+    # `alerts retry ID` sends people here for the id: whole on a narrow terminal too
+    narrow = kit.monitor_cmd("--config", str(config), "alerts",
+                             env={**ENV, "NO_COLOR": "1", "COLUMNS": "80"})
+    assert narrow.returncode == 0 and "…" not in narrow.stdout.splitlines()[0]
+    assert all(len(line) <= 80 for line in narrow.stdout.splitlines())
+    for channel, status in (("hook", "abandoned"), ("team", "pending")):
+        line = next(x for x in narrow.stdout.splitlines() if x.startswith(queued[channel]))
+        assert re.match(rf"{queued[channel]}\s+{channel}\s+{status}\s", line), line
 
 
 def test_retry_requeues_an_abandoned_alert_and_delivers_it_under_the_same_id(

@@ -96,6 +96,25 @@ def test_status_json_reports_milestones_feeds_and_abandoned_alerts(config: Path)
     assert abandoned["alert_id"] == refused["data"]["alert_id"]
 
 
+def test_status_shows_a_feed_never_polled_as_such_and_a_disabled_feed_without_next_poll(
+        config: Path) -> None:
+    text = config.read_text()
+    text = re.sub(r'(id = "down"\nurl = "[^"]*"\n)', r"\1enabled = false\n", text)
+    config.write_text(text + '\n[[feeds]]\nid = "later"\nurl = "https://example.org/later.xml"\n')
+    feeds = {x["id"]: x for x in json_out(config, "status") if x["kind"] == "feed"}
+    assert (feeds["later"]["health"], feeds["later"]["enabled"]) == ("not_polled", True)
+    assert feeds["later"]["last_success_at"] is None
+    assert (feeds["down"]["health"], feeds["down"]["enabled"]) == ("failing", False)
+    assert feeds["down"]["next_poll_at"] is None
+    assert feeds["news"]["health"] == "ok" and feeds["news"]["next_poll_at"] is not None
+    table = cli(config, "status").stdout.splitlines()
+    row = {line.split()[0]: line for line in table if line.split()[:1] in (["news"], ["down"],
+                                                                           ["later"])}
+    assert re.match(r"later\s+not polled yet\s+—\s", row["later"]), row["later"]
+    assert re.match(r"down\s+failing\s+—\s+disabled\s", row["down"]), row["down"]
+    assert re.match(r"news\s+ok\s+\d{4}-\d\d-\d\d .* JST\s+\d{4}-", row["news"]), row["news"]
+
+
 def test_status_table_shows_local_times_deadline_and_abandoned_alert_lines(
         config: Path) -> None:
     result = cli(config, "status")
@@ -178,16 +197,67 @@ def test_note_records_one_change_with_operator_and_source_and_is_idempotent(
     assert cli(config, "verify").stdout.splitlines()[0] == head
 
 
+def test_a_note_with_the_same_status_and_another_source_corrects_the_source(
+        config: Path) -> None:
+    note = ("note", "training-start", "--status", "at_risk", "--operator", "alice")
+    assert cli(config, *note, "--source", SOURCE).returncode == 0
+    alerts = len(json_out(config, "log", "--type", "AlertQueued"))
+    better = "https://www.nedo.go.jp/news/press/AA5_102000.html"
+    result = cli(config, *note, "--source", better, "--reason", "the press release itself")
+    assert result.returncode == 0, result.stderr
+    assert "training-start stays at_risk, source corrected (by alice)" in result.stdout
+    [corrected] = json_out(config, "log", "--type", "MilestoneSourceCorrected")
+    assert corrected["data"] == {"milestone_id": "training-start", "status": "at_risk",
+                                 "source": better, "previous_source": SOURCE,
+                                 "reason": "the press release itself"}
+    assert corrected["meta"]["operator"] == "alice"
+    assert len(json_out(config, "log", "--type", "AlertQueued")) == alerts  # not alerted
+    [milestone] = [x for x in json_out(config, "status") if x["kind"] == "milestone"]
+    assert (milestone["status"], milestone["source"]) == ("at_risk", better)
+    assert f"training-start: at_risk per {better}" in cli(config, "status").stdout
+    again = cli(config, *note, "--source", better)
+    assert again.returncode == 0 and "citing that source: nothing recorded" in again.stdout
+    assert len(json_out(config, "log", "--type", "MilestoneSourceCorrected")) == 1
+
+
+def test_a_note_cannot_cite_a_source_for_a_status_the_evidence_reached(config: Path) -> None:
+    result = cli(config, "note", "training-start", "--status", "confirmed", "--source", SOURCE)
+    assert result.returncode == 0
+    assert "already confirmed by the evidence: nothing recorded" in result.stdout
+
+
 @pytest.mark.parametrize("args", [
     ["training-start", "--status", "done", "--source", SOURCE],
     ["training-start", "--status", "at_risk", "--source", "meti.go.jp/press"],
     ["training-start", "--status", "at_risk", "--source", "ftp://meti.go.jp/x"],
     ["no-such-milestone", "--status", "at_risk", "--source", SOURCE],
     ["training-start", "--source", SOURCE],
+    ["training-start", "--status", "at_risk", "--source", "http://"],
+    ["training-start", "--status", "at_risk", "--source", "https:///press/x.html"],
+    ["training-start", "--status", "at_risk", "--source", "https://meti.go.jp:99999/x"],
+    ["training-start", "--status", "at_risk", "--source", "https://meti .go.jp/x"],
 ])
 def test_bad_notes_exit_2_and_record_nothing(config: Path, args: list[str]) -> None:
     head = cli(config, "verify").stdout.splitlines()[0]
     result = cli(config, "note", *args)
     assert result.returncode == 2 and result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
+    assert cli(config, "verify").stdout.splitlines()[0] == head
+
+
+@pytest.mark.parametrize("source", [
+    "https://bob:hunter2@example.org/x?token=abc123",
+    "https://bob@example.org/x",
+    "https://example.org/x?token=abc123",
+])
+def test_a_note_refuses_a_source_with_credentials_and_never_echoes_them(
+        config: Path, source: str) -> None:
+    head = cli(config, "verify").stdout.splitlines()[0]
+    result = cli(config, "note", "training-start", "--status", "at_risk", "--source", source)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 2, result.stderr
+    assert lines[0].startswith("error: --source: the URL carries credentials")
+    assert lines[1].startswith("hint: ")
+    for secret in ("bob", "hunter2", "abc123"):
+        assert secret not in result.stderr + result.stdout
     assert cli(config, "verify").stdout.splitlines()[0] == head

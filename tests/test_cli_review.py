@@ -358,6 +358,44 @@ def test_export_jsonl_round_trips_and_csv_has_a_header_and_a_row_per_event(
     assert_one_line_error(cli(config, "export", "--output", str(target / "nope" / "x")), 2)
 
 
+def test_export_refuses_to_write_over_the_database_or_its_wal(config: Path) -> None:
+    everything = logged(config)
+    database = config.parent / "events.db"
+    before = database.read_bytes()
+    (config.parent / "alias.db").symlink_to(database)
+    for target in ("events.db", "events.db-wal", "events.db-shm", "alias.db"):
+        result = cli(config, "export", "-o", str(config.parent / target))
+        assert_one_line_error(result, 2)
+        assert "event log's database file" in result.stderr
+    # the command runs in the repository: a relative path with '..' names the same file
+    assert_one_line_error(cli(config, "export", "-o", os.path.relpath(database, ROOT)), 2)
+    assert database.read_bytes() == before
+    verified = cli(config, "verify")
+    assert verified.returncode == 0 and f"ok: {len(everything)} events verified" in verified.stdout
+
+
+def test_a_failed_export_leaves_the_previous_file_whole_and_no_partial_file(
+        config: Path) -> None:
+    target = config.parent / "out.jsonl"
+    target.write_text("the previous export\n", encoding="utf-8")
+    target.chmod(0o640)
+    last = logged(config)[-1]
+    # an undecodable row after the good ones: the export fails part-way through the log
+    tamper(config, "INSERT INTO events (position, event_id, stream, stream_version, type, "
+                   "schema_version, recorded_at, data, meta, prev_hash, hash) "
+                   "VALUES (?, 'broken', 'item:broken', 1, 'ItemSighted', 1, ?, '{', '{}', ?, 'x')",
+           last["position"] + 1, last["recorded_at"], last["hash"])
+    result = cli(config, "export", "-o", str(target))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert target.read_text(encoding="utf-8") == "the previous export\n"
+    assert sorted(p.name for p in config.parent.iterdir() if "out.jsonl" in p.name) == [
+        "out.jsonl"]
+    tamper(config, "DELETE FROM events WHERE event_id = 'broken'")
+    assert cli(config, "export", "-o", str(target)).returncode == 0
+    assert target.stat().st_mode & 0o777 == 0o640  # replaced, with the permissions it had
+    assert len(json_lines(target.read_text(encoding="utf-8"))) == last["position"]
+
+
 CANARY = {"MONITOR_SMTP_PASSWORD": "canary-smtp-pw-5e1d",
           "MONITOR_WEBHOOK_SECRET": "whsec_Y2FuYXJ5LXdlYmhvb2stc2VjcmV0LTMyLWJ5dGVzIQ=="}
 CHANNELS = """

@@ -8,7 +8,7 @@ from pathlib import Path
 from monitor import reports
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
-from tests.kit import load, rss, run_once, write_config
+from tests.kit import cli, load, rss, run_once, write_config
 
 NOW = datetime.now(UTC)
 
@@ -113,3 +113,56 @@ def test_baseline_is_recorded_once_across_restarts(tmp_path: Path,
     assert baseline.meta["operator"] == "configuration"
     assert list(store.read(types=("AlertQueued",))) == []
     store.close()
+
+
+def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transition(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/news.xml", body=rss([]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
+    actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
+    text = path.read_text().replace(
+        'notify = []',
+        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{guessed}" }}')
+    path.write_text(text)
+    run_once(path)
+    path.write_text(text.replace(guessed, actual))
+    for _ in range(2):  # the second start finds the source already corrected
+        run_once(path)
+    config = load(path)
+    store = open_store(config)
+    try:
+        assert len(list(store.read(types=("MilestoneStatusChanged",)))) == 1
+        [corrected] = list(store.read(types=("MilestoneSourceCorrected",)))
+        assert corrected.data["status"] == "confirmed" and corrected.data["source"] == actual
+        assert corrected.data["previous_source"] == guessed
+        assert corrected.meta["operator"] == "configuration"
+        assert list(store.read(types=("AlertQueued",))) == []
+        [row] = reports.milestone_rows(store, config, NOW)
+        assert (row["status"], row["source"]) == ("confirmed", actual)
+        assert row["since"].startswith("2026-06-30")
+    finally:
+        store.close()
+    noted = "https://www.nedo.go.jp/news/press/AA5_102000.html"
+    note = cli(path, "note", "training-start", "--status", "confirmed", "--source", noted,
+               "--operator", "alice")
+    assert note.returncode == 0 and "source corrected" in note.stdout, note.stderr
+    run_once(path)  # feeds.toml unchanged since it last cited a source: the note stays
+    assert sources(path) == [(actual, "configuration"), (noted, "alice")]
+    path.write_text(text)  # back to the first guess: the configuration cites it again
+    run_once(path)
+    run_once(path)
+    assert sources(path) == [(actual, "configuration"), (noted, "alice"),
+                             (guessed, "configuration")]
+    path.write_text(text.replace("2026-06-30", "2026-07-01").replace(guessed, actual))
+    run_once(path)  # another since: not the recorded baseline, so not its correction
+    assert len(sources(path)) == 3
+
+
+def sources(path: Path) -> list[tuple[str, str]]:
+    store = open_store(load(path))
+    try:
+        return [(r.data["source"], r.meta["operator"])
+                for r in store.read(types=("MilestoneSourceCorrected",))]
+    finally:
+        store.close()

@@ -130,6 +130,45 @@ def test_declared_status_is_skipped_when_already_there() -> None:
     assert ms.apply(ms.MilestoneState(), change, NOW).since == change.effective_at
 
 
+def test_a_corrected_source_supersedes_the_declared_one_and_leaves_the_status() -> None:
+    change = ms.decide_declared(ms.MilestoneState(), POLICY, status=Status.CONFIRMED,
+                                reason="baseline", source="https://guess", effective=date(2026, 6, 30))
+    assert change is not None
+    state = ms.apply(ms.MilestoneState(), change, NOW)
+    assert state.source == "https://guess"
+    corrected = ms.decide_source(state, POLICY, status=Status.CONFIRMED, source="https://real",
+                                 reason="r")
+    assert corrected is not None and corrected.previous_source == "https://guess"
+    after = ms.apply(state, corrected, NOW + timedelta(days=1))
+    assert after == replace(state, source="https://real")  # status and since unchanged
+    projection = Milestones()
+    row = projection.apply(None, _At(change, 1, NOW))
+    row = projection.apply(row, _At(corrected, 2, NOW + timedelta(days=1)))
+    assert {k: row[k] for k in after.to_json()} == after.to_json()
+    assert row["changes"] == 1
+    assert ms.decide_source(after, POLICY, status=Status.CONFIRMED, source="https://real",
+                            reason="r") is None  # the same source again: nothing to record
+
+
+@pytest.mark.parametrize(("state", "status"), [
+    (ms.MilestoneState(status=Status.CONFIRMED), Status.CONFIRMED),  # the evidence confirmed it
+    (ms.MilestoneState(status=Status.AT_RISK, source="https://a"), Status.CONFIRMED),
+])
+def test_only_a_declared_status_has_its_source_corrected(
+        state: ms.MilestoneState, status: Status) -> None:
+    assert ms.decide_source(state, POLICY, status=status, source="https://b", reason="r") is None
+
+
+def test_a_correction_for_a_status_the_milestone_left_changes_nothing() -> None:
+    stale = ms.decide_source(ms.MilestoneState(status=Status.REPORTED, source="https://a"),
+                             POLICY, status=Status.REPORTED, source="https://b", reason="r")
+    assert stale is not None
+    moved_on = ms.MilestoneState(status=Status.CONFIRMED, source="https://c")
+    assert ms.apply(moved_on, stale, NOW) == moved_on
+    row = Milestones().apply(moved_on.to_json(), _At(stale, 9, NOW))
+    assert row["source"] == "https://c"
+
+
 def test_future_published_date_counts_as_now() -> None:
     future = NOW + timedelta(days=400)
     state, _ = step(ms.MilestoneState(), item="a", published_at=future)

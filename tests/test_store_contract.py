@@ -522,6 +522,13 @@ def one_of_each() -> list[ev.Event]:
             source="https://e.org/1",
             effective_at=at,
         ),
+        ev.MilestoneSourceCorrected(
+            milestone_id="m",
+            status=ev.Status.CONFIRMED,
+            source="https://e.org/2",
+            previous_source="https://e.org/1",
+            reason="the announcement itself",
+        ),
         ev.AlertQueued(
             alert_id="a1",
             channel_id="ops",

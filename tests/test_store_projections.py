@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import events as ev
+from monitor.projections import all_projections
 from monitor.store import EventStore, NewEvent, Recorded
 
 
@@ -153,3 +156,117 @@ def test_rebuild_replaces_state_left_by_an_older_fold(db_url: str) -> None:
     assert store.rebuild() == 1
     assert store.state("stream_tally", "channel:c0") == {"count": 1}
     store.close()
+
+
+# --- the real projections over a realistic log -----------------------------------------------
+
+AT = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+HIT = {"group": 0, "term": "Noetra", "field": "title", "start": 0, "end": 6, "text": "Noetra"}
+
+
+def item(n: int, feed: str, publisher: str) -> ev.ItemDiscovered:
+    return ev.ItemDiscovered(item_id=f"i{n}", feed_id=feed, url=f"https://{publisher}/{n}",
+                             guid=f"g{n}", title=f"Noetra story {n}", summary="",
+                             published_at=AT + timedelta(hours=n), publisher=publisher)
+
+
+def matched(n: int, publisher: str, kind: str = "progress") -> ev.MilestoneMatched:
+    return ev.MilestoneMatched(milestone_id="training-start", item_id=f"i{n}", kind=kind,
+                               rule=f"training-start:{kind}", hits=(HIT,), publisher=publisher,
+                               authoritative=publisher == "nedo.go.jp",
+                               published_at=AT + timedelta(hours=n))
+
+
+def changed(old: str, new: str, **extra: Any) -> ev.MilestoneStatusChanged:
+    return ev.MilestoneStatusChanged(milestone_id="training-start", from_status=old,
+                                     to_status=new, reason=f"{old} to {new}", **extra)
+
+
+def queued(alert: str, channel: str, to: str) -> ev.AlertQueued:
+    return ev.AlertQueued(alert_id=alert, channel_id=channel, milestone_id="training-start",
+                          subject=f"training-start — {to}", payload={"to": to})
+
+
+# One poll, transaction or command per batch, in the order the daemon would write them.
+REALISTIC: list[list[ev.Event]] = [
+    [changed("pending", "reported", source="https://www.meti.go.jp/guess",
+             effective_at=AT - timedelta(days=30))],  # a baseline
+    [ev.MilestoneSourceCorrected(milestone_id="training-start", status="reported",
+                                 source="https://www.meti.go.jp/real",
+                                 previous_source="https://www.meti.go.jp/guess", reason="fixed")],
+    [item(1, "nhk", "nhk.or.jp"), matched(1, "nhk.or.jp"), item(2, "itm", "itmedia.co.jp")],
+    [ev.ItemSighted(item_id="i1", feed_id="itm"), item(3, "itm", "itmedia.co.jp"),
+     matched(3, "itmedia.co.jp"), changed("reported", "confirmed", evidence=("i1", "i3")),
+     queued("a1", "team", "confirmed"), queued("a2", "hook", "confirmed"),
+     queued("a3", "old-hook", "confirmed")],
+    [ev.AlertAttemptFailed(alert_id="a1", channel_id="team", attempt=1, kind="timeout",
+                           message="no answer", retry_at=AT + timedelta(minutes=5),
+                           recipients={"ops@e.org": "451 later"})],
+    [ev.AlertDelivered(alert_id="a2", channel_id="hook", attempt=1, response="200 OK")],
+    [ev.AlertAbandoned(alert_id="a3", channel_id="old-hook", attempt=1, kind="gone",
+                       message="410 Gone"),
+     ev.ChannelDisabled(channel_id="old-hook", reason="410 gone")],
+    [ev.AlertDelivered(alert_id="a1", channel_id="team", attempt=2, response="250 ok",
+                       recipients={"ops@e.org": "250 ok"})],
+    [ev.FeedFailed(feed_id="nhk", url="https://nhk.or.jp/rss", kind="http_5xx",
+                   message="503", next_poll_at=AT + timedelta(minutes=10))],
+    [ev.FeedMoved(feed_id="itm", old_url="http://itm/rss", new_url="https://itm/rss",
+                  status=301)],
+    [ev.FeedRecovered(feed_id="nhk", url="https://nhk.or.jp/rss", after="http_5xx"),
+     ev.FeedStale(feed_id="itm", url="https://itm/rss", newest_item_at=AT,
+                  stale_after_seconds=86400)],
+    [item(4, "nhk", "nhk.or.jp"), matched(4, "nhk.or.jp", "setback"),
+     changed("confirmed", "at_risk", source="https://www.meti.go.jp/cut"),
+     queued("a4", "team", "at_risk")],
+    [ev.AlertAbandoned(alert_id="a4", channel_id="team", attempt=1, kind="recipients_refused",
+                       message="550 no such user")],
+    [ev.AlertRequeued(alert_id="a4", channel_id="team", operator="kim", reason="fixed")],
+    [ev.FeedFailed(feed_id="gone-feed", url="https://e.org/x", kind="gone", message="410",
+                   next_poll_at=None)],
+]
+
+
+def real_states(store: EventStore) -> dict[str, dict[str, dict[str, Any]]]:
+    return {p.name: store.states(p.name) for p in all_projections()}
+
+
+def test_the_real_projections_rebuild_to_what_the_appends_kept(db_url: str) -> None:
+    store = EventStore.open(db_url, projections=all_projections())
+    for batch in REALISTIC:
+        store.append([NewEvent(e) for e in batch])
+    incremental = real_states(store)
+    # the sequence reaches every projection and every outcome it is meant to cover
+    outbox = incremental["outbox"]
+    assert {a: row["status"] for a, row in outbox.items()} == {
+        "a1": "delivered", "a2": "delivered", "a3": "abandoned", "a4": "pending"}
+    assert incremental["channels"]["old-hook"]["disabled"] is True
+    assert {f: row["health"] for f, row in incremental["feeds"].items()} == {
+        "nhk": "ok", "itm": "stale", "gone-feed": "gone"}
+    milestone = incremental["milestones"]["training-start"]
+    assert (milestone["status"], milestone["source"], milestone["changes"]) == (
+        "at_risk", "https://www.meti.go.jp/cut", 3)
+    assert incremental["items"]["i1"]["feeds"] == ["nhk", "itm"]
+    assert incremental["items"]["i4"]["terms"]["training-start"][0]["term"] == "Noetra"
+    total = sum(len(b) for b in REALISTIC)
+    assert store.rebuild(batch=4) == total  # pages that cut through a poll's batch
+    assert real_states(store) == incremental
+    store.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cuts=st.sets(st.integers(1, sum(len(b) for b in REALISTIC) - 1)),
+       page=st.integers(1, 40))
+def test_the_real_projections_do_not_depend_on_how_the_log_was_batched(
+        cuts: set[int], page: int) -> None:
+    flat = [e for batch in REALISTIC for e in batch]
+    bounds = [0, *sorted(cuts), len(flat)]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EventStore.open(f"sqlite:///{Path(tmp) / 'e.db'}", projections=all_projections())
+        for start, end in itertools.pairwise(bounds):
+            store.append([NewEvent(e) for e in flat[start:end]])
+        incremental = real_states(store)
+        store.rebuild(batch=page)
+        rebuilt = real_states(store)
+        store.close()
+    assert rebuilt == incremental
+    assert set(rebuilt) == {"milestones", "items", "outbox", "feeds", "channels"}

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from monitor.cli.common import JsonOpt, alerts_app, command, opened, out, print_json
 from monitor.errors import ConfigError, MonitorError, UsageError
@@ -39,10 +39,12 @@ def _list(json_: bool) -> None:
         for row in rows:
             print_json(row)
         return
+    # `alerts retry ID` takes the id from here: it is never cut, and narrower columns wrap
+    ids = max((len(r["alert_id"]) for r in rows), default=0)
     table = Table(
-        "alert",
+        Column("alert", no_wrap=True, min_width=ids),
         "channel",
-        "status",
+        Column("status", no_wrap=True, min_width=len("abandoned")),
         "attempts",
         "next attempt",
         "subject",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from monitor.cli import exportfile
 from monitor.cli.common import (
     JsonOpt,
     app,
@@ -251,30 +252,20 @@ def export(
     if format_ not in ("jsonl", "csv"):
         raise UsageError(f"--format '{format_}': use jsonl or csv")
     with opened(read_only=True) as (config, store):
+        if output is not None:
+            exportfile.refuse_database_file(output, config.settings.database_url)
         records = _filter(config, since, until, type_, stream, milestone, feed, None).select(store)
-        sink = _open_output(output) if output else sys.stdout.buffer
-        count = 0
-        try:
-            lines = (
-                review.json_lines(records)
-                if format_ == "jsonl"
-                else (s.encode() for s in review.csv_lines(records))
-            )
+        lines = (
+            review.json_lines(records)
+            if format_ == "jsonl"
+            else (s.encode() for s in review.csv_lines(records))
+        )
+        if output is not None:  # a temporary file, renamed over `output` once complete
+            count = exportfile.write_whole(output, lines)
+        else:
+            count = 0
             for line in lines:
-                sink.write(line)
+                sys.stdout.buffer.write(line)
                 count += 1
-        finally:
-            if output:
-                sink.close()
     if output:
         err.print(f"wrote {count - (format_ == 'csv')} events to {output}")
-
-
-def _open_output(path: Path) -> BinaryIO:
-    try:
-        return open(path, "wb")  # closed by the caller
-    except OSError as exc:
-        raise UsageError(
-            f"--output {path}: cannot write: {exc.strerror or exc}",
-            hint="pass a file in a folder that exists and is writable",
-        ) from None

@@ -72,6 +72,9 @@ def status(json_: JsonOpt = False) -> None:
             deadline,
         )
     out.print(table)
+    for m in milestones:
+        if m["source"]:  # the latest a baseline or note cited, corrections included
+            out.print(f"{escape(m['id'])}: {m['status']} per {escape(m['source'])}")
     feeds_table = Table(
         "feed",
         "health",
@@ -85,9 +88,9 @@ def status(json_: JsonOpt = False) -> None:
     for f in feeds:
         feeds_table.add_row(
             escape(f["id"]),
-            f["health"],
+            "not polled yet" if f["health"] == "not_polled" else f["health"],
             local(f["last_success_at"], tz),
-            local(f["next_poll_at"], tz),
+            local(f["next_poll_at"], tz) if f["enabled"] else "disabled",
             escape(f["problem"] or ""),
         )
     out.print(feeds_table)
@@ -199,8 +202,7 @@ def note(
         raise UsageError(
             f"--status '{status_}': use one of " + ", ".join(s.value for s in Status)
         ) from None
-    if not source.startswith(("http://", "https://")):
-        raise UsageError(f"--source '{source}': not an http(s) URL")
+    _check_source(source)
     who = operator or os.environ.get("USER") or getpass.getuser()
     with opened() as (config, store):
         try:
@@ -210,19 +212,59 @@ def note(
         now = datetime.now(UTC)
         with store.transaction() as tx:
             state = milestones.MilestoneState.from_json(tx.state("milestones", m.id))
+            policy = evaluate.policy(m)
             change = milestones.decide_declared(
-                state, evaluate.policy(m), status=target, reason=reason, source=source
+                state, policy, status=target, reason=reason, source=source
             )
-            if change is None:
-                out.print(f"'{escape(m.id)}' is already {target.value}: nothing recorded")
+            # already that status: a different source is a correction, which is not alerted
+            corrected = milestones.decide_source(
+                state, policy, status=target, source=source, reason=reason
+            )
+            decision = change or corrected
+            if decision is None:
+                out.print(f"'{escape(m.id)}' is already {target.value}{_cited(state.source)}")
                 return
             append_decisions(
                 tx,
                 config,
-                [change],
+                [decision],
                 now=now,
                 meta={"operator": who, "instance": instance_name()},
             )
+    if change is None:
+        out.print(
+            f"recorded: {escape(m.id)} stays {target.value}, source corrected (by {escape(who)})"
+        )
+        return
     out.print(
         f"recorded: {escape(m.id)} {change.from_status} → {change.to_status} (by {escape(who)})"
     )
+
+
+def _check_source(source: str) -> None:
+    """A note's source is kept forever in the log: a real http(s) URL, and no credentials."""
+    from urllib.parse import urlsplit
+
+    from monitor.config import check_http_url
+    from monitor.redact import redact_url
+
+    try:
+        check_http_url(source)
+        credentials = "@" in urlsplit(source).netloc or redact_url(source) != source
+    except ValueError:
+        raise UsageError(
+            f"--source '{redact_url(source)}': not an http:// or https:// URL with a host",
+            hint="pass the full address of the evidence, such as https://www.meti.go.jp/press/…",
+        ) from None
+    if credentials:  # the message names no part of it: the part would be the secret
+        raise UsageError(
+            "--source: the URL carries credentials (a user name, password or token), "
+            "which the log would keep forever",
+            hint="cite the evidence's public address, without credentials",
+        )
+
+
+def _cited(source: str | None) -> str:
+    if source is None:  # reached by the evidence: no declared source to correct
+        return " by the evidence: nothing recorded"
+    return ", citing that source: nothing recorded"

@@ -33,6 +33,7 @@ from monitor.config.secrets import (
 from monitor.config.values import (
     DEFAULT_DATABASE_URL,
     DEFAULT_RETRY_SCHEDULE,
+    check_http_url,
     format_duration,
     parse_duration,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Settings",
     "WebhookChannel",
     "available_secrets",
+    "check_http_url",
     "check_secrets",
     "format_duration",
     "load_config",

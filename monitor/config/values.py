@@ -86,7 +86,7 @@ def timezone_name(name: str) -> str:
     return name
 
 
-def _http_url(url: str) -> str:
+def check_http_url(url: str) -> str:
     """An http(s) URL that can be fetched as written: checked here, not at every poll."""
     if any(c.isspace() for c in url):
         raise ValueError(f"{url!r} contains white space (percent-encode it as %20)")
@@ -186,7 +186,7 @@ Duration = Annotated[
 ]
 NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 Id = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
-HttpUrl = Annotated[StrictStr, AfterValidator(_http_url)]
+HttpUrl = Annotated[StrictStr, AfterValidator(check_http_url)]
 EnvName = Annotated[StrictStr, AfterValidator(_env_name)]
 Email = Annotated[StrictStr, AfterValidator(_email)]
 Domain = Annotated[StrictStr, AfterValidator(_domain)]
