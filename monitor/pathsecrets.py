@@ -10,13 +10,14 @@ These two services' tokens are known by place, whatever they hold. Elsewhere a r
 characters (letters, digits, `-`, `_`, `:`, a trailing `=`) is taken for a token when it is at
 least 20 long and looks random: a UUID, a run of 16 or more hexadecimal digits mixing digits
 and letters, or three signs of a random string (`_SIGNS`) in runs of letters and digits that
-show two or more each. Measured on hash-made tokens, every one of 500,000 was caught at 43
-characters (32 bytes in base62 or base64url); at 24 characters about 1 in 250 base64url and
-1 in 20 lower-case base32 tokens read as words and are missed. Words, numbers, dates, slugs
-and file names (`/news/2026/11/rss.xml`, `/2026-11-29-noetra-begins-training`,
-`/GoogleOnlineSecurityBlog`) show none or few, so ordinary feed paths are left alone. A short
-token (Zapier's six characters) or one that happens to read like words cannot be told from a
-path and is left too.
+show two or more each. Measured on 500,000 hash-made tokens of each kind: hexadecimal ones
+and UUIDs are caught by their digits; of 32 bytes in base62 (43 characters) all were caught,
+in base64url all but 6; at 24 characters about 1 in 250 base64url and 1 in 20 lower-case
+base32 tokens read as words and are missed. Words, numbers, dates, slugs and file names
+(`/news/2026/11/rss.xml`, `/2026-11-29-noetra-begins-training`, `/GoogleOnlineSecurityBlog`)
+show none or few, so ordinary feed paths are left alone; a name mixing cases oddly
+(`newsUPDATEworldUPDATE`) may not be. A short token (Zapier's six characters) or one that
+happens to read like words cannot be told from a path and is left.
 """
 
 from __future__ import annotations
