@@ -22,10 +22,11 @@ _SENSITIVE_PARAM = re.compile(r"(?i)token|key|secret|sig|pass|auth|code|credenti
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
-def redact_url(url: str) -> str:
+def redact_url(url: str, *, paths: bool = True) -> str:
     """`url` with any password, credential-like query values and, for http(s), secret path
     segments replaced by `<redacted>`; for http(s), a user name alone (`https://TOKEN@host/`)
-    is taken for a credential too."""
+    is taken for a credential too. `paths=False` leaves the path: an evidence page's public
+    address, whose ids (`/news/cb912b3b-…`) are what it cites, not secrets."""
     # SQLAlchemy reads a password up to the first '@', '/', '?' and '#' included, where
     # urlsplit would end the host part and find no password: read it SQLAlchemy's way first.
     result = _USERINFO.sub(_hide_userinfo, url, count=1)
@@ -39,7 +40,7 @@ def redact_url(url: str) -> str:
             for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
         )
         result = result.replace(f"?{parts.query}", f"?{query}", 1)
-    if parts.scheme in ("http", "https"):
+    if paths and parts.scheme in ("http", "https"):
         host = parts.hostname or ""
         result = _WEB_PATH.sub(
             lambda found: found["head"] + redact_path(found["path"], host, mask=REDACTED),

@@ -29,7 +29,8 @@ FEEDS = Path(__file__).parent / "fixtures" / "feeds"
          f"https://hooks.slack.com/services/T0AB12CD3/B0EF45GH6/{R}/"),
         ("https://hooks.slack.com/triggers/T0AB12CD3/123456/plainword",
          f"https://hooks.slack.com/triggers/T0AB12CD3/123456/{R}"),
-        ("https://discord.com/api/webhooks/123/abcdef", f"https://discord.com/api/webhooks/123/{R}"),
+        ("https://discord.com/api/webhooks/123/abcdef",
+         f"https://discord.com/api/webhooks/123/{R}"),
         ("https://discordapp.com/api/v10/webhooks/112233/tok-EN_1/slack?wait=true",
          f"https://discordapp.com/api/v10/webhooks/112233/{R}/slack?wait=true"),
         ("https://canary.discord.com/api/webhooks/1/short",
@@ -76,6 +77,14 @@ ORDINARY = [
 @pytest.mark.parametrize("url", ORDINARY)
 def test_an_ordinary_path_is_shown_unchanged(url: str) -> None:
     assert redact_url(url) == url
+
+
+def test_a_cited_page_keeps_its_path_but_not_its_credentials() -> None:
+    """An evidence source is a public page: the id in its path is what it cites."""
+    page = "https://u:pw@www.digital.go.jp/news/cb912b3b-49c9-4a02-aa46-4056b96c1d4f?key=K"
+    assert redact_url(page, paths=False) == (
+        f"https://u:{R}@www.digital.go.jp/news/cb912b3b-49c9-4a02-aa46-4056b96c1d4f?key={R}"
+    )
 
 
 def _feed_addresses() -> list[str]:
