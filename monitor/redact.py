@@ -1,10 +1,11 @@
 """Credentials kept out of what is shown, logged and recorded: URL passwords and tokens.
 
-Feed, webhook and database URLs may carry a password (`user:pass@host`) or a credential in
-the query (`?token=…`). The log is append-only, so a URL that reaches an event is there for
-good: the URLs events, log lines and commands show go through `redact_url`, and error
-messages, which quote URLs, through `redacted_line`. A token in a URL's path (some webhook
-services put one there) cannot be told from a path and is not redacted.
+Feed, webhook and database URLs may carry a password (`user:pass@host`), a credential in
+the query (`?token=…`) or, in a web URL, a token in the path (Slack's and Discord's webhooks;
+what counts as one is `monitor.pathsecrets`). The log is append-only, so a URL that reaches an
+event is there for good: the URLs events, log lines and commands show go through `redact_url`,
+and error messages, which quote URLs, through `redacted_line`. Host and path shape stay
+readable: `https://hooks.slack.com/services/T000/B000/<redacted>`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from monitor.oneline import printable_line
+from monitor.pathsecrets import redact_path
 
 REDACTED = "<redacted>"
 # Query parameters that commonly carry credentials in feed, webhook and database URLs.
@@ -20,9 +22,11 @@ _SENSITIVE_PARAM = re.compile(r"(?i)token|key|secret|sig|pass|auth|code|credenti
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
-def redact_url(url: str) -> str:
-    """`url` with any password and credential-like query values replaced by `<redacted>`; for
-    http(s), a user name alone (`https://TOKEN@host/`) is taken for a credential too."""
+def redact_url(url: str, *, paths: bool = True) -> str:
+    """`url` with any password, credential-like query values and, for http(s), secret path
+    segments replaced by `<redacted>`; for http(s), a user name alone (`https://TOKEN@host/`)
+    is taken for a credential too. `paths=False` leaves the path: an evidence page's public
+    address, whose ids (`/news/cb912b3b-…`) are what it cites, not secrets."""
     # SQLAlchemy reads a password up to the first '@', '/', '?' and '#' included, where
     # urlsplit would end the host part and find no password: read it SQLAlchemy's way first.
     result = _USERINFO.sub(_hide_userinfo, url, count=1)
@@ -36,7 +40,18 @@ def redact_url(url: str) -> str:
             for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
         )
         result = result.replace(f"?{parts.query}", f"?{query}", 1)
+    if paths and parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        result = _WEB_PATH.sub(
+            lambda found: found["head"] + redact_path(found["path"], host, mask=REDACTED),
+            result,
+            count=1,
+        )
     return result
+
+
+# scheme://authority, then the path up to the query or fragment
+_WEB_PATH = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)(?P<path>/[^?#]*)")
 
 
 # scheme://user:password@ (password up to the first '@') or scheme://user@
@@ -56,7 +71,14 @@ def redact_text(text: str) -> str:
     """`text` with every URL in it redacted (error messages quote the URLs they fail on)."""
     if "://" not in text:
         return text
-    return _URL_IN_TEXT.sub(lambda found: redact_url(found.group(0)), text)
+    return _URL_IN_TEXT.sub(_redact_quoted, text)
+
+
+def _redact_quoted(found: re.Match[str]) -> str:
+    # a sentence's punctuation after a URL is not part of its last segment or query value
+    url = found.group(0)
+    core = url.rstrip(".,;:!?)]}")
+    return redact_url(core) + url[len(core) :]
 
 
 def redacted_line(text: str) -> str:

@@ -40,7 +40,7 @@ def milestone_rows(store: EventStore, config: Config, now: datetime) -> list[dic
                 "newest_evidence_at": newest.at.isoformat() if newest else None,
                 "expected_by": m.expected_by.isoformat() if m.expected_by else None,
                 "days_left": (deadline - now).days if deadline else None,
-                "source": redact_url(state.source) if state.source else None,
+                "source": redact_url(state.source, paths=False) if state.source else None,
             }
         )
     return rows

@@ -185,7 +185,7 @@ def summary(r: Recorded) -> str:
         case "MilestoneStatusChanged":
             return f"{d['milestone_id']}: {d['from_status']} → {d['to_status']} ({d['reason']})"
         case "MilestoneSourceCorrected":
-            cited = redact_url(str(d["source"]))
+            cited = redact_url(str(d["source"]), paths=False)
             return f"{d['milestone_id']}: {d['status']}, source corrected to {cited} ({d['reason']})"
         case "FeedFailed":
             return f"{d['feed_id']}: {d['kind']}: {d['message']}"

@@ -22,7 +22,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
     VOCABULARY: ("errors", "eventbase", "events", "upcast"),
     CORE: (
         "identity", "textfold", "terms", "match", "milestones", "projections", "outbox", "evaluate",
-        "config", "redact", "oneline",
+        "config", "redact", "oneline", "pathsecrets",
         "chunks", "rules", "prefilter",
     ),
     EDGE: (
@@ -45,7 +45,7 @@ PURE_CORE = tuple(
     f"monitor.{name}"
     for name in (
         "identity", "textfold", "terms", "match", "milestones", "outbox", "evaluate", "projections",
-        "chunks", "redact", "rules", "prefilter", "oneline",
+        "chunks", "redact", "rules", "prefilter", "oneline", "pathsecrets",
     )
 )
 # Modules (and their submodules) that reach a clock, the environment, the network or the disk.

@@ -245,6 +245,16 @@ def test_bad_notes_exit_2_and_record_nothing(config: Path, args: list[str]) -> N
     assert cli(config, "verify").stdout.splitlines()[0] == head
 
 
+def test_a_note_may_cite_a_page_whose_address_holds_an_id(config: Path) -> None:
+    """A path token is redacted where URLs are shown, but a cited page's id is its address."""
+    page = "https://www.digital.go.jp/news/cb912b3b-49c9-4a02-aa46-4056b96c1d4f"
+    result = cli(config, "note", "training-start", "--status", "at_risk", "--source", page)
+    assert result.returncode == 0, result.stderr
+    [milestone] = [x for x in json_out(config, "status") if x["kind"] == "milestone"]
+    assert milestone["source"] == page
+    assert f"training-start: at_risk per {page}" in cli(config, "status").stdout
+
+
 @pytest.mark.parametrize("source", [
     "https://bob:hunter2@example.org/x?token=abc123",
     "https://bob@example.org/x",

@@ -172,6 +172,32 @@ def test_webhook_answers_are_classified(
         store.close()
 
 
+def test_a_token_in_a_webhook_path_or_its_redirect_shows_nowhere(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    """The channel's own path token and a Slack token in the receiver's Location are
+    redacted in the events, `monitor check`, `alerts` and `status`."""
+    token, slack = "k4GYn8fX19ugqko9vbmEJFC27Y0", "SlackTokenCanary"
+    receiver.respond(Reply(status=301, headers={
+        "Location": f"https://hooks.slack.com/services/T1/B2/{slack}"}))
+    path = setup(tmp_path, feed_server, 1, receiver.url(f"/hook/{token}"), notify=("hook",))
+    run_once(path, ENV)
+    assert [r.path for r in receiver.received] == [f"/hook/{token}"]  # sent to the real URL
+    kind, failed = alert_events(path)[-1]
+    assert kind == "AlertAttemptFailed"
+    assert "(to https://hooks.slack.com/services/T1/B2/<redacted>)" in str(failed["message"])
+    store = open_store(load(path, ENV))
+    recorded = [(r.data, r.meta) for r in store.read()]
+    store.close()
+    shown = [str(recorded)]
+    for args in (["check"], ["alerts", "--json"], ["status", "--json"], ["log", "--json"]):
+        done = cli(path, *args, env=ENV)
+        assert done.returncode == 0, done.stderr
+        shown.append(done.stdout + done.stderr)
+    assert "/hook/<redacted>" in shown[1]  # monitor check keeps the path's shape
+    for text in shown:
+        assert token not in text and slack not in text
+
+
 def test_smtp_outcomes_are_recorded_per_recipient(
         tmp_path: Path, feed_server: FeedServer, smtp: SmtpServer) -> None:
     smtp.rcpt_replies.update({"b@example.org": "550 5.1.1 no such user",

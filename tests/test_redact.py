@@ -60,9 +60,9 @@ def test_redacted_line_makes_every_unprintable_character_a_single_space(
 def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
-    feed_server.route("/missing.xml", status=404)
-    url = feed_server.url("/missing.xml").replace("http://", "http://reader:hunter2pass@")
-    url += "?access_token=SECRETTOKEN123"
+    feed_server.route("/private/Xq7Lm2Vz9Rt4Kp8Wn3Yb6/missing.xml", status=404)
+    url = feed_server.url("/private/Xq7Lm2Vz9Rt4Kp8Wn3Yb6/missing.xml")
+    url = url.replace("http://", "http://reader:hunter2pass@") + "?access_token=SECRETTOKEN123"
     path = write_config(tmp_path, feeds={"a": url})
     done = monitor_cmd("--config", str(path), "poll", "a")
     assert done.returncode == 1, done.stderr
@@ -71,9 +71,10 @@ def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
     [failed] = store.read(types=("FeedFailed",))
     store.close()
     shown_anywhere = done.stdout + done.stderr + str(failed.data) + str(failed.meta)
-    for secret in ("hunter2pass", "SECRETTOKEN123"):
+    for secret in ("hunter2pass", "SECRETTOKEN123", "Xq7Lm2Vz9Rt4Kp8Wn3Yb6"):
         assert secret not in shown_anywhere
     assert REDACTED in failed.data["url"] and REDACTED in failed.data["message"]
     for args in (["status"], ["status", "--json"]):
         status = monitor_cmd("--config", str(path), *args)
-        assert "hunter2pass" not in status.stdout and "SECRETTOKEN123" not in status.stdout
+        for secret in ("hunter2pass", "SECRETTOKEN123", "Xq7Lm2Vz9Rt4Kp8Wn3Yb6"):
+            assert secret not in status.stdout

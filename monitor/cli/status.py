@@ -250,7 +250,8 @@ def _check_source(source: str) -> None:
 
     try:
         check_http_url(source)
-        credentials = "@" in urlsplit(source).netloc or redact_url(source) != source
+        # a page's ids are what it cites: only a user name, password or query token counts
+        credentials = "@" in urlsplit(source).netloc or redact_url(source, paths=False) != source
     except ValueError:
         raise UsageError(
             f"--source '{redact_url(source)}': not an http:// or https:// URL with a host",

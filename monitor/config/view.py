@@ -26,5 +26,5 @@ def _redact(value: Any, key: str | None) -> Any:
     if isinstance(value, list):
         return [_redact(v, key) for v in value]
     if isinstance(value, str) and key in URL_KEYS:
-        return redact_url(value)
+        return redact_url(value, paths=key != "source")  # a source cites a public page
     return value
