@@ -136,3 +136,13 @@ def json_out(path: Path, *args: str, env: Mapping[str, str] | None = None,
     result = cli(path, *args, "--json", env=env)
     assert result.returncode == 0, result.stderr
     return [orjson.loads(line) for line in result.stdout.splitlines()]
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """The command failed with `code` and one `error:` line (and perhaps a hint); that line."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == code, result.stderr
+    assert lines and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]

@@ -23,7 +23,7 @@ import pytest
 from monitor.events import ItemSighted
 from monitor.store import EventStore, NewEvent
 from tests.feedserver import FeedServer
-from tests.kit import ROOT, rss, run_once, write_config
+from tests.kit import ROOT, assert_one_line_error, rss, run_once, write_config
 
 NOBODY = 65534
 READERS = [
@@ -65,15 +65,6 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def monitor(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run(sys.executable, "-m", "monitor", "--config", str(config), *args)
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == code, result.stderr
-    assert lines and lines[0].startswith("error: "), result.stderr
-    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +160,7 @@ def test_verify_of_a_read_only_copy_still_names_a_tampered_position(
 
 def test_follow_is_refused_on_a_copy_nothing_writes(seeded: Path, outside: Path) -> None:
     config = hand_over(seeded, outside / "copy")
-    line = one_line_error(monitor(config, "log", "--follow"), 2)
+    line = assert_one_line_error(monitor(config, "log", "--follow"), 2)
     assert "--follow:" in line and "never changes" in line
 
 
@@ -199,7 +190,7 @@ def test_a_file_that_is_not_a_monitor_log_is_one_line_error_and_stays_as_it_was(
     names = sorted(p.name for p in other.iterdir())
     config = hand_over(other, outside / "copy", files=[n for n in names if n != "feeds.toml"])
     for args in (["verify"], ["log"], ["export"]):
-        line = one_line_error(monitor(config, *args), 1)
+        line = assert_one_line_error(monitor(config, *args), 1)
         assert says in line and "other.db" in line, line
     assert sorted(p.name for p in (outside / "copy").iterdir()) == names
 
@@ -245,7 +236,7 @@ def test_a_wal_without_its_shm_in_a_folder_nobody_can_write_is_a_clear_error(
     writer.close()
     config = hand_over(live, outside / "copy", files=("events.db", "events.db-wal"))
     holder.close()
-    line = one_line_error(monitor(config, "verify"), 1)
+    line = assert_one_line_error(monitor(config, "verify"), 1)
     assert "its -wal file cannot be read without a -shm file" in line
 
 

@@ -26,7 +26,7 @@ import pytest
 from monitor.projections import all_projections
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
-from tests.kit import ROOT, load, monitor_cmd, rss, run_once, write_config
+from tests.kit import ROOT, assert_one_line_error, load, monitor_cmd, rss, run_once, write_config
 
 GOLDEN = Path(__file__).parent / "golden"
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -83,14 +83,6 @@ def logged(path: Path, *args: str) -> list[dict[str, Any]]:
     result = cli(path, "log", "--json", *args)
     assert result.returncode == 0, result.stderr
     return json_lines(result.stdout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> None:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == code, result.stderr
-    assert lines and lines[0].startswith("error: "), result.stderr
-    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
 
 
 def check_golden(name: str, actual: str) -> None:
