@@ -190,6 +190,50 @@ def test_expect_looks_up_a_batch_once_for_all_its_runs(sqlite_url: str) -> None:
     store.close()
 
 
+def _version_work(store: EventStore, streams: list[str]) -> tuple[dict[str, int], int]:
+    """The versions a fresh transaction reads for `streams`, and the work reading them takes:
+    SQLite's virtual-machine steps; on PostgreSQL, the reads of events that are not the first
+    row of an index (a scan under a LIMIT), in the plan EXPLAIN ANALYZE shows."""
+    with store.transaction() as tx:
+        dbapi = tx.conn.connection.dbapi_connection
+        if tx.conn.dialect.name == "sqlite":
+            steps = itertools.count()
+            dbapi.set_progress_handler(lambda: next(steps) and 0, 1)  # type: ignore[union-attr]
+            versions = {s: tx.stream_version(s) for s in streams}
+            dbapi.set_progress_handler(None, 1)  # type: ignore[union-attr]
+            return versions, next(steps)
+        versions = {s: tx.stream_version(s) for s in streams}
+        sql = rawsql.compiled(tx.conn.dialect, rawsql.versions_query("postgresql"))
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {sql.sql}"
+        cursor.execute(explain, sql.params(rawsql.members(streams)))
+        nodes = [(None, cursor.fetchone()[0][0]["Plan"])]
+        unbounded = 0
+        while nodes:
+            parent, node = nodes.pop()
+            nodes.extend((node, child) for child in node.get("Plans", []))
+            if node.get("Relation Name") == "events":
+                unbounded += parent is None or parent["Node Type"] != "Limit"
+        return versions, unbounded
+
+
+def test_reading_a_streams_version_does_not_grow_with_the_stream(db_url: str) -> None:
+    """A stream's version is read off the end of its index: a milestone's stream gains an event
+    with every match, for ever, and every poll that matches reads its version."""
+    store = EventStore.open(db_url)
+    store.append([NewEvent(changed("short")) for _ in range(3)])
+    store.append([NewEvent(changed("long")) for _ in range(1500)])
+    short, short_work = _version_work(store, ["milestone:short", "milestone:none"])
+    long, long_work = _version_work(store, ["milestone:long", "milestone:none"])
+    assert short == {"milestone:short": 3, "milestone:none": 0}
+    assert long == {"milestone:long": 1500, "milestone:none": 0}
+    if store.engine.dialect.name == "sqlite":
+        assert long_work <= short_work + 50, (short_work, long_work)
+    else:
+        assert (short_work, long_work) == (0, 0)
+    store.close()
+
+
 def test_appending_compiles_no_statement_again(sqlite_url: str) -> None:
     """Statements are compiled once per dialect and kept: one built per call (an INSERT, say)
     would be compiled on every commit and kept for ever."""

@@ -116,11 +116,12 @@ def upsert_statement(dialect: str) -> Any:
 
 @cache
 def versions_query(dialect: str) -> sa.Select[Any]:
-    return (
-        sa.select(events.c.stream, sa.func.max(events.c.stream_version))
-        .where(_member(dialect, events.c.stream))
-        .group_by(events.c.stream)
-    )
+    """Each stream's current version, None for an empty one. A subquery per stream, not
+    `max … GROUP BY stream`: only the subquery reads the version off the index's end; the
+    grouped form reads every event of the stream, and a milestone's stream never stops growing."""
+    stream = _members_table(dialect).c.value
+    head = sa.select(sa.func.max(events.c.stream_version)).where(events.c.stream == stream)
+    return sa.select(stream, head.scalar_subquery())
 
 
 @cache
@@ -143,13 +144,17 @@ def load_states(conn: sa.Connection, name: str, keys: Sequence[str]) -> dict[str
     return {key: orjson.loads(state) for key, state in rows}
 
 
+def _members_table(dialect: str) -> sa.TableValuedAlias:
+    """The bound JSON text `members` (see `members`) as a table of one column, `value`."""
+    doc = sa.bindparam("members", type_=sa.Text)
+    if dialect == "postgresql":  # a set of text is one column named for its alias
+        each = sa.func.json_array_elements_text(sa.cast(doc, sa.JSON))
+        return each.table_valued("value").render_derived(name="members")
+    return sa.func.json_each(doc).table_valued("value").alias("members")
+
+
 def _member(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     """`column IN :members`, the list bound as one JSON text value: the statement compiles
     once, no list meets a bound-parameter limit, and it is several times faster than
     an expanding IN or a PostgreSQL array parameter at a hundred values."""
-    doc = sa.bindparam("members", type_=sa.Text)
-    if dialect == "postgresql":
-        elements = sa.func.json_array_elements_text(sa.cast(doc, sa.JSON))
-        return column.in_(sa.select(elements))
-    each = sa.func.json_each(doc)
-    return column.in_(sa.select(sa.column("value")).select_from(each))
+    return column.in_(sa.select(_members_table(dialect).c.value))

@@ -195,9 +195,8 @@ class Transaction:
         missing = sorted(s for s in streams if s not in self._versions)
         if missing:
             query = rawsql.versions_query(self.conn.dialect.name)
-            found = {s: int(v) for s, v in rawsql.fetch(self.conn, query, rawsql.members(missing))}
-            for stream in missing:
-                self._versions[stream] = found.get(stream, 0)
+            for stream, version in rawsql.fetch(self.conn, query, rawsql.members(missing)):
+                self._versions[stream] = 0 if version is None else int(version)
         return {s: self._versions[s] for s in streams}
 
     def _read_head(self) -> tuple[int, str]:
