@@ -264,6 +264,26 @@ MISTAKES = [
         id="bad-baseline-status",
     ),
     pytest.param(
+        MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
+        'since = 2026-06-30, source = "https://e.org/p?token=hunter2" }\n',
+        "milestones[0].baseline.source: the URL carries credentials (a user name, password "
+        "or token), which the log would keep forever; cite the evidence's public address",
+        id="baseline-source-with-a-token",
+    ),
+    pytest.param(
+        MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
+        'since = 2026-06-30, source = "https://bob:hunter2@e.org/p" }\n',
+        "milestones[0].baseline.source: the URL carries credentials (a user name, password "
+        "or token), which the log would keep forever; cite the evidence's public address",
+        id="baseline-source-with-a-password",
+    ),
+    pytest.param(
+        FEED.replace('"https://example.org/feed.xml"', '"https://example.org/f x?key=hunter2"'),
+        "feeds[0].url: 'https://example.org/f x?key=<redacted>' contains white space "
+        "(percent-encode it as %20)",
+        id="bad-url-shown-redacted",
+    ),
+    pytest.param(
         '[settings]\ndatabase_url = "mysql://u:pw@h/db"\n',
         "settings.database_url: database URL scheme 'mysql' is not supported "
         "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)",

@@ -243,26 +243,21 @@ def note(
 
 def _check_source(source: str) -> None:
     """A note's source is kept forever in the log: a real http(s) URL, and no credentials."""
-    from urllib.parse import urlsplit
-
-    from monitor.config import check_http_url
+    from monitor.config import CREDENTIALS, check_http_url, check_public_url
     from monitor.redact import redact_url
 
     try:
         check_http_url(source)
-        # a page's ids are what it cites: only a user name, password or query token counts
-        credentials = "@" in urlsplit(source).netloc or redact_url(source, paths=False) != source
     except ValueError:
         raise UsageError(
             f"--source '{redact_url(source)}': not an http:// or https:// URL with a host",
             hint="pass the full address of the evidence, such as https://www.meti.go.jp/press/…",
         ) from None
-    if credentials:  # the message names no part of it: the part would be the secret
-        raise UsageError(
-            "--source: the URL carries credentials (a user name, password or token), "
-            "which the log would keep forever",
-            hint="cite the evidence's public address, without credentials",
-        )
+    try:
+        check_public_url(source)
+    except ValueError:  # the message names no part of it: the part would be the secret
+        problem, _, hint = CREDENTIALS.partition("; ")
+        raise UsageError(f"--source: {problem}", hint=hint) from None
 
 
 def _cited(source: str | None) -> str:

@@ -31,15 +31,18 @@ from monitor.config.secrets import (
     secrets_for,
 )
 from monitor.config.values import (
+    CREDENTIALS,
     DEFAULT_DATABASE_URL,
     DEFAULT_RETRY_SCHEDULE,
     check_http_url,
+    check_public_url,
     format_duration,
     parse_duration,
 )
 from monitor.config.view import redacted
 
 __all__ = [
+    "CREDENTIALS",
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_RETRY_SCHEDULE",
@@ -56,6 +59,7 @@ __all__ = [
     "WebhookChannel",
     "available_secrets",
     "check_http_url",
+    "check_public_url",
     "check_secrets",
     "format_duration",
     "load_config",

@@ -31,6 +31,7 @@ from monitor.config.values import (
     Email,
     EnvName,
     HttpUrl,
+    PublicUrl,
     Id,
     NonEmpty,
     RetrySchedule,
@@ -165,7 +166,7 @@ class Baseline(Model):
 
     status: Literal["reported", "confirmed", "at_risk", "overdue"]
     since: Day
-    source: HttpUrl
+    source: PublicUrl
     reason: StrictStr = ""
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     StrictStr,
 )
 
+from monitor.redact import redact_url
 from monitor.terms import TermError, check_term
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -87,16 +88,33 @@ def timezone_name(name: str) -> str:
 
 
 def check_http_url(url: str) -> str:
-    """An http(s) URL that can be fetched as written: checked here, not at every poll."""
+    """An http(s) URL that can be fetched as written: checked here, not at every poll. The
+    messages show it redacted: a URL is where a feed's or a channel's token sits."""
     if any(c.isspace() for c in url):
-        raise ValueError(f"{url!r} contains white space (percent-encode it as %20)")
+        raise ValueError(f"{redact_url(url)!r} contains white space (percent-encode it as %20)")
     try:
         parts = urlsplit(url)
         _ = parts.port  # reads the port: a port that is not a number in 0-65535 raises
     except ValueError as exc:
-        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+        raise ValueError(f"{redact_url(url)!r} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        raise ValueError(f"{redact_url(url)!r} is not an http:// or https:// URL")
+    return url
+
+
+CREDENTIALS = (
+    "the URL carries credentials (a user name, password or token), which the log would keep "
+    "forever; cite the evidence's public address"
+)
+
+
+def check_public_url(url: str) -> str:
+    """An http(s) URL that the event log may keep for good, as the source a status cites:
+    no user name, password or query token. Its path stays whole: a cited page's address is
+    its id, not a secret (`redact_url(paths=False)`). The message names no part of it."""
+    check_http_url(url)
+    if "@" in urlsplit(url).netloc or redact_url(url, paths=False) != url:
+        raise ValueError(CREDENTIALS)
     return url
 
 
@@ -187,6 +205,7 @@ Duration = Annotated[
 NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 Id = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
 HttpUrl = Annotated[StrictStr, AfterValidator(check_http_url)]
+PublicUrl = Annotated[StrictStr, AfterValidator(check_public_url)]  # kept in the log
 EnvName = Annotated[StrictStr, AfterValidator(_env_name)]
 Email = Annotated[StrictStr, AfterValidator(_email)]
 Domain = Annotated[StrictStr, AfterValidator(_domain)]
