@@ -475,6 +475,28 @@ def test_errors_are_one_line_with_documented_exit_codes(config: Path, tmp_path: 
     assert "a-file/events.db" in result.stderr and "cannot open" in result.stderr
 
 
+def test_config_and_debug_are_taken_after_the_command_too(config: Path, tmp_path: Path) -> None:
+    """`monitor status -c PATH` as `monitor -c PATH status`; the option nearer the command's
+    arguments wins, and MONITOR_CONFIG yields to either."""
+    before = monitor_cmd("--config", str(config), "status", "--json")
+    assert before.returncode == 0 and before.stdout, before.stderr
+    missing = tmp_path / "missing.toml"
+    for args in (
+        ["status", "--json", "--config", str(config)],
+        ["status", "-c", str(config), "--json"],
+        ["--config", str(missing), "status", "--json", "-c", str(config)],
+    ):
+        after = monitor_cmd(*args, env={"MONITOR_CONFIG": str(missing)})
+        assert (after.returncode, after.stdout) == (0, before.stdout), (args, after.stderr)
+    alerts = monitor_cmd("alerts", "--json", "-c", str(config))
+    assert alerts.returncode == 0, alerts.stderr
+    retry = monitor_cmd("alerts", "retry", "no-such-alert", "--config", str(missing))
+    assert str(missing) in assert_one_line_error(retry, 2)
+    # --debug after the command shows the traceback the error line otherwise stands for
+    bug = monitor_cmd("status", "--config", str(missing), "--debug")
+    assert bug.returncode != 0 and "Traceback" in bug.stderr, bug.stderr
+
+
 def test_health_reads_the_heartbeat_file(tmp_path: Path) -> None:
     beat = tmp_path / "heartbeat"
     path = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"})

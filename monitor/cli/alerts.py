@@ -13,7 +13,15 @@ import typer
 from rich.markup import escape
 from rich.table import Column, Table
 
-from monitor.cli.common import JsonOpt, alerts_app, command, opened, out, print_json
+from monitor.cli.common import (
+    JsonOpt,
+    alerts_app,
+    command,
+    opened,
+    out,
+    print_json,
+    takes_globals,
+)
 from monitor.errors import ConfigError, MonitorError, UsageError
 
 # `alerts test` holds its alert this long while it sends (a channel times out in 30 s); if the
@@ -22,6 +30,7 @@ TEST_LEASE_SECONDS = 300
 
 
 @alerts_app.callback()
+@takes_globals
 def alerts(ctx: typer.Context, json_: JsonOpt = False) -> None:
     """Pending, delivered and abandoned alerts."""
     if ctx.invoked_subcommand is not None:

@@ -6,6 +6,8 @@ imported inside the commands so that quick commands stay quick.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -141,12 +143,56 @@ def print_json(obj: Any) -> None:
 
 
 def command(fn: Callable[..., None]) -> Callable[..., None]:
-    """Run a command inside the error boundary."""
-    import functools
+    """Run a command inside the error boundary; it also takes the global options."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         with boundary():
-            fn(*args, **kwargs)
+            fn(*args, **_globals_applied(kwargs))
 
+    return _with_globals(fn, wrapper)
+
+
+def takes_globals(fn: Callable[..., None]) -> Callable[..., None]:
+    """A group's callback that also takes the global options (`monitor alerts -c PATH`)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        fn(*args, **_globals_applied(kwargs))
+
+    return _with_globals(fn, wrapper)
+
+
+# `--config` and `--debug` after the command as well as before it (`monitor run -c PATH`):
+# DESIGN.md has every command take them. The command's own wins; MONITOR_CONFIG is read once,
+# by the option before the command.
+_GLOBALS: dict[str, tuple[Any, Any]] = {
+    "config_": (
+        Annotated[Path | None, typer.Option("--config", "-c", help="configuration file")],
+        None,
+    ),
+    "debug_": (Annotated[bool, typer.Option("--debug", help="show tracebacks")], False),
+}
+
+
+def _globals_applied(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` without the global options, which are set in STATE when given."""
+    config, debug = kwargs.pop("config_", None), kwargs.pop("debug_", False)
+    if config is not None:
+        STATE.config_path = config
+    STATE.debug = STATE.debug or debug
+    return kwargs
+
+
+def _with_globals(fn: Callable[..., None], wrapper: Callable[..., None]) -> Callable[..., None]:
+    """`wrapper` with `fn`'s parameters and the global options, as Typer reads a signature."""
+    signature = inspect.signature(fn, eval_str=True)  # Typer reads options off annotations
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
+        for name, (hint, default) in _GLOBALS.items()
+    ]
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), *extra]
+    )
+    wrapper.__annotations__ = {**fn.__annotations__, **{n: h for n, (h, _) in _GLOBALS.items()}}
     return wrapper
