@@ -6,7 +6,14 @@ import importlib
 import sys
 import time
 
-MODULES = ("bench_store", "bench_match", "rules_quality", "bench_fetch", "bench_poll")
+MODULES = (
+    "bench_store",
+    "bench_match",
+    "rules_quality",
+    "bench_fetch",
+    "bench_poll",
+    "bench_firstpoll",
+)
 
 
 def main(names: list[str]) -> None:

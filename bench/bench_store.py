@@ -178,8 +178,11 @@ def bench_replay(tmp: Path) -> None:
     generate_log(small, 10_000)
     for db, count in ((small, 10_000), (path, REPLAY_EVENTS)):
         seconds, peak = log_json(db, tmp)
-        line(f"`monitor log --json`, {count:>9,} events", f"{count / seconds:>7,.0f} /s",
-             f"peak RSS {peak:.0f} MiB")
+        line(
+            f"`monitor log --json`, {count:>9,} events",
+            f"{count / seconds:>7,.0f} /s",
+            f"peak RSS {peak:.0f} MiB",
+        )
     print("  the same peak RSS at 10 k and 1 M events: `monitor log --json` streams")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import bench_poll
+from bench import bench_firstpoll, bench_poll
 from monitor.store import EventStore
 
 
@@ -74,3 +74,27 @@ def test_the_report_prints_each_changed_row_with_its_verdict(
         assert f"changed poll, {label}: CPU" in out
         assert f"feedparser.parse alone, body of {label}" in out
     assert out.count("≤ 1.3×") == 2
+
+
+def test_the_real_feed_bench_polls_each_feed_first_in_a_fresh_log() -> None:
+    """bench_firstpoll's two passes poll what they measure: every item of each real feed new,
+    a failing feed named as failed (its cost is no changed poll's)."""
+    root = bench_firstpoll.FIXTURES
+    files = [
+        root / "ja_gov" / "cao_news_2026-08.rdf",
+        root / "en_news" / "feedrs_bbc.xml",
+        root / "ja_news" / "nhk_one_cat0_2026-08-19.xml",
+    ]
+    broken = root / "en_news" / "feedrs_reuters_most_read_truncated_2020.xml"
+    assert set(files) | {broken} <= set(bench_firstpoll.real_feeds())
+    costs = bench_firstpoll.per_feed([*files, broken], reps=2)
+    assert [(c.outcome, c.items) for c in costs] == [
+        ("new", 10),
+        ("new", 1),
+        ("new", 7),
+        ("failed", 0),
+    ]
+    assert all(c.ratio > 0 for c in costs)
+    with tempfile.TemporaryDirectory() as tmp:  # nginx's workers must be able to read it
+        [(ratio, found)] = bench_firstpoll.end_to_end(Path(tmp), files, rounds=1)
+    assert found == 18 and ratio > 0
