@@ -126,6 +126,7 @@ def baseline_events(
             reason=m.baseline.reason or "baseline from configuration",
             source=m.baseline.source,
             effective=m.baseline.since,
+            timezone=config.settings.timezone,
         )
         if changed is not None:
             out.append(changed)
@@ -147,7 +148,7 @@ def baseline_corrections(
         state = states.get(m.id, milestones.MilestoneState())
         if m.baseline is None or cited.get(m.id, m.baseline.source) == m.baseline.source:
             continue
-        if state.since != milestones.declared_instant(m.baseline.since):
+        if not milestones.holds_declared(state, m.baseline.since, config.settings.timezone):
             continue
         corrected = milestones.decide_source(
             state,

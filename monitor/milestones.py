@@ -222,20 +222,29 @@ def decide_declared(
     reason: str,
     source: str,
     effective: date | None = None,
+    timezone: str = "UTC",
 ) -> MilestoneStatusChanged | None:
     """A baseline from the configuration or an operator's note; None when the status is already
-    that (`decide_source` then tells whether its source was corrected)."""
+    that (`decide_source` then tells whether its source was corrected). `effective` is a day in
+    `timezone`, the configured one."""
     if state.status is status:
         return None
-    effective_at = declared_instant(effective) if effective is not None else None
+    effective_at = declared_instant(effective, timezone) if effective is not None else None
     return _changed(
         policy, state.status, status, reason, (), source=source, effective_at=effective_at
     )
 
 
-def declared_instant(day: date) -> datetime:
-    """A declared day (a baseline's `since`) as the instant a transition records: UTC midnight."""
-    return datetime.combine(day, time(0), tzinfo=UTC)
+def declared_instant(day: date, timezone: str) -> datetime:
+    """A declared day (a baseline's `since`) as the instant a transition records: the day's
+    first moment in the configured timezone, in UTC, as `expected_by`'s end is read."""
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def holds_declared(state: MilestoneState, day: date, timezone: str) -> bool:
+    """Whether the state's since is the declared day's: its first moment in `timezone`, or UTC
+    midnight, as logs recorded before the sixth session hold it."""
+    return state.since in (declared_instant(day, timezone), declared_instant(day, "UTC"))
 
 
 def decide_source(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor import reports
+from monitor import evaluate, milestones, reports
+from monitor.events import Status
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
 from tests.kit import cli, load, rss, run_once, write_config
@@ -109,10 +110,13 @@ def test_baseline_is_recorded_once_across_restarts(tmp_path: Path,
     [baseline] = list(store.read(types=("MilestoneStatusChanged",)))
     assert baseline.data["reason"] == "baseline from configuration"
     assert baseline.data["source"].startswith("https://www.meti.go.jp/")
-    assert baseline.data["effective_at"].startswith("2026-06-30")
+    # the declared day is the configured timezone's (Asia/Tokyo): its midnight, in UTC
+    assert baseline.data["effective_at"] == "2026-06-29T15:00:00+00:00"
     assert baseline.meta["operator"] == "configuration"
     assert list(store.read(types=("AlertQueued",))) == []
     store.close()
+    status = cli(path, "status")
+    assert "2026-06-30 00:00:00 JST" in status.stdout, status.stdout
 
 
 def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transition(
@@ -140,7 +144,7 @@ def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transi
         assert list(store.read(types=("AlertQueued",))) == []
         [row] = reports.milestone_rows(store, config, NOW)
         assert (row["status"], row["source"]) == ("confirmed", actual)
-        assert row["since"].startswith("2026-06-30")
+        assert row["since"] == "2026-06-29T15:00:00+00:00"
     finally:
         store.close()
     noted = "https://www.nedo.go.jp/news/press/AA5_102000.html"
@@ -157,6 +161,26 @@ def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transi
     path.write_text(text.replace("2026-06-30", "2026-07-01").replace(guessed, actual))
     run_once(path)  # another since: not the recorded baseline, so not its correction
     assert len(sources(path)) == 3
+
+
+def test_a_baseline_recorded_at_utc_midnight_is_still_the_baseline_its_source_corrects(
+        tmp_path: Path) -> None:
+    """Logs from before the declared day was read in the configured timezone hold UTC
+    midnight as the baseline's since; an edited source still corrects that baseline."""
+    guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
+    actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
+    path = write_config(tmp_path, feeds={})
+    path.write_text(path.read_text().replace(
+        'notify = []',
+        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{actual}" }}'))
+    config = load(path)
+    [m] = [m for m in config.milestones if m.baseline is not None]
+    for since, corrected in ((datetime(2026, 6, 30, tzinfo=UTC), 1),  # before
+                             (datetime(2026, 6, 29, 15, tzinfo=UTC), 1),  # Tokyo's midnight
+                             (datetime(2026, 6, 30, 15, tzinfo=UTC), 0)):  # another day
+        state = milestones.MilestoneState(Status.CONFIRMED, since, (), guessed)
+        found = evaluate.baseline_corrections(config, {m.id: state}, {m.id: guessed})
+        assert [c.source for c in found] == [actual] * corrected, since
 
 
 def sources(path: Path) -> list[tuple[str, str]]:
