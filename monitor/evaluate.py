@@ -134,21 +134,26 @@ def baseline_events(
 
 
 def baseline_corrections(
-    config: Config, states: Mapping[str, milestones.MilestoneState], cited: Mapping[str, str]
+    config: Config,
+    states: Mapping[str, milestones.MilestoneState],
+    cited: Mapping[str, tuple[str, datetime]],
 ) -> list[MilestoneSourceCorrected]:
     """Recorded baselines whose `source` was edited in the configuration since it was last
-    cited (`cited`: milestone id -> the source the configuration last recorded).
+    cited (`cited`: milestone id -> the source the configuration last recorded, and the since
+    its recorded baseline took effect).
 
     A milestone still holds its baseline when its status and since are the baseline's: a note
     or the evidence since then set another since (or status), and their source is not the
-    configuration's to correct.
+    configuration's to correct. The since is the one recorded, not one computed again: the
+    configured timezone may have changed since.
     """
     out = []
     for m in config.milestones:
         state = states.get(m.id, milestones.MilestoneState())
-        if m.baseline is None or cited.get(m.id, m.baseline.source) == m.baseline.source:
+        if m.baseline is None or m.id not in cited:
             continue
-        if not milestones.holds_declared(state, m.baseline.since, config.settings.timezone):
+        source, since = cited[m.id]
+        if source == m.baseline.source or state.since != since:
             continue
         corrected = milestones.decide_source(
             state,

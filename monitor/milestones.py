@@ -241,12 +241,6 @@ def declared_instant(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone)).astimezone(UTC)
 
 
-def holds_declared(state: MilestoneState, day: date, timezone: str) -> bool:
-    """Whether the state's since is the declared day's: its first moment in `timezone`, or UTC
-    midnight, as logs recorded before the sixth session hold it."""
-    return state.since in (declared_instant(day, timezone), declared_instant(day, "UTC"))
-
-
 def decide_source(
     state: MilestoneState, policy: Policy, *, status: Status, source: str, reason: str
 ) -> MilestoneSourceCorrected | None:

@@ -50,12 +50,47 @@ def redact_url(url: str, *, paths: bool = True) -> str:
     return result
 
 
+# Parameter names that say their value is a credential, compared whole (case-folded), and the
+# endings that say so ("csrf_token", "X-Amz-Signature", "client_secret"). Redaction hides more,
+# any name that merely contains such a word ("keyword"): hiding too much only hides.
+_CREDENTIAL_NAMES = frozenset(
+    {
+        "auth", "authorization", "code_verifier", "credential", "credentials", "jwt", "key",
+        "pass", "passwd", "password", "pwd", "session", "sessionid", "session_id", "sig",
+        "signature", "secret", "token",
+    }
+)  # fmt: skip
+_CREDENTIAL_ENDINGS = (
+    "token", "_key", "-key", ".key", "apikey", "secret", "signature", "password", "passwd",
+    "credential", "credentials",
+)  # fmt: skip
+
+
+def carries_credentials(url: str) -> bool:
+    """Whether a URL holds user information (`user:pass@`, `TOKEN@`) or a query or fragment
+    parameter whose name says it is a credential (`token`, `api_key`, `X-Amz-Signature`,
+    `#access_token=…`). What may not be kept in the log as a cited source; stricter than
+    `redact_url`, which hides more when it shows a URL. `url` must be one urlsplit reads."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return True
+    for text in (parts.query, parts.fragment):
+        for pair in re.split(r"[&;]", text):
+            name, sep, _ = pair.partition("=")
+            name = name.strip().casefold()
+            if sep and (name in _CREDENTIAL_NAMES or name.endswith(_CREDENTIAL_ENDINGS)):
+                return True
+    return False
+
+
 # scheme://authority, then the path up to the query or fragment
 _WEB_PATH = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)(?P<path>/[^?#]*)")
 
 
 # scheme://user:password@ (password up to the first '@') or scheme://user@
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@\s]*)(?::(?P<pw>[^@\s]*))?@")
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@\s]*)(?::(?P<pw>[^@\s]*))?@"
+)
 
 
 def _hide_userinfo(found: re.Match[str]) -> str:

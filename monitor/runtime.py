@@ -27,7 +27,7 @@ from monitor.events import (
     MilestoneSourceCorrected,
     MilestoneStatusChanged,
 )
-from monitor.milestones import MilestoneState
+from monitor.milestones import MilestoneState, since_of
 from monitor.projections import all_projections
 from monitor.record import append_decisions
 from monitor.store import EventStore, NewEvent, Transaction
@@ -111,9 +111,7 @@ def apply_config(
             config_sha256=config.sha256, fingerprints=new, **config_change(old, new)
         )
         try:
-            store.append(
-                [NewEvent(event, expected_version=version, meta={"instance": instance})]
-            )
+            store.append([NewEvent(event, expected_version=version, meta={"instance": instance})])
             return event
         except ConflictError:
             continue  # another daemon recorded one meanwhile: look again
@@ -178,7 +176,9 @@ def record_baselines(
         cited = _configured_sources(store, tx, config)
         # read again: a baseline just recorded carries its source already
         corrections = evaluate.baseline_corrections(
-            config, _states(tx, config), {k: source for k, (_, source) in cited.items()}
+            config,
+            _states(tx, config),
+            {k: (source, since) for k, (_, source, since) in cited.items()},
         )
         # one correction may follow each source the configuration cited: two daemons starting
         # together record it once
@@ -195,11 +195,12 @@ def record_baselines(
 
 def _configured_sources(
     store: EventStore, tx: Transaction, config: Config
-) -> dict[str, tuple[int, str]]:
-    """Milestone id -> (position, source): what the configuration last cited for its recorded
-    baseline, the baseline's own event or a correction from the configuration since. A note's
-    correction is not the configuration's: an unchanged feeds.toml leaves it in effect."""
-    out: dict[str, tuple[int, str]] = {}
+) -> dict[str, tuple[int, str, datetime]]:
+    """Milestone id -> (position, source, since): what the configuration last cited for its
+    recorded baseline, the baseline's own event or a correction from the configuration since,
+    and the since that baseline recorded. A note's correction is not the configuration's: an
+    unchanged feeds.toml leaves it in effect."""
+    out: dict[str, tuple[int, str, datetime]] = {}
     for m in config.milestones:
         if m.baseline is None:
             continue
@@ -207,13 +208,15 @@ def _configured_sources(
         recorded = store.get(position) if position is not None else None
         if position is None or recorded is None:  # not yet, or just now in this transaction
             continue
-        cited = (position, str(recorded.data.get("source")))
+        baseline = recorded.event
+        assert isinstance(baseline, MilestoneStatusChanged)
+        cited = (position, str(baseline.source))
         for r in store.read(
             after=position, stream=f"milestone:{m.id}", types=("MilestoneSourceCorrected",)
         ):
             if r.meta.get("operator") == "configuration":
                 cited = (r.position, str(r.data["source"]))
-        out[m.id] = cited
+        out[m.id] = (*cited, since_of(baseline, recorded.recorded_at))
     return out
 
 

@@ -278,6 +278,13 @@ MISTAKES = [
         id="baseline-source-with-a-password",
     ),
     pytest.param(
+        MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
+        'since = 2026-06-30, source = "https://e.org/p#access_token=hunter2" }\n',
+        "milestones[0].baseline.source: the URL carries credentials (a user name, password "
+        "or token), which the log would keep forever; cite the evidence's public address",
+        id="baseline-source-with-a-token-in-the-fragment",
+    ),
+    pytest.param(
         FEED.replace('"https://example.org/feed.xml"', '"https://example.org/f x?key=hunter2"'),
         "feeds[0].url: 'https://example.org/f x?key=<redacted>' contains white space "
         "(percent-encode it as %20)",
@@ -290,6 +297,18 @@ MISTAKES = [
         id="unsupported-database",
     ),
 ]
+
+
+def test_a_baseline_may_cite_a_page_whose_query_names_no_credential(tmp_path: Path) -> None:
+    """Only whole credential names are refused: a search page's `keyword` is no key."""
+    source = "https://www.meti.go.jp/search?keyword=Noetra&author=nedo&category_code=3#results"
+    path = write(
+        tmp_path,
+        MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
+        f'since = 2026-06-30, source = "{source}" }}\n',
+    )
+    [m] = load_config(path, {}).milestones
+    assert m.baseline is not None and m.baseline.source == source
 
 
 @pytest.mark.parametrize(("text", "expected"), MISTAKES)

@@ -163,10 +163,10 @@ def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transi
     assert len(sources(path)) == 3
 
 
-def test_a_baseline_recorded_at_utc_midnight_is_still_the_baseline_its_source_corrects(
-        tmp_path: Path) -> None:
-    """Logs from before the declared day was read in the configured timezone hold UTC
-    midnight as the baseline's since; an edited source still corrects that baseline."""
+def test_a_baseline_holds_while_its_since_is_the_one_it_recorded(tmp_path: Path) -> None:
+    """An edited source corrects the baseline while the milestone's since is the one the
+    baseline recorded, whatever the timezone reads now: a log from before the declared day was
+    read in the timezone holds UTC midnight, and the timezone may be changed afterwards."""
     guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
     actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
     path = write_config(tmp_path, feeds={})
@@ -175,12 +175,32 @@ def test_a_baseline_recorded_at_utc_midnight_is_still_the_baseline_its_source_co
         f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{actual}" }}'))
     config = load(path)
     [m] = [m for m in config.milestones if m.baseline is not None]
-    for since, corrected in ((datetime(2026, 6, 30, tzinfo=UTC), 1),  # before
-                             (datetime(2026, 6, 29, 15, tzinfo=UTC), 1),  # Tokyo's midnight
-                             (datetime(2026, 6, 30, 15, tzinfo=UTC), 0)):  # another day
-        state = milestones.MilestoneState(Status.CONFIRMED, since, (), guessed)
-        found = evaluate.baseline_corrections(config, {m.id: state}, {m.id: guessed})
-        assert [c.source for c in found] == [actual] * corrected, since
+    for recorded in (datetime(2026, 6, 30, tzinfo=UTC), datetime(2026, 6, 29, 15, tzinfo=UTC)):
+        for since, corrected in ((recorded, 1), (recorded + timedelta(hours=1), 0)):
+            state = milestones.MilestoneState(Status.CONFIRMED, since, (), guessed)
+            cited = {m.id: (guessed, recorded)}
+            found = evaluate.baseline_corrections(config, {m.id: state}, cited)
+            assert [c.source for c in found] == [actual] * corrected, (recorded, since)
+    state = milestones.MilestoneState(Status.CONFIRMED, recorded, (), actual)
+    assert evaluate.baseline_corrections(config, {m.id: state}, {m.id: (actual, recorded)}) == []
+
+
+def test_an_edited_source_corrects_a_baseline_after_the_timezone_changed(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/news.xml", body=rss([]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
+    actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
+    text = path.read_text().replace(
+        'notify = []',
+        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{guessed}" }}')
+    path.write_text(text)
+    run_once(path)
+    moved = text.replace('timezone = "Asia/Tokyo"', 'timezone = "Europe/Berlin"')
+    assert moved != text
+    path.write_text(moved.replace(guessed, actual))
+    run_once(path)
+    assert sources(path) == [(actual, "configuration")]
 
 
 def sources(path: Path) -> list[tuple[str, str]]:

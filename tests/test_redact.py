@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.redact import REDACTED, redact_text, redact_url, redacted_line
+from monitor.redact import REDACTED, carries_credentials, redact_text, redact_url, redacted_line
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
 from tests.kit import load, monitor_cmd, write_config
@@ -29,6 +29,29 @@ from tests.kit import load, monitor_cmd, write_config
 )
 def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "carries"),
+    [
+        ("https://bob:hunter2@example.org/x", True),
+        ("https://TOKEN@example.org/x", True),
+        ("https://example.org/x?token=abc", True),
+        ("https://example.org/x?a=1&API_KEY=abc", True),
+        ("https://example.org/x?csrf_token=abc", True),
+        ("https://example.org/x?X-Amz-Signature=abc&X-Amz-Credential=def", True),
+        ("https://example.org/x#access_token=abc&state=1", True),
+        ("https://example.org/x;sessionid=1?key=abc", True),
+        # ordinary pages that redaction would still hide part of when it shows them
+        ("https://example.org/search?keyword=hydrogen", False),
+        ("https://example.org/a?author=smith&design=1&category_code=3", False),
+        ("https://example.org:443/users/@alice", False),
+        ("https://example.org/x?token", False),  # a flag, no value
+        ("https://www.digital.go.jp/news/cb912b3b-49c9-4a02-aa46-4056b96c1d4f#section-2", False),
+    ],
+)
+def test_carries_credentials_judges_whole_parameter_names(url: str, carries: bool) -> None:
+    assert carries_credentials(url) is carries
 
 
 def test_text_quoting_urls_is_redacted_and_kept_on_one_line() -> None:

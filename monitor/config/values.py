@@ -19,7 +19,7 @@ from pydantic import (
     StrictStr,
 )
 
-from monitor.redact import redact_url
+from monitor.redact import carries_credentials, redact_url
 from monitor.terms import TermError, check_term
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -110,10 +110,10 @@ CREDENTIALS = (
 
 def check_public_url(url: str) -> str:
     """An http(s) URL that the event log may keep for good, as the source a status cites:
-    no user name, password or query token. Its path stays whole: a cited page's address is
-    its id, not a secret (`redact_url(paths=False)`). The message names no part of it."""
+    no user name, password or credential parameter (`redact.carries_credentials`). Its path is
+    not judged: a cited page's address is its id. The message names no part of it."""
     check_http_url(url)
-    if "@" in urlsplit(url).netloc or redact_url(url, paths=False) != url:
+    if carries_credentials(url):
         raise ValueError(CREDENTIALS)
     return url
 
