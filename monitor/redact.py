@@ -83,6 +83,17 @@ def carries_credentials(url: str) -> bool:
     return False
 
 
+def shown_source(url: str) -> str:
+    """A cited source as shown: whole when it carries no credential (the checks that let it
+    into the log), else redacted as any URL (a log may hold one from before they did)."""
+    try:
+        if not carries_credentials(url):
+            return url
+    except ValueError:  # not a URL urlsplit reads
+        pass
+    return redact_url(url, paths=False)
+
+
 # scheme://authority, then the path up to the query or fragment
 _WEB_PATH = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)(?P<path>/[^?#]*)")
 

@@ -10,7 +10,7 @@ from typing import Any
 from monitor import evaluate, milestones, workstate
 from monitor.config import Config
 from monitor.events import ItemDiscovered, MilestoneStatusChanged
-from monitor.redact import redact_url
+from monitor.redact import redact_url, shown_source
 from monitor.store import EventStore
 
 
@@ -40,7 +40,7 @@ def milestone_rows(store: EventStore, config: Config, now: datetime) -> list[dic
                 "newest_evidence_at": newest.at.isoformat() if newest else None,
                 "expected_by": m.expected_by.isoformat() if m.expected_by else None,
                 "days_left": (deadline - now).days if deadline else None,
-                "source": redact_url(state.source, paths=False) if state.source else None,
+                "source": shown_source(state.source) if state.source else None,
             }
         )
     return rows

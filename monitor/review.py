@@ -18,7 +18,7 @@ import orjson
 
 from monitor.errors import UsageError
 from monitor.events import EVENT_TYPES
-from monitor.redact import redact_url
+from monitor.redact import shown_source
 from monitor.store import EventStore, Recorded
 
 
@@ -185,7 +185,7 @@ def summary(r: Recorded) -> str:
         case "MilestoneStatusChanged":
             return f"{d['milestone_id']}: {d['from_status']} → {d['to_status']} ({d['reason']})"
         case "MilestoneSourceCorrected":
-            cited = redact_url(str(d["source"]), paths=False)
+            cited = shown_source(str(d["source"]))
             return f"{d['milestone_id']}: {d['status']}, source corrected to {cited} ({d['reason']})"
         case "FeedFailed":
             return f"{d['feed_id']}: {d['kind']}: {d['message']}"

@@ -245,9 +245,13 @@ def test_bad_notes_exit_2_and_record_nothing(config: Path, args: list[str]) -> N
     assert cli(config, "verify").stdout.splitlines()[0] == head
 
 
-def test_a_note_may_cite_a_page_whose_address_holds_an_id(config: Path) -> None:
-    """A path token is redacted where URLs are shown, but a cited page's id is its address."""
-    page = "https://www.digital.go.jp/news/cb912b3b-49c9-4a02-aa46-4056b96c1d4f"
+@pytest.mark.parametrize("page", [
+    "https://www.digital.go.jp/news/cb912b3b-49c9-4a02-aa46-4056b96c1d4f",
+    "https://www.meti.go.jp/search?keyword=Noetra&category_code=3#results",
+])
+def test_a_note_may_cite_a_page_whose_address_holds_an_id(config: Path, page: str) -> None:
+    """A path token, or a query name holding 'key' or 'code', is redacted where URLs are
+    shown; a cited page's address is its id, and shows whole."""
     result = cli(config, "note", "training-start", "--status", "at_risk", "--source", page)
     assert result.returncode == 0, result.stderr
     [milestone] = [x for x in json_out(config, "status") if x["kind"] == "milestone"]

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from monitor.redact import REDACTED, carries_credentials, redact_text, redact_url, redacted_line
+from monitor.redact import (
+    REDACTED,
+    carries_credentials,
+    redact_text,
+    redact_url,
+    redacted_line,
+    shown_source,
+)
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
 from tests.kit import load, monitor_cmd, write_config
@@ -52,6 +59,15 @@ def test_redact_url(url: str, expected: str) -> None:
 )
 def test_carries_credentials_judges_whole_parameter_names(url: str, carries: bool) -> None:
     assert carries_credentials(url) is carries
+
+
+def test_a_cited_source_shows_whole_unless_it_carries_credentials() -> None:
+    page = "https://www.meti.go.jp/search?keyword=Noetra&category_code=3"
+    assert shown_source(page) == page  # what redact_url would hide part of
+    assert redact_url(page, paths=False) != page
+    old = "https://e.org/p?sig=abc123&id=4"  # a log may hold one from before sources were checked
+    assert shown_source(old) == f"https://e.org/p?sig={REDACTED}&id=4"
+    assert "abc123" not in shown_source("https://[broken/p?token=abc123")
 
 
 def test_text_quoting_urls_is_redacted_and_kept_on_one_line() -> None:

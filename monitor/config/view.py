@@ -6,7 +6,7 @@ from typing import Any
 
 from monitor.config.models import Config
 from monitor.config.values import format_duration
-from monitor.redact import redact_url
+from monitor.redact import redact_url, shown_source
 
 URL_KEYS = frozenset({"url", "database_url", "source"})
 
@@ -26,5 +26,6 @@ def _redact(value: Any, key: str | None) -> Any:
     if isinstance(value, list):
         return [_redact(v, key) for v in value]
     if isinstance(value, str) and key in URL_KEYS:
-        return redact_url(value, paths=key != "source")  # a source cites a public page
+        # a source cites a public page, and config refuses one that carries credentials
+        return shown_source(value) if key == "source" else redact_url(value)
     return value
