@@ -488,8 +488,15 @@ def test_a_payload_that_is_not_json_is_refused_before_anything_is_written(
 
 def test_an_unreachable_database_is_named_without_its_password(tmp_path: Any) -> None:
     missing = f"sqlite:///{tmp_path / 'no-such-dir' / 'events.db'}"
-    with pytest.raises(StoreError, match=r"^database 'sqlite:///.*no-such-dir.*': cannot open: "):
+    opening = r"^database 'sqlite:///.*no-such-dir.*': cannot open: "
+    with pytest.raises(StoreError, match=opening) as caught:
         EventStore.open(missing)
+    assert str(caught.value).endswith(f"(its folder {tmp_path / 'no-such-dir'} does not exist)")
+    assert not (tmp_path / "no-such-dir").exists()  # a mistyped path leaves no folder behind
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StoreError, match=r"cannot open: ") as caught:
+        EventStore.open(f"sqlite:///{tmp_path / 'a-file' / 'events.db'}")
+    assert str(caught.value).endswith(f"({tmp_path / 'a-file'} is not a folder)")
     closed_port = "postgresql+psycopg://monitor:s3cret@127.0.0.1:1/monitor"
     with pytest.raises(StoreError, match=r"cannot open") as caught:
         EventStore.open(closed_port)

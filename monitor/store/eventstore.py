@@ -73,7 +73,9 @@ class EventStore:
                 schema.create_schema(engine)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
-            raise StoreError(f"database '{_safe(url)}': cannot open: {_first_line(exc)}") from None
+            raise StoreError(
+                f"database '{_safe(url)}': cannot open: {_first_line(exc)}{schema.missing_folder(engine)}"
+            ) from None
         except StoreError:
             engine.dispose()
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -175,3 +176,20 @@ def create_schema(engine: sa.Engine) -> None:
         metadata.create_all(conn, checkfirst=True)
         for ddl in triggers:
             conn.exec_driver_sql(ddl)
+
+
+def missing_folder(engine: sa.Engine) -> str:
+    """' (its folder … does not exist)' for a SQLite file whose folder is missing (or is a file),
+    which SQLite reports only as 'unable to open database file'. The folder is not made: a
+    mistyped path should not leave folders behind."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return ""
+    folder = Path(database).parent
+    if folder.is_dir():
+        return ""
+    return (
+        f" ({folder} is not a folder)"
+        if folder.exists()
+        else f" (its folder {folder} does not exist)"
+    )
