@@ -112,9 +112,8 @@ def usage_failed(exc: typer.TyperException) -> int:
         return exc.exit_code
     message = exc.format_message().strip().splitlines() or ["bad command line"]
     err.print(f"error: {escape(message[0])}")
-    ctx = getattr(exc, "ctx", None)
-    if ctx is not None:
-        err.print(f"hint: see `{escape(ctx.command_path)} --help`")
+    ctx = getattr(exc, "ctx", None)  # None when the parser stopped before a command's context
+    err.print(f"hint: see `{escape(ctx.command_path if ctx is not None else 'monitor')} --help`")
     return exc.exit_code
 
 
