@@ -465,6 +465,9 @@ def test_errors_are_one_line_with_documented_exit_codes(config: Path, tmp_path: 
     assert_one_line_error(cli(config, "log", "--no-such-option"), 2)
     assert_one_line_error(cli(config, "show", "first"), 2)
     assert_one_line_error(cli(config, "frobnicate"), 2)
+    no_value = cli(config, "status", "-c")  # found before any command's context exists
+    assert "requires an argument" in assert_one_line_error(no_value, 2)
+    assert "hint: see `monitor --help`" in no_value.stderr
     result = cli(config, "poll", "no-such-feed")
     assert_one_line_error(result, 2)
     assert "feed 'no-such-feed' is not configured" in result.stderr
