@@ -52,11 +52,12 @@ def redact_url(url: str, *, paths: bool = True) -> str:
 
 # Parameter names that say their value is a credential, compared whole (case-folded), and the
 # endings that say so ("csrf_token", "X-Amz-Signature", "client_secret"). Redaction hides more,
-# any name that merely contains such a word ("keyword"): hiding too much only hides.
+# any name that merely contains such a word ("keyword"): hiding too much only hides. Not
+# "session": the Diet's pages number its sessions (`?session=213`).
 _CREDENTIAL_NAMES = frozenset(
     {
         "auth", "authorization", "code_verifier", "credential", "credentials", "jwt", "key",
-        "pass", "passwd", "password", "pwd", "session", "sessionid", "session_id", "sig",
+        "pass", "passwd", "password", "pwd", "sessionid", "session_id", "sig",
         "signature", "secret", "token",
     }
 )  # fmt: skip

@@ -53,6 +53,7 @@ def test_redact_url(url: str, expected: str) -> None:
         ("https://example.org/search?keyword=hydrogen", False),
         ("https://example.org/a?author=smith&design=1&category_code=3", False),
         ("https://example.org:443/users/@alice", False),
+        ("https://www.shugiin.go.jp/internet/itdb_gian.nsf/html/gian/menu.htm?session=213", False),
         ("https://example.org/x?token", False),  # a flag, no value
         ("https://www.digital.go.jp/news/cb912b3b-49c9-4a02-aa46-4056b96c1d4f#section-2", False),
     ],
