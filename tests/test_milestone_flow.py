@@ -95,15 +95,25 @@ def test_deadline_passing_is_recorded_once(tmp_path: Path, feed_server: FeedServ
                                     ("training-start", "reported", "overdue")]
 
 
+GUESSED = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
+ACTUAL = "https://www.nedo.go.jp/news/press/AA5_101999.html"
+
+
+def with_baseline(tmp_path: Path, feeds: dict[str, str], source: str) -> tuple[Path, str]:
+    """A configuration whose milestone has a confirmed baseline since 2026-06-30 citing
+    `source`; the path and its text."""
+    path = write_config(tmp_path, feeds=feeds)
+    text = path.read_text().replace(
+        'notify = []',
+        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{source}" }}')
+    path.write_text(text)
+    return path, text
+
+
 def test_baseline_is_recorded_once_across_restarts(tmp_path: Path,
                                                    feed_server: FeedServer) -> None:
     feed_server.route("/news.xml", body=rss([]))
-    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
-    text = path.read_text().replace(
-        'notify = []',
-        'notify = []\nbaseline = { status = "confirmed", since = 2026-06-30, '
-        'source = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html" }')
-    path.write_text(text)
+    path, _ = with_baseline(tmp_path, {"news": feed_server.url("/news.xml")}, GUESSED)
     for _ in range(3):
         run_once(path)
     store = open_store(load(path))
@@ -122,13 +132,8 @@ def test_baseline_is_recorded_once_across_restarts(tmp_path: Path,
 def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transition(
         tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/news.xml", body=rss([]))
-    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
-    guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
-    actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
-    text = path.read_text().replace(
-        'notify = []',
-        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{guessed}" }}')
-    path.write_text(text)
+    guessed, actual = GUESSED, ACTUAL
+    path, text = with_baseline(tmp_path, {"news": feed_server.url("/news.xml")}, guessed)
     run_once(path)
     path.write_text(text.replace(guessed, actual))
     for _ in range(2):  # the second start finds the source already corrected
@@ -167,13 +172,8 @@ def test_a_baseline_holds_while_its_since_is_the_one_it_recorded(tmp_path: Path)
     """An edited source corrects the baseline while the milestone's since is the one the
     baseline recorded, whatever the timezone reads now: a log from before the declared day was
     read in the timezone holds UTC midnight, and the timezone may be changed afterwards."""
-    guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
-    actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
-    path = write_config(tmp_path, feeds={})
-    path.write_text(path.read_text().replace(
-        'notify = []',
-        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{actual}" }}'))
-    config = load(path)
+    guessed, actual = GUESSED, ACTUAL
+    config = load(with_baseline(tmp_path, {}, actual)[0])
     [m] = [m for m in config.milestones if m.baseline is not None]
     for recorded in (datetime(2026, 6, 30, tzinfo=UTC), datetime(2026, 6, 29, 15, tzinfo=UTC)):
         for since, corrected in ((recorded, 1), (recorded + timedelta(hours=1), 0)):
@@ -188,19 +188,13 @@ def test_a_baseline_holds_while_its_since_is_the_one_it_recorded(tmp_path: Path)
 def test_an_edited_source_corrects_a_baseline_after_the_timezone_changed(
         tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/news.xml", body=rss([]))
-    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
-    guessed = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
-    actual = "https://www.nedo.go.jp/news/press/AA5_101999.html"
-    text = path.read_text().replace(
-        'notify = []',
-        f'notify = []\nbaseline = {{ status = "confirmed", since = 2026-06-30, source = "{guessed}" }}')
-    path.write_text(text)
+    path, text = with_baseline(tmp_path, {"news": feed_server.url("/news.xml")}, GUESSED)
     run_once(path)
     moved = text.replace('timezone = "Asia/Tokyo"', 'timezone = "Europe/Berlin"')
     assert moved != text
-    path.write_text(moved.replace(guessed, actual))
+    path.write_text(moved.replace(GUESSED, ACTUAL))
     run_once(path)
-    assert sources(path) == [(actual, "configuration")]
+    assert sources(path) == [(ACTUAL, "configuration")]
 
 
 def sources(path: Path) -> list[tuple[str, str]]:
