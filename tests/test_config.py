@@ -263,26 +263,19 @@ MISTAKES = [
         "'at_risk' or 'overdue'",
         id="bad-baseline-status",
     ),
-    pytest.param(
-        MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
-        'since = 2026-06-30, source = "https://e.org/p?token=hunter2" }\n',
-        "milestones[0].baseline.source: the URL carries credentials (a user name, password "
-        "or token), which the log would keep forever; cite the evidence's public address",
-        id="baseline-source-with-a-token",
-    ),
-    pytest.param(
-        MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
-        'since = 2026-06-30, source = "https://bob:hunter2@e.org/p" }\n',
-        "milestones[0].baseline.source: the URL carries credentials (a user name, password "
-        "or token), which the log would keep forever; cite the evidence's public address",
-        id="baseline-source-with-a-password",
-    ),
-    pytest.param(
-        MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
-        'since = 2026-06-30, source = "https://e.org/p#access_token=hunter2" }\n',
-        "milestones[0].baseline.source: the URL carries credentials (a user name, password "
-        "or token), which the log would keep forever; cite the evidence's public address",
-        id="baseline-source-with-a-token-in-the-fragment",
+    *(
+        pytest.param(
+            MILESTONE + 'match = { any = ["x"] }\nbaseline = { status = "confirmed", '
+            f'since = 2026-06-30, source = "{source}" }}\n',
+            "milestones[0].baseline.source: the URL carries credentials (a user name, password "
+            "or token), which the log would keep forever; cite the evidence's public address",
+            id=f"baseline-source-with-{name}",
+        )
+        for name, source in (
+            ("a-token", "https://e.org/p?token=hunter2"),
+            ("a-password", "https://bob:hunter2@e.org/p"),
+            ("a-token-in-the-fragment", "https://e.org/p#access_token=hunter2"),
+        )
     ),
     pytest.param(
         FEED.replace('"https://example.org/feed.xml"', '"https://example.org/f x?key=hunter2"'),
