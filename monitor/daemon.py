@@ -49,12 +49,7 @@ class Daemon(Ticks):
         now = datetime.now(UTC)
         head = self.store.head()
         log.info("event log head: %s", f"{head[0]}:{head[1]}" if head else "empty")
-        applied = runtime.apply_config(self.store, self.config, instance=self.instance, now=now)
-        if applied is not None:
-            log.info("configuration %s applied", applied.config_sha256[:12])
-        self._enable_moved()
-        runtime.record_baselines(self.store, self.config, instance=self.instance, now=now)
-        workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
+        self._take_config(now)
         self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)
 
@@ -163,6 +158,18 @@ class Daemon(Ticks):
         for e in runtime.enable_moved_channels(self.store, self.config, instance=self.instance):
             log.info("channel '%s' enabled: %s", e.channel_id, e.reason)
 
+    def _take_config(self, now: datetime) -> None:
+        """What the configuration in effect records at start and reload: ConfigApplied, webhook
+        channels enabled again, baselines; then the feeds' rows."""
+        applied = runtime.apply_config(self.store, self.config, instance=self.instance, now=now)
+        if applied is not None:
+            log.info("configuration %s applied", applied.config_sha256[:12])
+        self._enable_moved()
+        runtime.record_baselines(self.store, self.config, instance=self.instance, now=now)
+        for problem in runtime.baseline_conflicts(self.store, self.config):
+            log.warning("%s", problem)
+        workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
+
     def _warn_held(self) -> None:
         """Name each channel whose alerts are held for a secret this process does not have."""
         for problem in secret_problems(self.config, self.env):
@@ -191,12 +198,7 @@ class Daemon(Ticks):
             for job, seconds in self._intervals().items():
                 if seconds != intervals[job]:
                     self.scheduler.reschedule_job(job, trigger="interval", seconds=seconds)
-        runtime.apply_config(self.store, self.config, instance=self.instance, now=datetime.now(UTC))
-        self._enable_moved()
-        runtime.record_baselines(
-            self.store, self.config, instance=self.instance, now=datetime.now(UTC)
-        )
-        workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
+        self._take_config(datetime.now(UTC))
         logs.scrub_also(secret_values(self.config, self.env))
         self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)

@@ -114,13 +114,20 @@ def item_events(
 def baseline_events(
     config: Config, states: Mapping[str, milestones.MilestoneState]
 ) -> list[MilestoneStatusChanged]:
-    """Configured baselines not yet reflected in the state."""
+    """Configured baselines of milestones with no status in the log yet.
+
+    A baseline is where a milestone starts: once the log holds a status for it (its baseline,
+    a note, the evidence or its deadline), a baseline added or edited later moves nothing; it
+    would otherwise take a milestone back from what was recorded since (`runtime.
+    baseline_conflicts` says so in the daemon's log).
+    """
     out = []
     for m in config.milestones:
-        if m.baseline is None:
+        state = states.get(m.id, milestones.MilestoneState())
+        if m.baseline is None or state.since is not None:
             continue
         changed = milestones.decide_declared(
-            states.get(m.id, milestones.MilestoneState()),
+            state,
             policy(m),
             status=Status(m.baseline.status),
             reason=m.baseline.reason or "baseline from configuration",

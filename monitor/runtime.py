@@ -30,6 +30,7 @@ from monitor.events import (
 from monitor.milestones import MilestoneState, since_of
 from monitor.projections import all_projections
 from monitor.record import append_decisions
+from monitor.review import local
 from monitor.store import EventStore, NewEvent, Transaction
 
 CONFIG_STREAM = "config:main"
@@ -223,6 +224,39 @@ def _configured_sources(
 def _baseline_key(milestone_id: str, baseline: Baseline | None) -> str:
     assert baseline is not None
     return f"baseline:{milestone_id}:{baseline.status}:{baseline.since.isoformat()}"
+
+
+def baseline_conflicts(store: EventStore, config: Config) -> list[str]:
+    """One line for each configured baseline that the log does not hold and will not record:
+    the milestone had a status before the baseline was added, or its status or since was
+    edited after it was recorded. Both are history the log keeps (`evaluate.baseline_events`);
+    the operator declares a new status with `monitor note`."""
+    out = []
+    found = store.states_of("milestones", [m.id for m in config.milestones if m.baseline])
+    for m in config.milestones:
+        state = MilestoneState.from_json(found.get(m.id))
+        if m.baseline is None or state.since is None:
+            continue
+        prefix = f"baseline:{m.id}:"
+        keys = [
+            str(r.dedupe_key)
+            for r in store.read(stream=f"milestone:{m.id}", types=("MilestoneStatusChanged",))
+            if (r.dedupe_key or "").startswith(prefix)
+        ]
+        if keys and keys[-1] == _baseline_key(m.id, m.baseline):
+            continue
+        where = f"milestones '{m.id}': baseline {m.baseline.status} since {m.baseline.since}"
+        if keys:
+            status, since = keys[-1].removeprefix(prefix).split(":", 1)
+            problem = f"differs from the one recorded ({status} since {since})"
+        else:
+            since = local(state.since, config.settings.timezone)
+            problem = f"not recorded: the log held a status first ({state.status.value} since {since})"
+        out.append(
+            f"{where} {problem} and is ignored; `monitor note {m.id} --status STATUS --source URL`"
+            " declares a status"
+        )
+    return out
 
 
 def check_deadlines(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from monitor import evaluate, milestones, reports
 from monitor.events import Status
@@ -166,6 +169,51 @@ def test_an_edited_baseline_source_is_recorded_once_as_a_correction_not_a_transi
     path.write_text(text.replace("2026-06-30", "2026-07-01").replace(guessed, actual))
     run_once(path)  # another since: not the recorded baseline, so not its correction
     assert len(sources(path)) == 3
+
+
+def test_an_edited_baseline_status_or_since_moves_nothing(
+        tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A recorded baseline is history: edited afterwards, it does not take the milestone back
+    from where a note (or the evidence) moved it since; the daemon says it is ignored."""
+    feed_server.route("/news.xml", body=rss([]))
+    path, text = with_baseline(tmp_path, {"news": feed_server.url("/news.xml")}, GUESSED)
+    run_once(path)
+    note = cli(path, "note", "training-start", "--status", "at_risk", "--source", ACTUAL,
+               "--operator", "alice")
+    assert note.returncode == 0, note.stderr
+    path.write_text(text.replace('status = "confirmed", since = 2026-06-30',
+                                 'status = "reported", since = 2026-07-01'))
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
+        run_once(path)
+        run_once(path)
+    assert status_changes(path) == [("training-start", "pending", "confirmed"),
+                                    ("training-start", "confirmed", "at_risk")]
+    warned = [r.getMessage() for r in caplog.records if "baseline" in r.getMessage()]
+    assert warned == ["milestones 'training-start': baseline reported since 2026-07-01 differs "
+                      "from the one recorded (confirmed since 2026-06-30) and is ignored; "
+                      "`monitor note training-start --status STATUS --source URL` declares a "
+                      "status"] * 2
+
+
+def test_a_baseline_added_after_the_evidence_never_takes_the_milestone_back(
+        tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    """The milestone had its status before the baseline came: the baseline records nothing,
+    then or later, when the evidence has moved the milestone on."""
+    feed_server.route("/news.xml", body=rss([RUMOUR]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    run_once(path)
+    path.write_text(path.read_text().replace(
+        "notify = []",
+        f'notify = []\nbaseline = {{ status = "reported", since = 2026-06-30, source = "{GUESSED}" }}'))
+    with caplog.at_level(logging.WARNING, logger="monitor.daemon"):
+        run_once(path)
+    assert any("baseline reported since 2026-06-30 not recorded: the log held a status first "
+               "(reported since " in r.getMessage() for r in caplog.records), caplog.text
+    feed_server.route("/news.xml", body=rss([RUMOUR, SECOND]))
+    run_once(path)
+    run_once(path)  # a restart with the milestone confirmed: the baseline still moves nothing
+    assert status_changes(path) == [("training-start", "pending", "reported"),
+                                    ("training-start", "reported", "confirmed")]
 
 
 def test_a_baseline_holds_while_its_since_is_the_one_it_recorded(tmp_path: Path) -> None:
