@@ -20,6 +20,16 @@ from monitor.config import Config, load_config
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def webhook_schema_errors(body: bytes) -> list[str]:
+    """What docs/webhook.schema.json, the receivers' contract, finds wrong in a webhook body."""
+    from jsonschema import Draft202012Validator
+
+    schema = orjson.loads((ROOT / "docs" / "webhook.schema.json").read_bytes())
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return [f"{e.json_path}: {e.message}" for e in validator.iter_errors(orjson.loads(body))]
+
+
 def rss(items: Sequence[Mapping[str, Any]], *, title: str = "Test feed") -> bytes:
     """An RSS 2.0 body; each item may give title, link, guid, description, published."""
     parts = [(f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'

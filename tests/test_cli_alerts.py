@@ -115,6 +115,8 @@ def test_alerts_test_sends_a_marked_alert_through_each_real_channel(
     [hook] = receiver.received
     body = orjson.loads(hook.body)
     assert hook.verified and body["type"] == "milestone.test" and body["data"]["test"] is True
+    assert body["data"]["chain_head"] == {"position": 0, "hash": ""}  # the log was empty
+    assert kit.webhook_schema_errors(hook.body) == []
     result = cli(config, "alerts", "test", "team")
     assert result.returncode == 0, result.stderr
     [mail] = smtp.messages

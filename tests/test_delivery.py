@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.policy
 import functools
 import hashlib
 import itertools
@@ -22,7 +23,7 @@ from monitor.runtime import open_store
 from monitor.store import NewEvent
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
-from tests.kit import cli, json_out, load, rss, run_once, write_config
+from tests.kit import cli, json_out, load, rss, run_once, webhook_schema_errors, write_config
 from tests.receivers import Reply, SmtpServer, WebhookReceiver, silent_smtp_server
 
 ENV = {"MONITOR_WEBHOOK_SECRET": SECRET}
@@ -95,7 +96,7 @@ def test_confirmation_sends_one_email_and_one_verified_webhook(
     run_once(path, ENV)
     run_once(path, ENV)
     [hook] = receiver.received
-    assert hook.verified
+    assert hook.verified and webhook_schema_errors(hook.body) == []
     body = orjson.loads(hook.body)
     store = open_store(load(path, ENV))
     queued = {r.data["channel_id"]: r for r in store.read(types=("AlertQueued",))}
@@ -114,6 +115,27 @@ def test_confirmation_sends_one_email_and_one_verified_webhook(
     delivered = [r.data["channel_id"] for r in store.read(types=("AlertDelivered",))]
     assert sorted(delivered) == ["hook", "team"]
     store.close()
+
+
+def test_a_notes_alert_cites_its_source_in_the_webhook_and_the_email(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
+        smtp: SmtpServer) -> None:
+    path = setup(tmp_path, feed_server, smtp.port, receiver.url())
+    feed_server.route("/news.xml", body=rss([]))
+    source = "https://www.meti.go.jp/press/2026/11/20261120001/20261120001.html"
+    note = cli(path, "note", "training-start", "--status", "at_risk", "--source", source,
+               "--reason", "budget cut announced", "--operator", "alice", env=ENV)
+    assert note.returncode == 0, note.stderr
+    run_once(path, ENV)
+    [hook] = receiver.received
+    assert hook.verified and webhook_schema_errors(hook.body) == []
+    data = orjson.loads(hook.body)["data"]
+    assert (data["to"], data["reason"], data["source"]) == ("at_risk", "budget cut announced",
+                                                            source)
+    [mail] = smtp.messages
+    text = email.message_from_bytes(mail.content, policy=email.policy.default)
+    plain = text.get_body(("plain",))
+    assert plain is not None and f"Source:      {source}\r\n" in plain.get_content()
 
 
 def test_receiver_failing_every_time_follows_the_schedule_then_abandons(

@@ -113,6 +113,13 @@ def test_deadline_passes_once_in_the_configured_timezone() -> None:
     assert ms.decide_deadline(state, POLICY, timezone="Asia/Tokyo", now=after) is None
 
 
+def test_an_at_risk_milestone_becomes_overdue_when_its_deadline_passes() -> None:
+    state = ms.MilestoneState(status=Status.AT_RISK)
+    late = datetime(2028, 1, 1, tzinfo=UTC)
+    change = ms.decide_deadline(state, POLICY, timezone="Asia/Tokyo", now=late)
+    assert change is not None and (change.from_status, change.to_status) == ("at_risk", "overdue")
+
+
 def test_confirmed_milestone_never_becomes_overdue() -> None:
     state = ms.MilestoneState(status=Status.CONFIRMED)
     late = datetime(2028, 1, 1, tzinfo=UTC)

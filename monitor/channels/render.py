@@ -102,6 +102,7 @@ class _View:
     milestone_id: str
     change: str
     reason: str
+    source: str | None  # the page a baseline or an operator's note cited
     expected_by: str
     queued: str
     chain_head: str
@@ -119,6 +120,7 @@ class _View:
             milestone_id=one_line(_str(milestone.get("id"))),
             change=f"{_state(p.get('from'))} → {_state(p.get('to'))}",
             reason=one_line(_str(p.get("reason"))),
+            source=one_line(_str(p.get("source"))) or None,
             expected_by=_str(milestone.get("expected_by")) or "not set",
             queued=_local(alert.queued_at, zone),
             chain_head=f"{_str(head.get('position'))}:{_str(head.get('hash'))}",
@@ -159,6 +161,7 @@ def _text(v: _View) -> str:
         f"Milestone:   {v.milestone_id}",
         f"Change:      {v.change}",
         f"Why:         {v.reason}",
+        *([f"Source:      {v.source}"] if v.source else []),
         f"Expected by: {v.expected_by}",
         f"Queued at:   {v.queued}",
         "",
@@ -186,14 +189,15 @@ def _html(v: _View) -> str:
     if v.test:
         parts.append(f'<p style="color: #a00"><strong>[TEST]</strong> {e(TEST_NOTICE)}</p>')
     parts.append(f"<h2>{e(v.title)} — {e(v.change)}</h2>\n<table>")
-    rows = [
-        ("Milestone", v.milestone_id),
-        ("Change", v.change),
-        ("Why", v.reason),
-        ("Expected by", v.expected_by),
-        ("Queued at", v.queued),
+    rows = [  # (heading, cell markup)
+        ("Milestone", e(v.milestone_id)),
+        ("Change", e(v.change)),
+        ("Why", e(v.reason)),
+        *([("Source", _anchor(v.source, v.source))] if v.source else []),
+        ("Expected by", e(v.expected_by)),
+        ("Queued at", e(v.queued)),
     ]
-    parts += [f'<tr><th align="left">{e(k)}</th><td>{e(val)}</td></tr>' for k, val in rows]
+    parts += [f'<tr><th align="left">{e(k)}</th><td>{cell}</td></tr>' for k, cell in rows]
     parts.append(f"</table>\n<h3>Evidence ({len(v.evidence)})</h3>\n<ol>")
     for ev in v.evidence:
         parts.append(f"<li>{_link(ev)}<br>{e(ev.publisher)}, published {e(ev.published)}<ul>")
@@ -208,11 +212,16 @@ def _html(v: _View) -> str:
 
 
 def _link(ev: _Evidence) -> str:
-    title = html.escape(ev.title)
+    return _anchor(ev.title, ev.url)
+
+
+def _anchor(text: str, url: str | None) -> str:
     # Only web links become anchors: a feed may carry javascript: or data: URLs.
-    if ev.url and re.match(r"https?://", ev.url, re.IGNORECASE):
-        return f'<a href="{html.escape(ev.url, quote=True)}">{title}</a>'
-    return f"{title} ({html.escape(ev.url or 'no link')})"
+    if url and re.match(r"https?://", url, re.IGNORECASE):
+        return f'<a href="{html.escape(url, quote=True)}">{html.escape(text)}</a>'
+    if text == url:
+        return html.escape(text)
+    return f"{html.escape(text)} ({html.escape(url or 'no link')})"
 
 
 def _boundary(alert_id: str, content: str) -> str:
