@@ -254,13 +254,15 @@ class AlertRequeued(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChannelDisabled(Event):
-    """A webhook endpoint answered 410: no alert goes to the channel until it is enabled."""
+    """A webhook endpoint answered 410, or an operator disabled the channel: no alert goes to
+    it until it is enabled."""
 
     channel_id: str
     reason: str
     # sha256 of the webhook URL that answered 410 (never the URL: its path may hold a token);
-    # None in events recorded before it was kept
+    # None for an operator's disabling and in events recorded before it was kept
     url_sha256: str | None = None
+    operator: str | None = None  # who disabled it; None when a 410 did
 
     STREAM = ("channel", "channel_id")
 

@@ -149,3 +149,22 @@ def test_an_alert_queued_under_a_lease_waits_for_its_holder(tmp_path: Path, db_u
         assert claim(now=401.0) == [("alt_held", "hook")]  # the holder died: it is sent once
     finally:
         store.close()
+
+
+def test_an_operator_without_a_name_is_asked_for_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's uid may have no account and no USER: a usage error, not a traceback."""
+    import getpass
+
+    from monitor.cli.common import operator_name
+    from monitor.errors import UsageError
+
+    def nobody() -> str:
+        raise KeyError("getpwuid(): uid not found: 10001")
+
+    monkeypatch.delenv("USER", raising=False)
+    monkeypatch.setattr(getpass, "getuser", nobody)
+    with pytest.raises(UsageError) as caught:
+        operator_name(None)
+    assert (str(caught.value), caught.value.hint) == ("no operator name: $USER is not set",
+                                                      "pass --operator NAME")
+    assert operator_name("alice") == "alice"

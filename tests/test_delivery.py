@@ -399,6 +399,46 @@ def test_a_channel_gone_410_is_enabled_again_by_an_operator(
     assert (unknown.returncode, unknown.stderr) == (2, "error: channel 'pager' is not configured\n")
 
 
+def test_an_operator_disables_a_channel_until_enabling_it_and_status_says_so(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
+        smtp: SmtpServer) -> None:
+    path = setup(tmp_path, feed_server, smtp.port, receiver.url("/old"))
+    feed_server.route("/news.xml", body=rss([]))
+    run_once(path, ENV)
+    off = cli(path, "alerts", "disable", "hook", "--reason", "receiver maintenance",
+              "--operator", "alice", env=ENV)
+    assert off.returncode == 0, off.stderr
+    assert off.stdout == ("channel 'hook' disabled: no alert goes to it until "
+                          "`monitor alerts enable hook`\n")
+    twice = cli(path, "alerts", "disable", "hook", env=ENV)
+    assert (twice.returncode, twice.stderr) == (
+        2, "error: channel 'hook' is already disabled: receiver maintenance\n")
+    unknown = cli(path, "alerts", "disable", "pager", env=ENV)
+    assert (unknown.returncode, unknown.stderr) == (2, "error: channel 'pager' is not configured\n")
+    [event] = json_out(path, "log", "--type", "ChannelDisabled", env=ENV)
+    assert event["data"] == {"channel_id": "hook", "reason": "receiver maintenance",
+                             "url_sha256": None, "operator": "alice"}
+    status = cli(path, "status", env=ENV)
+    assert "disabled channel 'hook' since " in status.stdout
+    assert "receiver maintenance; `monitor alerts enable hook` takes alerts again" in status.stdout
+    [row] = [r for r in json_out(path, "status", env=ENV) if r["kind"] == "disabled_channel"]
+    assert (row["channel_id"], row["reason"]) == ("hook", "receiver maintenance")
+
+    # a transition alerts the email channel only; a new URL does not undo an operator's word
+    path.write_text(path.read_text().replace(receiver.url("/old"), receiver.url("/new")))
+    feed_server.route("/news.xml", body=rss([CONFIRMING]))
+    run_once(path, ENV)
+    assert receiver.received == [] and len(smtp.messages) == 1
+    assert [r["channel_id"] for r in outbox_rows(path)] == ["team"]
+
+    on = cli(path, "alerts", "enable", "hook", "--operator", "bob", env=ENV)
+    assert on.returncode == 0, on.stderr
+    assert "disabled_channel" not in [r["kind"] for r in json_out(path, "status", env=ENV)]
+    assert cli(path, "alerts", "test", "hook", env=ENV).returncode == 0
+    [received] = receiver.requests_to("/new")
+    assert received.verified
+
+
 def test_a_channel_gone_410_is_enabled_again_when_its_url_changes(
         tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
     receiver.respond(Reply(status=410))

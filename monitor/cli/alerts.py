@@ -1,9 +1,8 @@
-"""Commands about the outbox: list, re-queue, send a test alert, enable a disabled channel."""
+"""Commands about the outbox: list, re-queue, send a test alert, disable and enable a channel."""
 
 from __future__ import annotations
 
 import asyncio
-import getpass
 import os
 import uuid
 from datetime import UTC, datetime
@@ -15,9 +14,11 @@ from rich.table import Column, Table
 
 from monitor.cli.common import (
     JsonOpt,
+    OperatorOpt,
     alerts_app,
     command,
     opened,
+    operator_name,
     out,
     print_json,
     takes_globals,
@@ -79,13 +80,14 @@ def _list(json_: bool) -> None:
 def retry(
     alert_id: str,
     reason: Annotated[str, typer.Option("--reason")] = "re-queued by an operator",
+    operator: OperatorOpt = None,
 ) -> None:
     """Re-queue an abandoned alert: a new attempt with the same alert id."""
     from monitor import alertwork
     from monitor.events import AlertRequeued
     from monitor.store import NewEvent
 
-    who = os.environ.get("USER") or getpass.getuser()
+    who = operator_name(operator)
     with opened() as (_, store), store.transaction() as tx:
         row = tx.state("outbox", alert_id)
         if row is None:
@@ -105,16 +107,47 @@ def retry(
 
 @alerts_app.command()
 @command
+def disable(
+    channel_id: Annotated[str, typer.Argument(metavar="CHANNEL_ID")],
+    reason: Annotated[str, typer.Option("--reason")] = "disabled by an operator",
+    operator: OperatorOpt = None,
+) -> None:
+    """Stop alerts to a channel until `monitor alerts enable`: new alerts skip it and its
+    pending ones are abandoned (`monitor alerts retry` re-queues one)."""
+    from monitor.events import ChannelDisabled
+    from monitor.store import NewEvent
+
+    who = operator_name(operator)
+    with opened() as (config, store):
+        try:
+            config.channel(channel_id)
+        except KeyError:
+            raise UsageError(f"channel '{channel_id}' is not configured") from None
+        with store.transaction() as tx:
+            row = tx.state("channels", channel_id)
+            if row and row.get("disabled"):
+                raise UsageError(f"channel '{channel_id}' is already disabled: {row['reason']}")
+            event = ChannelDisabled(channel_id=channel_id, reason=reason, operator=who)
+            tx.append([NewEvent(event, meta={"operator": who})])
+    out.print(
+        f"channel '{escape(channel_id)}' disabled: no alert goes to it until "
+        f"`monitor alerts enable {escape(channel_id)}`"
+    )
+
+
+@alerts_app.command()
+@command
 def enable(
     channel_id: Annotated[str, typer.Argument(metavar="CHANNEL_ID")],
     reason: Annotated[str, typer.Option("--reason")] = "enabled by an operator",
+    operator: OperatorOpt = None,
 ) -> None:
-    """Enable a channel disabled after its webhook answered 410 Gone."""
+    """Enable a channel disabled by an operator or after its webhook answered 410 Gone."""
     from monitor.events import ChannelEnabled
     from monitor.runtime import enabled_key
     from monitor.store import NewEvent
 
-    who = os.environ.get("USER") or getpass.getuser()
+    who = operator_name(operator)
     with opened() as (config, store):
         try:
             config.channel(channel_id)

@@ -7,6 +7,7 @@ imported inside the commands so that quick commands stay quick.
 from __future__ import annotations
 
 import functools
+import getpass
 import inspect
 import os
 import sys
@@ -44,6 +45,19 @@ ConfigOpt = Annotated[
     Path, typer.Option("--config", "-c", envvar="MONITOR_CONFIG", help="configuration file")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object per line")]
+OperatorOpt = Annotated[str | None, typer.Option("--operator", help="who (default: $USER)")]
+
+
+def operator_name(given: str | None) -> str:
+    """Who an operator's event names: `--operator`, else $USER, else the account's name."""
+    if given:
+        return given
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):  # no USER, and a uid with no account (a container's, say)
+        raise UsageError(
+            "no operator name: $USER is not set", hint="pass --operator NAME"
+        ) from None
 
 
 class State:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -12,7 +10,17 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from monitor.cli.common import JsonOpt, app, command, load, opened, out, print_json
+from monitor.cli.common import (
+    JsonOpt,
+    OperatorOpt,
+    app,
+    command,
+    load,
+    opened,
+    operator_name,
+    out,
+    print_json,
+)
 from monitor.errors import UsageError
 
 
@@ -27,6 +35,8 @@ def status(json_: JsonOpt = False) -> None:
         milestones = reports.milestone_rows(store, config, now)
         feeds = reports.feed_rows(store, config)
         alerts = reports.alert_rows(store)
+        channels = store.states_of("channels", [c.id for c in config.channels])
+    disabled = {cid: row for cid, row in channels.items() if row.get("disabled")}
     abandoned = [a for a in alerts if a.get("status") == "abandoned"]
     pending = [a for a in alerts if a.get("status") == "pending"]
     if json_:
@@ -44,6 +54,8 @@ def status(json_: JsonOpt = False) -> None:
         )
         for a in abandoned:  # each one needs an operator, as in the table's red lines
             print_json({"kind": "abandoned_alert", **a})
+        for cid, row in disabled.items():
+            print_json({"kind": "disabled_channel", "channel_id": cid, **row})
         return
     from monitor.review import local
 
@@ -99,6 +111,11 @@ def status(json_: JsonOpt = False) -> None:
         out.print(
             f"[red]abandoned[/red] {a['alert_id']} on '{escape(a['channel_id'])}': "
             f"{escape(a.get('last_error') or '')}"
+        )
+    for cid, row in disabled.items():
+        out.print(
+            f"[red]disabled[/red] channel '{escape(cid)}' since {local(row['since'], tz)}: "
+            f"{escape(row['reason'])}; `monitor alerts enable {escape(cid)}` takes alerts again"
         )
 
 
@@ -188,7 +205,7 @@ def note(
     status_: Annotated[str, typer.Option("--status", help="the milestone's new status")],
     source: Annotated[str, typer.Option("--source", help="URL of the evidence")],
     reason: Annotated[str, typer.Option("--reason")] = "operator's note",
-    operator: Annotated[str | None, typer.Option("--operator", help="who (default: $USER)")] = None,
+    operator: OperatorOpt = None,
 ) -> None:
     """Record an operator's fact about a milestone, with who and why."""
     from monitor import evaluate, milestones
@@ -203,7 +220,7 @@ def note(
             f"--status '{status_}': use one of " + ", ".join(s.value for s in Status)
         ) from None
     _check_source(source)
-    who = operator or os.environ.get("USER") or getpass.getuser()
+    who = operator_name(operator)
     with opened() as (config, store):
         try:
             m = config.milestone(milestone)
