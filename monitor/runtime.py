@@ -251,7 +251,9 @@ def baseline_conflicts(store: EventStore, config: Config) -> list[str]:
             problem = f"differs from the one recorded ({status} since {since})"
         else:
             since = local(state.since, config.settings.timezone)
-            problem = f"not recorded: the log held a status first ({state.status.value} since {since})"
+            problem = (
+                f"not recorded: the log held a status first ({state.status.value} since {since})"
+            )
         out.append(
             f"{where} {problem} and is ignored; `monitor note {m.id} --status STATUS --source URL`"
             " declares a status"
