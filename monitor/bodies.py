@@ -27,7 +27,8 @@ _CHUNK = 256 * 1024  # the most decoded at once, so a compression bomb never all
 # 32 KiB: half of _CHUNK keeps a step under _CHUNK (brotli 1.2 python/_brotli.c, Buffer_Grow)
 _BROTLI_LIMIT = _CHUNK // 2
 HINTS = {
-    "private_address": "set allow_private = true only for feeds on your own network",
+    "private_address": "set settings.allow_private_networks = true only if your feeds and "
+    "webhooks are on your own network",
     "gone": "remove the feed or find its new address",
     "dns": "check the host name in the feed URL",
     "tls": "check the site's certificate; feeds must be served with a valid one",

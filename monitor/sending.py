@@ -105,8 +105,10 @@ async def _send_email(
     except DeliveryError as exc:
         return failed(d, channel, message, row, attempt, exc, now, {})
     replies = {addr: f"{o.status}: {o.code} {o.reply}".strip() for addr, o in outcomes.items()}
-    # earlier attempts count too: a recipient refused before keeps this alert from "success"
-    merged = {**row.get("recipients", {}), **replies}
+    # earlier attempts count too: a recipient refused before keeps this alert from "success",
+    # unless it is no longer configured (the operator took the address out, then retried)
+    earlier = {a: r for a, r in row.get("recipients", {}).items() if a in channel.recipients}
+    merged = {**earlier, **replies}
     retry = [a for a, r in replies.items() if r.startswith("retry")]
     refused = [a for a, r in merged.items() if r.startswith("refused")]
     if retry:
@@ -151,7 +153,7 @@ def failed(
             )
         )
     retry_at = None
-    if not exc.permanent:
+    if not exc.permanent and not message.test:  # a test alert is tried once, while one waits
         retry_at = outbox.next_attempt_at(
             channel.retry_schedule,
             outbox.attempts_in_schedule(row) + 1,
@@ -161,7 +163,7 @@ def failed(
             rate_limited=exc.kind == "rate_limited",
         )
     if retry_at is None:
-        kind = exc.kind if exc.permanent else "retries_exhausted"
+        kind = exc.kind if exc.permanent or message.test else "retries_exhausted"
         events.append(_abandon_msg(message, attempt, kind, text, replies))
         return events, None
     events.append(

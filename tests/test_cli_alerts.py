@@ -120,7 +120,7 @@ def test_alerts_test_sends_a_marked_alert_through_each_real_channel(
     result = cli(config, "alerts", "test", "team")
     assert result.returncode == 0, result.stderr
     [mail] = smtp.messages
-    assert "[TEST]" in email.message_from_bytes(mail.content)["Subject"]
+    assert email.message_from_bytes(mail.content)["Subject"] == "[TEST] [milestone-monitor] test alert"
     delivered = json_out(config, "log", "--type", "AlertDelivered")
     assert sorted(d["data"]["channel_id"] for d in delivered) == ["hook", "team"]
     unknown = cli(config, "alerts", "test", "pager")
@@ -134,6 +134,11 @@ def test_a_test_alert_that_fails_exits_1_naming_the_channel(
     result = cli(config, "alerts", "test", "hook")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error: test alert on 'hook' was not delivered" in result.stderr
+    # tried once, while the operator waits: not queued for a later run to send unasked
+    [row] = json_out(config, "alerts")
+    assert (row["status"], str(row["last_error"]).split(":")[0]) == ("abandoned", "http_5xx")
+    run_once(config, ENV)  # delivers the milestone's own alert, not the test's again
+    assert receiver.count(row["alert_id"]) == 1 and len(receiver.received) == 2
 
 
 def test_an_alert_queued_under_a_lease_waits_for_its_holder(tmp_path: Path, db_url: str) -> None:

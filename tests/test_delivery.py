@@ -239,6 +239,13 @@ def test_smtp_outcomes_are_recorded_per_recipient(
     assert [list(m.rcpt_tos) for m in smtp.messages] == [["a@example.org"], ["c@example.org"]]
     kind, data = alert_events(path)[-1]
     assert kind == "AlertAbandoned" and data["kind"] == "recipients_refused"  # not "success"
+    # the operator takes the refused address out, adds another, and retries: delivered
+    path.write_text(path.read_text().replace('"b@example.org", ', '"d@example.org", '))
+    assert cli(path, "alerts", "retry", str(data["alert_id"]), env=ENV).returncode == 0
+    run_once(path, ENV)
+    assert [list(m.rcpt_tos) for m in smtp.messages][2:] == [["d@example.org"]]
+    kind, data = alert_events(path)[-1]
+    assert kind == "AlertDelivered", data
 
 
 @pytest.mark.parametrize("reply,final", [("451 4.3.0 try again", "AlertAttemptFailed"),
@@ -377,6 +384,10 @@ def test_a_channel_gone_410_is_enabled_again_by_an_operator(
     assert refused.returncode == 1 and "channel_disabled" in refused.stderr
     assert "hint: fix the channel's url, or run `monitor alerts enable hook`" in refused.stderr
     assert len(receiver.received) == 1  # the disabled channel was not called
+    early = cli(path, "alerts", "retry", gone["alert_id"], env=ENV)
+    assert early.returncode == 2 and early.stderr.startswith(
+        f"error: alert '{gone['alert_id']}': channel 'hook' is disabled: webhook http")
+    assert "hint: `monitor alerts enable hook` first" in early.stderr
 
     enabled = cli(path, "alerts", "enable", "hook", env=ENV)
     assert enabled.returncode == 0, enabled.stderr

@@ -14,7 +14,7 @@ from monitor import workstate
 from monitor.runtime import open_store
 from monitor.store import Recorded
 from tests.feedserver import FeedServer
-from tests.kit import load, monitor_cmd, rss, run_once, write_config
+from tests.kit import cli, load, monitor_cmd, rss, run_once, write_config
 
 FEED = rss([{"title": "Unrelated story", "link": "https://news.example.com/a/1", "guid": "g1"}])
 
@@ -170,6 +170,20 @@ def test_private_address_is_refused_before_any_request(
     _, events = poll_failing(tmp_path, feed_server, "private_address")
     assert [r.data["kind"] for r in events] == ["private_address"]
     assert feed_server.hits("/feed.xml") == 0
+
+
+def test_the_private_address_hint_names_the_setting_that_allows_it(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.route("/feed.xml", body=FEED)
+    path = write_config(tmp_path, feeds={"f": feed_server.url("/feed.xml")})
+    text = path.read_text()
+    path.write_text(text.replace("allow_private_networks = true", "allow_private_networks = false"))
+    result = cli(path, "poll", "f")
+    assert result.returncode == 1 and result.stderr.startswith("error: feed 'f': private_address: ")
+    assert "hint: set settings.allow_private_networks = true only if" in result.stderr
+    path.write_text(text)  # as the hint says
+    assert cli(path, "poll", "f").returncode == 0
 
 
 @pytest.mark.parametrize("status", [302, 307])

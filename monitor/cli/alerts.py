@@ -96,6 +96,13 @@ def retry(
             )
         if row["status"] != "abandoned":
             raise UsageError(f"alert '{alert_id}' is {row['status']}, not abandoned")
+        channel = tx.state("channels", row["channel_id"]) or {}
+        if channel.get("disabled"):
+            raise UsageError(
+                f"alert '{alert_id}': channel '{row['channel_id']}' is disabled: "
+                f"{channel.get('reason')}",
+                hint=f"`monitor alerts enable {row['channel_id']}` first",
+            )
         now = datetime.now(UTC)
         event = AlertRequeued(
             alert_id=alert_id, channel_id=row["channel_id"], operator=who, reason=reason
@@ -224,7 +231,7 @@ async def _send_test(channel_id: str) -> None:
             alert_id=alert_id,
             channel_id=channel.id,
             milestone_id="test",
-            subject="[milestone-monitor] [TEST] test alert",
+            subject="[milestone-monitor] test alert",  # rendering marks it [TEST]
             payload=payload,
             test=True,
         )
