@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from monitor.feedtext import lookup, safe_html
 
@@ -124,8 +125,16 @@ def capped(text: str, cap: int) -> str:
     return text[:cap]
 
 
-def clean_url(value: object, cap: int) -> str | None:
+def clean_url(value: object, cap: int, base: str | None = None) -> str | None:
+    """A URL field, stripped and capped; a relative one (`/a/5`, `//host/a/5`) resolved against
+    `base`, the feed's URL, as a browser would (feedparser resolves one only against an
+    `xml:base` the feed declares)."""
     text = str(value or "").strip()
+    if base and text:
+        try:
+            text = text if urlsplit(text).scheme else urljoin(base, text)
+        except ValueError:  # one urlsplit cannot read (a broken IPv6 literal): kept as given
+            pass
     return text[:cap] or None
 
 

@@ -24,8 +24,9 @@ from monitor.errors import ParseError
 from monitor.feedtext import html_to_text, plain
 
 
-def parse_json_feed(data: bytes, *, now: datetime, cap: int) -> ParsedFeed:
-    """The document's entries, or ParseError("not_a_feed") when it is JSON but no JSON Feed."""
+def parse_json_feed(data: bytes, *, now: datetime, cap: int, base: str | None = None) -> ParsedFeed:
+    """The document's entries, or ParseError("not_a_feed") when it is JSON but no JSON Feed;
+    `base`, the feed's URL, resolves relative item URLs."""
     try:
         doc = orjson.loads(data.lstrip(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as exc:
@@ -36,7 +37,7 @@ def parse_json_feed(data: bytes, *, now: datetime, cap: int) -> ParsedFeed:
         raise ParseError("not_a_feed", "body is JSON but not a JSON Feed")
     language = language_tag(doc.get("language"))
     items: list[Any] = doc["items"] if isinstance(doc.get("items"), list) else []
-    entries = tuple(_json_entry(i, language, now, cap) for i in items if isinstance(i, dict))
+    entries = tuple(_json_entry(i, language, now, cap, base) for i in items if isinstance(i, dict))
     return ParsedFeed(
         title=capped(plain(html.unescape(str(doc.get("title") or ""))), cap),
         link=clean_url(doc.get("home_page_url"), cap),
@@ -48,7 +49,9 @@ def parse_json_feed(data: bytes, *, now: datetime, cap: int) -> ParsedFeed:
 
 # JSON Feed titles are plain text by spec, yet publishers leave HTML entities in them
 # ("Blog &#8211; InfluxData"), hence the unescape.
-def _json_entry(item: dict[str, Any], feed_language: str | None, now: datetime, cap: int) -> Entry:
+def _json_entry(
+    item: dict[str, Any], feed_language: str | None, now: datetime, cap: int, base: str | None
+) -> Entry:
     content_html = str(item.get("content_html") or "")
     content = str(item.get("content_text") or "") or html_to_text(content_html)
     summary = str(item.get("summary") or "")
@@ -58,7 +61,7 @@ def _json_entry(item: dict[str, Any], feed_language: str | None, now: datetime, 
         published = published or checked_date(item.get(key), None, now)
     return Entry(
         guid=clean_url(None if item.get("id") is None else str(item["id"]), cap),
-        link=clean_url(item.get("url"), cap),
+        link=clean_url(item.get("url"), cap, base),
         title=capped(plain(html.unescape(str(item.get("title") or ""))), cap),
         summary=capped(plain(summary), cap),
         content=capped(plain(content), cap),

@@ -60,10 +60,17 @@ def parse_feed(
     content_type: str | None = None,
     max_bytes: int = 15 * 1024 * 1024,
     max_field: int = 65536,
+    base: str | None = None,
 ) -> ParsedFeed:
-    """Parse an RSS, RDF, Atom or JSON Feed body; raise ParseError for anything else."""
+    """Parse an RSS, RDF, Atom or JSON Feed body; raise ParseError for anything else. `base`,
+    the feed's URL, resolves relative item links."""
     drafts = parse_drafts(
-        body, now=now, content_type=content_type, max_bytes=max_bytes, max_field=max_field
+        body,
+        now=now,
+        content_type=content_type,
+        max_bytes=max_bytes,
+        max_field=max_field,
+        base=base,
     )
     return ParsedFeed(
         title=drafts.title,
@@ -82,6 +89,7 @@ def parse_drafts(
     max_bytes: int = 15 * 1024 * 1024,
     max_field: int = 65536,
     known: Collection[str] = frozenset(),
+    base: str | None = None,
 ) -> DraftFeed:
     """`parse_feed` with each entry left as a Draft, and the items printed in `known` left out.
 
@@ -93,7 +101,7 @@ def parse_drafts(
         raise ValueError("now must be timezone-aware")
     data = inflate(body, max_bytes=max_bytes)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-        parsed = parse_json_feed(data, now=now, cap=max_field)
+        parsed = parse_json_feed(data, now=now, cap=max_field, base=base)
         whole = tuple(built(e) for e in parsed.entries)
         return DraftFeed(parsed.title, parsed.link, parsed.language, whole, parsed.warnings)
     screen(data, content_type=content_type)
@@ -113,7 +121,7 @@ def parse_drafts(
     bozo = _bozo_reason(result.get("bozo_exception"), shifted) if result.get("bozo") else None
     if bozo:
         warnings.append(bozo)
-    drafts = [_draft(e, language, rdf, now, max_field) for e in result.entries]
+    drafts = [_draft(e, language, rdf, now, max_field, base) for e in result.entries]
     kept = tuple(d for d in drafts if d.guid or d.link or _has_text(d.build()))
     if len(kept) < len(drafts):
         warnings.append(f"dropped {len(drafts) - len(kept)} empty entries")
@@ -208,9 +216,14 @@ def _bozo_reason(exc: object, shifted: bool = False) -> str:
 
 
 def _draft(
-    e: dict[str, Any], feed_language: str | None, rdf: bool, now: datetime, cap: int
+    e: dict[str, Any],
+    feed_language: str | None,
+    rdf: bool,
+    now: datetime,
+    cap: int,
+    base: str | None = None,
 ) -> Draft:
-    link = clean_url(lookup(e, "link"), cap)
+    link = clean_url(lookup(e, "link"), cap, base)
     guid = clean_url(lookup(e, "id"), cap)
     if rdf and guid == link:  # RSS 1.0 has no guid; feedparser copies rdf:about into id
         guid = None

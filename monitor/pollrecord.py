@@ -195,6 +195,7 @@ def parse_and_record(
             content_type=result.content_type,
             max_bytes=p.config.settings.max_feed_bytes,
             known=frozenset((work.item_prints or "").split()),
+            base=result.url,
         )
     except ParseError as exc:
         return record_failure(p, feed, work, exc, now, result)

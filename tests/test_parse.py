@@ -534,3 +534,33 @@ def test_entries_that_display_differently_are_not_equal() -> None:
     assert marked.summary == plain_.summary == "y"
     assert marked.summary_html != plain_.summary_html
     assert marked != plain_
+
+
+RELATIVE_RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>t</title><link>https://news.example.org/</link>
+<item><title>a</title><link>/a/5</link></item>
+<item><title>b</title><link>//cdn.example.net/b</link></item>
+<item><title>c</title><link>c?id=7</link></item>
+<item><title>d</title><link>https://other.example.com/d</link></item>
+<item><title>e</title><link>javascript:alert(1)</link></item>
+</channel></rss>"""
+
+
+def test_relative_item_links_are_resolved_against_the_feeds_url() -> None:
+    feed = parse_feed(RELATIVE_RSS, now=NOW, base="https://news.example.org/rss/all.xml")
+    assert [e.link for e in feed.entries] == [
+        "https://news.example.org/a/5",
+        "https://cdn.example.net/b",
+        "https://news.example.org/rss/c?id=7",
+        "https://other.example.com/d",
+        "javascript:alert(1)",  # a scheme of its own: kept, and never made a link when shown
+    ]
+    unresolved = parse_feed(RELATIVE_RSS, now=NOW)  # no base: as the feed gives them
+    assert [e.link for e in unresolved.entries][:3] == ["/a/5", "//cdn.example.net/b", "c?id=7"]
+
+
+def test_relative_json_feed_item_urls_are_resolved_too() -> None:
+    body = orjson.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "j",
+                         "items": [{"id": "1", "url": "/p/77", "content_text": "x"}]})
+    [entry] = parse_feed(body, now=NOW, base="https://blog.example.net/feed.json").entries
+    assert entry.link == "https://blog.example.net/p/77"

@@ -39,6 +39,17 @@ def opened(path: Path) -> EventStore:
     return open_store(load(path))
 
 
+def test_a_relative_item_link_is_recorded_against_the_url_the_feed_came_from(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/old.xml", status=301, redirect_to="/rss/news.xml")
+    feed_server.route("/rss/news.xml", body=rss([item(1, link="/a/5"), item(2, link="b?id=2")]))
+    run_once(write_config(tmp_path, feeds={"a": feed_server.url("/old.xml")}))
+    store = opened(tmp_path / "feeds.toml")
+    urls = [r.data["url"] for r in store.read(types=("ItemDiscovered",))]
+    store.close()
+    assert urls == [feed_server.url("/a/5"), feed_server.url("/rss/b?id=2")]
+
+
 def test_not_modified_and_unchanged_polls_write_no_event(
         tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/a.xml", body=rss([item(1), item(2)]), etag='"v1"')
