@@ -74,6 +74,22 @@ def item_id(*, guid: str | None, link: str | None, title: str, summary: str) -> 
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()
 
 
+# A GUID with a URI scheme (a permalink, `tag:`, `urn:uuid:`) names one article everywhere;
+# one without (`1`, `tn-1`) is unique only among its publisher's items.
+_GLOBAL_GUID = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S")
+
+
+def global_guid(guid: str) -> bool:
+    return _GLOBAL_GUID.match(guid.strip()) is not None
+
+
+def scoped_item_id(guid: str, scope: str) -> str:
+    """The id of an item whose scheme-less GUID another publisher's article already holds:
+    the GUID within `scope` (the publisher, or the feed when the item names none)."""
+    basis = "guid:" + guid.strip() + "\nscope:" + scope
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()
+
+
 @cache
 def _extractor() -> Any:
     import tldextract

@@ -67,7 +67,8 @@ def record_items(
     run ending at each new item that matches a milestone so that the item's decisions follow
     it and name its position as their cause. A draft is built only when its item is new.
     """
-    known = {iid: s.get("feeds", []) for iid, s in tx.states("items", list(entries)).items()}
+    entries, rows = _apart(tx, feed, entries, tx.states("items", list(entries)))
+    known = {iid: s.get("feeds", []) for iid, s in rows.items()}
     news: list[tuple[NewEvent, Entry | None]] = []  # a discovery with its entry, or a sighting
     for iid, given in entries.items():
         if iid in known:
@@ -102,6 +103,46 @@ def record_items(
         discovered += 1
     tx.append(run)
     return discovered, sighted, transitions
+
+
+def _apart(
+    tx: Transaction,
+    feed: Feed,
+    entries: Mapping[str, Entry | Draft],
+    rows: Mapping[str, Mapping[str, Any]],
+) -> tuple[Mapping[str, Entry | Draft], Mapping[str, Mapping[str, Any]]]:
+    """Entries under ids of their own where a scheme-less GUID names another article.
+
+    A GUID such as `1` or `tn-1` is unique only among its publisher's items: an entry whose
+    GUID's id another feed's item holds is that item only when it is the same article (see
+    `_same_article`); otherwise it is identified by its GUID within its publisher
+    (`identity.scoped_item_id`), and the state rows are read again for the new ids."""
+    moved: dict[str, str] = {}
+    for iid, given in entries.items():
+        row = rows.get(iid)
+        guid = given.guid
+        if row is None or feed.id in row.get("feeds", []) or guid is None:
+            continue
+        if identity.global_guid(guid) or _same_article(row, full := _full(given)):
+            continue
+        scope = identity.publisher(full.source_url or full.link) or f"feed:{feed.id}"
+        moved[iid] = identity.scoped_item_id(guid, scope)
+    if not moved:
+        return entries, rows
+    found = tx.states("items", list(moved.values()))
+    kept = {iid: row for iid, row in rows.items() if iid not in moved}
+    return {moved.get(iid, iid): e for iid, e in entries.items()}, {**kept, **found}
+
+
+def _same_article(row: Mapping[str, Any], entry: Entry) -> bool:
+    """Whether a recorded item (its `items` row) and an entry are one article: the same
+    publisher, or, where either names none, the same canonical link, else the same title."""
+    mine, theirs = identity.publisher(entry.source_url or entry.link), row.get("publisher")
+    if mine and theirs:
+        return bool(mine == theirs)
+    if entry.link and row.get("url"):
+        return bool(identity.canonical_url(entry.link) == row["url"])
+    return bool(entry.title == row.get("title"))
 
 
 def _discovered(feed: Feed, entry: Entry, iid: str) -> ItemDiscovered:

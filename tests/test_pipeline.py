@@ -226,6 +226,38 @@ def test_same_item_in_two_feeds_is_discovered_once_then_sighted(
     store.close()
 
 
+def test_a_short_guid_names_one_article_per_publisher_not_everywhere(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """`1` in one publisher's feed and `1` in another's are two articles; the same publisher's
+    `1` in two of its feeds is one; a GUID with a scheme is one article everywhere."""
+    training = {"title": "Noetra starts training", "link": "https://news.example.com/a/1",
+                "guid": "1"}
+    factory = {"title": "Acme's Osaka factory opens", "link": "https://blog.example.net/p/77",
+               "guid": "1"}
+    bare = {"title": "A note with no link", "guid": "1"}  # told apart by its title
+    again = {**training, "link": "https://news.example.com/tech/1"}  # the publisher's other feed
+    permalink = {"title": "Elsewhere", "link": "https://x.example.org/1",
+                 "guid": "https://news.example.com/a/1"}
+    bodies = {"a": [training, permalink], "b": [factory], "c": [bare], "d": [again],
+              "e": [{**permalink, "link": "https://y.example.org/2"}]}
+    for name, entries in bodies.items():
+        feed_server.route(f"/{name}.xml", body=rss(entries))
+    path = write_config(tmp_path, feeds={n: feed_server.url(f"/{n}.xml") for n in bodies})
+    run_once(path)
+    run_once(path)
+    store = opened(path)
+    found = [(r.type, r.data["feed_id"], r.data["item_id"]) for r in store.read()
+             if r.type in ("ItemDiscovered", "ItemSighted")]
+    store.close()
+    items: dict[str, list[tuple[str, str]]] = {}
+    for kind, feed, iid in found:
+        items.setdefault(iid, []).append((kind, feed))
+    # d carries a's article, e a's permalink item (polled in either order); b and c their own
+    assert sorted(sorted(feed for _, feed in seen) for seen in items.values()) == [
+        ["a", "d"], ["a", "e"], ["b"], ["c"]], found
+    assert all([kind for kind, _ in seen].count("ItemDiscovered") == 1 for seen in items.values())
+
+
 def test_items_without_guid_or_link_and_shared_guids_are_not_doubled(
         tmp_path: Path, feed_server: FeedServer) -> None:
     bare = {"title": "No guid, no link", "description": "just text"}
