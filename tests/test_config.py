@@ -284,6 +284,32 @@ MISTAKES = [
         id="bad-url-shown-redacted",
     ),
     pytest.param(
+        '[settings]\nuser_agent = "モニター/1.0"\n',
+        "settings.user_agent: 'モニター/1.0' is not an HTTP header value: use printable ASCII, "
+        "one line, at most 512 characters (e.g. monitor/1.0 (+https://example.org/contact))",
+        id="user-agent-not-ascii",
+    ),
+    pytest.param(
+        '[settings]\nuser_agent = "mm\\r\\nX-Injected: y"\n',
+        "settings.user_agent: 'mm\\r\\nX-Injected: y' is not an HTTP header value: use "
+        "printable ASCII, one line, at most 512 characters "
+        "(e.g. monitor/1.0 (+https://example.org/contact))",
+        id="user-agent-header-injection",
+    ),
+    pytest.param(
+        EMAIL.replace('"smtp.example.org"', '"http://smtp.example.org"'),
+        "channels[0].host: 'http://smtp.example.org' is not a host name or IP address "
+        "(e.g. smtp.example.org)",
+        id="email-host-with-scheme",
+    ),
+    pytest.param(
+        '[settings]\ndatabase_url = "postgresql+psycopg://bob:pw@127.0.0.1:notaport/x"\n',
+        "settings.database_url: database URL (postgresql+psycopg://…): its host's port is not a "
+        "number from 1 to 65535 (an IPv6 address goes in brackets: "
+        "postgresql+psycopg://user@[::1]:5432/db)",
+        id="database-port-not-a-number",
+    ),
+    pytest.param(
         '[settings]\ndatabase_url = "mysql://u:pw@h/db"\n',
         "settings.database_url: database URL scheme 'mysql' is not supported "
         "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)",

@@ -30,6 +30,8 @@ from monitor.config.values import (
     Duration,
     Email,
     EnvName,
+    HeaderText,
+    Host,
     HttpUrl,
     Id,
     NonEmpty,
@@ -54,7 +56,7 @@ class Settings(Model):
     database_url: Annotated[StrictStr, AfterValidator(check_database_url)] = DEFAULT_DATABASE_URL
     poll_interval: Duration = timedelta(minutes=30)
     allow_private_networks: StrictBool = False
-    user_agent: NonEmpty = "milestone-monitor/0.1 (+https://example.org/milestone-monitor)"
+    user_agent: HeaderText = "milestone-monitor/0.1 (+https://example.org/milestone-monitor)"
     timezone: Annotated[StrictStr, AfterValidator(timezone_name)] = "Asia/Tokyo"
     fetch_timeout: Duration = timedelta(seconds=20)
     max_feed_bytes: Count = 15 * 1024 * 1024
@@ -88,7 +90,7 @@ class EmailChannel(Model):
 
     id: Id
     type: Literal["email"]
-    host: NonEmpty
+    host: Host
     port: Annotated[StrictInt, Field(ge=1, le=65535)] = 587
     # allow_insecure comes before security so that security's check can see it
     allow_insecure: StrictBool = False

@@ -140,12 +140,43 @@ def check_database_url(url: str) -> str:
             f"database URL scheme {scheme!r} is not supported "
             "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
         )
+    from sqlalchemy.engine import make_url  # here: `monitor check` need not load SQLAlchemy
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        port = make_url(url).port  # what the engine reads; a broken one fails every command
+    except (ValueError, ArgumentError):
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(
+            f"database URL ({scheme}://…): its host's port is not a number from 1 to 65535 "
+            "(an IPv6 address goes in brackets: postgresql+psycopg://user@[::1]:5432/db)"
+        )
     if scheme.startswith("sqlite") and url.partition("://")[2] in ("", "/", "/:memory:"):
         raise ValueError(
             f"database URL {url!r} names no file: an in-memory log would lose every event "
             "(use sqlite:///path/to/file.db)"
         )
     return url
+
+
+def _header_text(text: str) -> str:
+    """A value sent as an HTTP header (the User-Agent): printable ASCII on one line."""
+    if not re.fullmatch(r"[\x20-\x7e]{1,512}", text):
+        raise ValueError(
+            f"{text[:60]!r} is not an HTTP header value: use printable ASCII, one line, at "
+            "most 512 characters (e.g. monitor/1.0 (+https://example.org/contact))"
+        )
+    return text
+
+
+def _host(name: str) -> str:
+    """A host name or IP address alone: no scheme, port, path or spaces."""
+    if not re.fullmatch(
+        r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*", name
+    ):
+        raise ValueError(f"{name[:60]!r} is not a host name or IP address (e.g. smtp.example.org)")
+    return name
 
 
 def _env_name(name: str) -> str:
@@ -207,6 +238,8 @@ Id = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
 HttpUrl = Annotated[StrictStr, AfterValidator(check_http_url)]
 PublicUrl = Annotated[StrictStr, AfterValidator(check_public_url)]  # kept in the log
 EnvName = Annotated[StrictStr, AfterValidator(_env_name)]
+HeaderText = Annotated[StrictStr, AfterValidator(_header_text)]
+Host = Annotated[StrictStr, AfterValidator(_host)]
 Email = Annotated[StrictStr, AfterValidator(_email)]
 Domain = Annotated[StrictStr, AfterValidator(_domain)]
 Term = Annotated[StrictStr, AfterValidator(_term)]
