@@ -59,8 +59,11 @@ class Clients:
         await asyncio.to_thread(self.poller.close)
 
     async def close_later(self, delay: float) -> None:
-        """Once polls started before a reload are done: their deferred writes, then the clients."""
-        await poll.flush_unchanged(self.poller)
-        await asyncio.sleep(delay)
-        await poll.flush_unchanged(self.poller)
-        await self.close()
+        """Once polls started before a reload are done: their deferred writes, then the clients;
+        at once when cancelled (the daemon stops, its in-flight polls done or abandoned)."""
+        try:
+            await poll.flush_unchanged(self.poller)
+            await asyncio.sleep(delay)
+        finally:
+            await poll.flush_unchanged(self.poller)
+            await self.close()

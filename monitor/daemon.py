@@ -42,6 +42,9 @@ class Daemon(Ticks):
         self.stop_event = asyncio.Event()
         self.config_stamp = config_stamp(config)
         self.scheduler: AsyncIOScheduler | None = None  # run_forever's
+        # clients replaced by a reload, closed once the polls that use them are done: not
+        # in-flight work, so a stop waits for none of them and closes them at once
+        self.retiring: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -131,6 +134,9 @@ class Daemon(Ticks):
             _, pending = await asyncio.wait(self.inflight, timeout=SHUTDOWN_GRACE)
             for task in pending:
                 task.cancel()
+        for task in self.retiring:
+            task.cancel()
+        await asyncio.gather(*self.retiring, return_exceptions=True)
         await poll.flush_unchanged(self.poller)
         await self.close()
         log.info("stopped")
@@ -203,7 +209,9 @@ class Daemon(Ticks):
         self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)
         log.info("configuration reloaded (%s)", why)
-        self.spawn(old.close_later(self.lease()))
+        retiring = asyncio.create_task(self._guard(old.close_later(self.lease())))
+        self.retiring.add(retiring)
+        retiring.add_done_callback(self.retiring.discard)
 
 
 def _now() -> datetime:

@@ -269,10 +269,12 @@ def test_sighup_reloads_a_valid_change_and_refuses_an_invalid_one(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-    refused = [line for line in stderr_of(proc, path).splitlines()
-               if "reload (SIGHUP) refused" in line]
+    logged = stderr_of(proc, path)
+    refused = [line for line in logged.splitlines() if "reload (SIGHUP) refused" in line]
     assert any("poll_interval" in line for line in refused), refused
     assert any("tick" in line for line in refused), refused
+    # the clients the reload replaced are closed at the stop, not waited for nor left open
+    assert "in-flight tasks" not in logged and "Unclosed" not in logged, logged
 
 
 def test_one_hanging_feed_does_not_delay_fifty_healthy_ones(
