@@ -1,5 +1,14 @@
-"""`python -m monitor` runs the command line."""
+"""`python -m monitor` and the `monitor` command: the command line, loaded here so that Ctrl-C
+while it loads (its imports take most of a second) exits 130 without a traceback."""
 
-from monitor.cli import main
 
-main()
+def main() -> None:
+    try:
+        from monitor.cli import main as run
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    run()
+
+
+if __name__ == "__main__":
+    main()

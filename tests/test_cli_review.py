@@ -496,8 +496,17 @@ def test_config_and_debug_are_taken_after_the_command_too(config: Path, tmp_path
     retry = monitor_cmd("alerts", "retry", "no-such-alert", "--config", str(missing))
     assert str(missing) in assert_one_line_error(retry, 2)
     # --debug after the command shows the traceback the error line otherwise stands for
+    # and keeps the exit code and the error line
     bug = monitor_cmd("status", "--config", str(missing), "--debug")
-    assert bug.returncode != 0 and "Traceback" in bug.stderr, bug.stderr
+    assert bug.returncode == 2 and "Traceback" in bug.stderr, bug.stderr
+    assert bug.stderr.splitlines()[-2] == f"error: {missing}: cannot read: no such file"
+
+
+def test_ctrl_c_while_the_command_line_loads_exits_130_without_a_traceback() -> None:
+    """Its imports take most of a second: a Ctrl-C then is an ordinary interruption."""
+    done = subprocess.run([sys.executable, "-m", "tests.scripts.ctrl_c_while_loading", "status"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (130, "")
 
 
 def test_health_reads_the_heartbeat_file(tmp_path: Path) -> None:

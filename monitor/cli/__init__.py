@@ -20,4 +20,6 @@ def main() -> None:
         code = usage_failed(exc)
     except typer.Abort:
         code = 1
+    except KeyboardInterrupt:  # Ctrl-C outside a command's boundary (while Typer parses)
+        code = 130
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -88,28 +88,35 @@ def fail(error: MonitorError) -> NoReturn:
 
 @contextmanager
 def boundary() -> Iterator[None]:
+    """Errors as `error:` lines and exit codes; `--debug` adds the traceback, not another code."""
     try:
         yield
     except MonitorError as exc:
-        if STATE.debug:
-            raise
+        _traceback()
         fail(exc)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
         raise  # Typer's own signals; a closed pipe (`monitor log | head`) is Typer's to quiet
     except OSError as exc:  # a full disk, a closed terminal: the system's sentence is enough
-        if STATE.debug:
-            raise
+        _traceback()
         where = f"{exc.filename}: " if exc.filename else ""
         err.print(f"error: {escape(where)}{escape(exc.strerror or _first_line(exc))}")
         raise typer.Exit(1) from None
-    except Exception as exc:  # the CLI boundary: a sentence, never a traceback
-        if STATE.debug:
-            raise
+    except Exception as exc:  # noqa: BLE001 (the CLI boundary: a sentence, never a traceback)
+        _traceback()
         err.print(f"error: unexpected {type(exc).__name__}: {escape(_first_line(exc))}")
-        err.print("hint: run again with --debug for the traceback, and report it")
+        if not STATE.debug:
+            err.print("hint: run again with --debug for the traceback, and report it")
         raise typer.Exit(1) from None
+
+
+def _traceback() -> None:
+    """Under `--debug`, the exception being handled, as Python prints it, to stderr."""
+    if STATE.debug:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _first_line(exc: BaseException) -> str:
