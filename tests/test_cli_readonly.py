@@ -23,7 +23,7 @@ import pytest
 from monitor.events import ItemSighted
 from monitor.store import EventStore, NewEvent
 from tests.feedserver import FeedServer
-from tests.kit import ROOT, assert_one_line_error, rss, run_once, write_config
+from tests.kit import ROOT, assert_one_line_error, cli, rss, run_once, write_config
 
 NOBODY = 65534
 READERS = [
@@ -270,3 +270,28 @@ def test_an_immutable_reading_fails_when_the_file_changes_meanwhile(
     assert child.returncode == 1
     assert "changed while this command read it" in stderr.splitlines()[-1]
     assert int(head) > 0
+
+
+@pytest.mark.parametrize(
+    ("tables", "says"),
+    [
+        (["CREATE TABLE notes (text TEXT)"],
+         "it holds other tables (notes) and no events table"),
+        (["CREATE TABLE events (x)"], "its events table has no position column"),
+    ],
+)
+def test_the_writing_commands_refuse_another_programs_database_and_leave_it_as_it_was(
+    tmp_path: Path, tables: list[str], says: str
+) -> None:
+    config = write_config(tmp_path, feeds={"f": "https://example.org/feed.xml"},
+                          db_url="sqlite:///other.db")
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        for ddl in tables:
+            db.execute(ddl)
+    db.close()
+    before = (tmp_path / "other.db").read_bytes()
+    for args in (["run", "--once"], ["rebuild"], ["note", "m", "--status", "reported",
+                                                  "--source", "https://example.org/x"]):
+        line = assert_one_line_error(cli(config, *args), 1)
+        assert f"not a monitor event log ({says}); nothing was written to it" in line, line
+    assert (tmp_path / "other.db").read_bytes() == before

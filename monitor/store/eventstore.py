@@ -70,6 +70,7 @@ class EventStore:
             if read_only:
                 readonly.check_tables(engine, url)
             else:
+                schema.refuse_foreign(engine.url)
                 schema.create_schema(engine)
         except sa.exc.DBAPIError as exc:
             engine.dispose()

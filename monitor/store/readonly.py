@@ -31,9 +31,6 @@ from monitor.redact import redact_url
 from monitor.store import schema
 
 TABLES = (schema.events.name, schema.projection_state.name)
-NOT_A_LOG_HINT = "point database_url (or MONITOR_DATABASE_URL) at the monitor's event log"
-
-
 def open_engine(url: str) -> tuple[sa.Engine, Snapshot | None]:
     """A read-only engine on the log at `url`, and what to check when it closes (if anything)."""
     parsed = sa.make_url(url)
@@ -56,7 +53,7 @@ def check_tables(engine: sa.Engine, url: str) -> None:
     if missing:
         raise StoreError(
             f"database '{redact_url(url)}': not a monitor event log ({missing[0]})",
-            hint=NOT_A_LOG_HINT,
+            hint=schema.NOT_A_LOG_HINT,
         )
 
 

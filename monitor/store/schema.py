@@ -10,6 +10,7 @@ import orjson
 import sqlalchemy as sa
 
 from monitor.errors import StoreError
+from monitor.redact import redact_url
 from monitor.store.records import Recorded
 
 metadata = sa.MetaData()
@@ -164,6 +165,26 @@ def begin_write(conn: sa.Connection, *, lock: bool = True) -> None:
         conn.exec_driver_sql("LOCK TABLE events IN EXCLUSIVE MODE")
 
 
+NOT_A_LOG_HINT = "point database_url (or MONITOR_DATABASE_URL) at the monitor's event log"
+
+
+def refuse_foreign(url: sa.URL) -> None:
+    """Refuse a database that holds something else, before a writer's connection (whose
+    journal mode alone changes a SQLite file) or a table is made in it."""
+    engine = create_engine(url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            foreign = _foreign(conn)
+    finally:
+        engine.dispose()
+    if foreign is not None:
+        shown = redact_url(url.render_as_string(hide_password=False))
+        raise StoreError(
+            f"database '{shown}': not a monitor event log ({foreign}); nothing was written to it",
+            hint=NOT_A_LOG_HINT,
+        )
+
+
 def create_schema(engine: sa.Engine) -> None:
     """Create the tables and append-only triggers if missing; safe to race."""
     with engine.connect().execution_options(store_write=True) as conn, conn.begin():
@@ -176,6 +197,21 @@ def create_schema(engine: sa.Engine) -> None:
         metadata.create_all(conn, checkfirst=True)
         for ddl in triggers:
             conn.exec_driver_sql(ddl)
+
+
+def _foreign(conn: sa.Connection) -> str | None:
+    """Why the database is another program's, or None: an `events` table that is not the
+    log's, or (SQLite, whose file is one program's) tables and no `events` table."""
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    if "events" in tables:
+        columns = {c["name"] for c in inspector.get_columns("events")}
+        missing = [c.name for c in events.columns if c.name not in columns]
+        return f"its events table has no {missing[0]} column" if missing else None
+    if tables and conn.dialect.name == "sqlite":
+        shown = ", ".join(sorted(tables)[:3]) + (", …" if len(tables) > 3 else "")
+        return f"it holds other tables ({shown}) and no events table"
+    return None
 
 
 def missing_folder(engine: sa.Engine) -> str:
