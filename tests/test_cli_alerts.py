@@ -108,6 +108,23 @@ def test_retry_requeues_an_abandoned_alert_and_delivers_it_under_the_same_id(
     assert len(json_out(config, "log", "--type", "AlertRequeued")) == 1
 
 
+def test_retry_refuses_an_alert_whose_channel_is_gone_and_operator_text_on_many_lines(
+        config: Path, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=400))
+    run_once(config, ENV)
+    alert_id = by_channel(config)["hook"]["alert_id"]
+    sneaky = cli(config, "alerts", "retry", alert_id, "--reason", "ok\n\x1b[2Jfixed")
+    assert "--reason: give one line of printable text" in kit.assert_one_line_error(sneaky, 2)
+    text = config.read_text()
+    hook = text[text.index('[[channels]]\nid = "hook"'):]
+    config.write_text(text.replace(hook, "").replace('notify = ["team", "hook"]',
+                                                      'notify = ["team"]'))
+    gone = cli(config, "alerts", "retry", alert_id)
+    assert f"alert '{alert_id}': channel 'hook' is not configured" in kit.assert_one_line_error(
+        gone, 2)
+    assert json_out(config, "log", "--type", "AlertRequeued") == []
+
+
 def test_alerts_test_sends_a_marked_alert_through_each_real_channel(
         config: Path, receiver: WebhookReceiver, smtp: SmtpServer) -> None:
     result = cli(config, "alerts", "test", "hook")

@@ -123,7 +123,7 @@ def test_status_table_shows_local_times_deadline_and_abandoned_alert_lines(
     row = next(line for line in result.stdout.splitlines()
                if line.startswith("training-start"))
     assert "confirmed" in row and since.strftime("%Y-%m-%d %H:%M:%S JST") in row
-    assert f"2027-03-31 ({days_left('2027-03-31')} days left)" in row
+    assert row.endswith(" 2027-03-31") and "days left" not in row  # confirmed: no countdown
     assert "2 (2 publishers)" in row and SECOND["title"] in row
     assert re.search(r"^down\s+failing\s.*503", result.stdout, re.MULTILINE)
     assert "alerts: 0 pending, 1 abandoned" in result.stdout
@@ -276,3 +276,19 @@ def test_a_note_refuses_a_source_with_credentials_and_never_echoes_them(
     for secret in ("bob", "hunter2", "abc123"):
         assert secret not in result.stderr + result.stdout
     assert cli(config, "verify").stdout.splitlines()[0] == head
+
+
+@pytest.mark.parametrize(("status", "days", "shown"), [
+    ("reported", 40, "2027-03-31 (40 days left)"),
+    ("reported", 1, "2027-03-31 (1 day left)"),
+    ("at_risk", 0, "2027-03-31 (today)"),
+    ("overdue", -1, "2027-03-31 (1 day ago)"),
+    ("overdue", -90, "2027-03-31 (90 days ago)"),
+    ("confirmed", -90, "2027-03-31"),  # met: no countdown
+])
+def test_the_deadline_column_counts_down_then_says_how_long_ago(
+        status: str, days: int, shown: str) -> None:
+    from monitor.cli.status import deadline_text
+
+    assert deadline_text({"status": status, "expected_by": "2027-03-31", "days_left": days}) == shown
+    assert deadline_text({"status": status, "expected_by": None, "days_left": None}) == "—"

@@ -524,6 +524,9 @@ def test_health_reads_the_heartbeat_file(tmp_path: Path) -> None:
     stale = cli(path, "health", "--max-age", "120", env={"MONITOR_HEARTBEAT": str(beat)})
     assert_one_line_error(stale, 1)
     assert "more than 120 s" in stale.stderr
+    os.utime(beat, (time.time() + 3600, time.time() + 3600))  # a clock set back, say
+    ahead = cli(path, "health", env={"MONITOR_HEARTBEAT": str(beat)})
+    assert "s in the future; is the clock right?" in assert_one_line_error(ahead, 1)
 
 
 def test_check_warns_when_no_feed_is_configured(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from monitor.cli.common import (
     command,
     opened,
     operator_name,
+    operator_text,
     out,
     print_json,
     takes_globals,
@@ -87,8 +88,8 @@ def retry(
     from monitor.events import AlertRequeued
     from monitor.store import NewEvent
 
-    who = operator_name(operator)
-    with opened() as (_, store), store.transaction() as tx:
+    who, reason = operator_name(operator), operator_text("--reason", reason)
+    with opened() as (config, store), store.transaction() as tx:
         row = tx.state("outbox", alert_id)
         if row is None:
             raise UsageError(
@@ -96,6 +97,11 @@ def retry(
             )
         if row["status"] != "abandoned":
             raise UsageError(f"alert '{alert_id}' is {row['status']}, not abandoned")
+        if row["channel_id"] not in {c.id for c in config.channels}:
+            raise UsageError(
+                f"alert '{alert_id}': channel '{row['channel_id']}' is not configured",
+                hint="add the channel to feeds.toml again to deliver it",
+            )
         channel = tx.state("channels", row["channel_id"]) or {}
         if channel.get("disabled"):
             raise UsageError(
@@ -124,7 +130,7 @@ def disable(
     from monitor.events import ChannelDisabled
     from monitor.store import NewEvent
 
-    who = operator_name(operator)
+    who, reason = operator_name(operator), operator_text("--reason", reason)
     with opened() as (config, store):
         try:
             config.channel(channel_id)
@@ -154,7 +160,7 @@ def enable(
     from monitor.runtime import enabled_key
     from monitor.store import NewEvent
 
-    who = operator_name(operator)
+    who, reason = operator_name(operator), operator_text("--reason", reason)
     with opened() as (config, store):
         try:
             config.channel(channel_id)

@@ -48,10 +48,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object per line"
 OperatorOpt = Annotated[str | None, typer.Option("--operator", help="who (default: $USER)")]
 
 
+def operator_text(option: str, value: str) -> str:
+    """An operator's words the log keeps for ever (`--reason`, `--operator`): one printable
+    line, so no newline or terminal escape reaches whoever reads `monitor log`."""
+    if not value.strip() or not value.isprintable():
+        raise UsageError(f"{option}: give one line of printable text, not {value[:60]!r}")
+    return value
+
+
 def operator_name(given: str | None) -> str:
     """Who an operator's event names: `--operator`, else $USER, else the account's name."""
     if given:
-        return given
+        return operator_text("--operator", given)
     try:
         return os.environ.get("USER") or getpass.getuser()
     except (KeyError, OSError):  # no USER, and a uid with no account (a container's, say)

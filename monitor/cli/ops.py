@@ -96,6 +96,8 @@ def health(
     if not stat.S_ISREG(beat.st_mode):  # a folder's time says nothing about the daemon
         raise UsageError(f"MONITOR_HEARTBEAT {path}: not a file", hint="name a file, not a folder")
     age = time.time() - beat.st_mtime
+    if age < -60:  # touched "in the future": the clock moved, or someone touched it by hand
+        raise MonitorError(f"{path}: heartbeat {-age:.0f} s in the future; is the clock right?")
     if age > max_age:
         raise MonitorError(f"{path}: last heartbeat {age:.0f} s ago (more than {max_age} s)")
     out.print(f"alive: heartbeat {age:.0f} s ago")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -18,6 +18,7 @@ from monitor.cli.common import (
     load,
     opened,
     operator_name,
+    operator_text,
     out,
     print_json,
 )
@@ -72,9 +73,7 @@ def status(json_: JsonOpt = False) -> None:
         pad_edge=False,
     )
     for m in milestones:
-        deadline = "—"
-        if m["expected_by"]:
-            deadline = f"{m['expected_by']} ({m['days_left']} days left)"
+        deadline = deadline_text(m)
         table.add_row(
             escape(m["id"]),
             m["status"],
@@ -117,6 +116,23 @@ def status(json_: JsonOpt = False) -> None:
             f"[red]disabled[/red] channel '{escape(cid)}' since {local(row['since'], tz)}: "
             f"{escape(row['reason'])}; `monitor alerts enable {escape(cid)}` takes alerts again"
         )
+
+
+def deadline_text(m: dict[str, Any]) -> str:
+    """`expected_by` and how far off it is, for a milestone not confirmed yet."""
+    if not m["expected_by"]:
+        return "—"
+    days = m["days_left"]
+    if m["status"] == "confirmed":
+        return str(m["expected_by"])
+    if days == 0:
+        return f"{m['expected_by']} (today)"
+    unit = "day" if abs(days) == 1 else "days"
+    return (
+        f"{m['expected_by']} ({days} {unit} left)"
+        if days > 0
+        else (f"{m['expected_by']} ({-days} {unit} ago)")
+    )
 
 
 @app.command()
@@ -220,7 +236,7 @@ def note(
             f"--status '{status_}': use one of " + ", ".join(s.value for s in Status)
         ) from None
     _check_source(source)
-    who = operator_name(operator)
+    who, reason = operator_name(operator), operator_text("--reason", reason)
     with opened() as (config, store):
         try:
             m = config.milestone(milestone)
