@@ -59,7 +59,7 @@ def queue_alerts(
     notify = [c for c in milestone.notify if not channels.get(c, {}).get("disabled")]
     if not notify:
         return
-    payload = alert_payload(tx, config, change, done)
+    payload = alert_payload(tx, config, change, done, operator=meta.get("operator"))
     queued = [
         AlertQueued(
             alert_id=alert_id(done.event_id, channel_id),
@@ -80,9 +80,16 @@ def queue_alerts(
 
 
 def alert_payload(
-    tx: Transaction, config: Config, change: MilestoneStatusChanged, done: Appended
+    tx: Transaction,
+    config: Config,
+    change: MilestoneStatusChanged,
+    done: Appended,
+    *,
+    operator: str | None = None,
 ) -> dict[str, Any]:
-    """The webhook `data` object (docs/webhook.schema.json); email renders the same."""
+    """The webhook `data` object (docs/webhook.schema.json); email renders the same.
+    `operator`: who declared the status (`monitor note`), None when the evidence or the
+    deadline moved it."""
     milestone = config.milestone(change.milestone_id)
     items = tx.states("items", list(change.evidence))
     evidence = []
@@ -108,6 +115,7 @@ def alert_payload(
         "to": change.to_status,
         "reason": change.reason,
         "source": change.source,
+        "operator": operator,
         "evidence": evidence,
         "event_position": done.position,
         "chain_head": {"position": done.position, "hash": done.hash},

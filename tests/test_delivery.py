@@ -130,12 +130,13 @@ def test_a_notes_alert_cites_its_source_in_the_webhook_and_the_email(
     [hook] = receiver.received
     assert hook.verified and webhook_schema_errors(hook.body) == []
     data = orjson.loads(hook.body)["data"]
-    assert (data["to"], data["reason"], data["source"]) == ("at_risk", "budget cut announced",
-                                                            source)
+    assert (data["to"], data["reason"], data["source"], data["operator"]) == (
+        "at_risk", "budget cut announced", source, "alice")
     [mail] = smtp.messages
     text = email.message_from_bytes(mail.content, policy=email.policy.default)
     plain = text.get_body(("plain",))
-    assert plain is not None and f"Source:      {source}\r\n" in plain.get_content()
+    assert plain is not None and f"Source:      {source}\r\nDeclared by: alice\r\n" in (
+        plain.get_content())
 
 
 def test_receiver_failing_every_time_follows_the_schedule_then_abandons(

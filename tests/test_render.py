@@ -52,6 +52,7 @@ def _payload(**overrides: Any) -> dict[str, Any]:
         "to": "confirmed",
         "reason": "2 independent publishers within 14 days: nhk.or.jp, nikkei.com",
         "source": None,
+        "operator": None,
         "evidence": [
             _evidence(),
             _evidence(
@@ -107,6 +108,7 @@ CASES: dict[str, AlertMessage] = {
             to="at_risk",
             reason="budget cut announced",
             source="https://www.meti.go.jp/press/2026/11/20261120001/20261120001.html",
+            operator="alice",
             evidence=[],
         ),
         queued_at=QUEUED,

@@ -103,6 +103,7 @@ class _View:
     change: str
     reason: str
     source: str | None  # the page a baseline or an operator's note cited
+    operator: str | None  # who declared the status with `monitor note`
     expected_by: str
     queued: str
     chain_head: str
@@ -121,6 +122,7 @@ class _View:
             change=f"{_state(p.get('from'))} → {_state(p.get('to'))}",
             reason=one_line(_str(p.get("reason"))),
             source=one_line(_str(p.get("source"))) or None,
+            operator=one_line(_str(p.get("operator"))) or None,
             expected_by=_str(milestone.get("expected_by")) or "not set",
             queued=_local(alert.queued_at, zone),
             chain_head=f"{_str(head.get('position'))}:{_str(head.get('hash'))}",
@@ -162,6 +164,7 @@ def _text(v: _View) -> str:
         f"Change:      {v.change}",
         f"Why:         {v.reason}",
         *([f"Source:      {v.source}"] if v.source else []),
+        *([f"Declared by: {v.operator}"] if v.operator else []),
         f"Expected by: {v.expected_by}",
         f"Queued at:   {v.queued}",
         "",
@@ -194,6 +197,7 @@ def _html(v: _View) -> str:
         ("Change", e(v.change)),
         ("Why", e(v.reason)),
         *([("Source", _anchor(v.source, v.source))] if v.source else []),
+        *([("Declared by", e(v.operator))] if v.operator else []),
         ("Expected by", e(v.expected_by)),
         ("Queued at", e(v.queued)),
     ]

@@ -228,6 +228,7 @@ async def _send_test(channel_id: str) -> None:
             "to": "pending",
             "reason": "a test requested by an operator",
             "source": None,
+            "operator": None,
             "evidence": [],
             "event_position": head[0] if head else 0,
             "chain_head": {"position": head[0] if head else 0, "hash": head[1] if head else ""},
