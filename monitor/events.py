@@ -222,6 +222,7 @@ class AlertAttemptFailed(Event):
     message: str
     retry_at: datetime
     recipients: Mapping[str, str] = field(default_factory=dict)
+    response: str | None = None  # a webhook's answer: status line and body (capped), one line
 
     STREAM = ("alert", "alert_id")
 
@@ -236,6 +237,7 @@ class AlertAbandoned(Event):
     kind: str
     message: str
     recipients: Mapping[str, str] = field(default_factory=dict)
+    response: str | None = None  # a webhook's answer: status line and body (capped), one line
 
     STREAM = ("alert", "alert_id")
 

@@ -162,9 +162,10 @@ def failed(
             retry_after=exc.retry_after,
             rate_limited=exc.kind == "rate_limited",
         )
+    answer = redacted_line(exc.response) if exc.response else None
     if retry_at is None:
         kind = exc.kind if exc.permanent or message.test else "retries_exhausted"
-        events.append(_abandon_msg(message, attempt, kind, text, replies))
+        events.append(_abandon_msg(message, attempt, kind, text, replies, answer))
         return events, None
     events.append(
         AlertAttemptFailed(
@@ -175,6 +176,7 @@ def failed(
             message=text,
             retry_at=retry_at,
             recipients=dict(replies),
+            response=answer,
         )
     )
     return events, retry_at.timestamp()
@@ -191,7 +193,12 @@ def abandon(queued: AlertQueued, attempt: int, kind: str, message: str) -> Alert
 
 
 def _abandon_msg(
-    message: AlertMessage, attempt: int, kind: str, text: str, replies: Mapping[str, str]
+    message: AlertMessage,
+    attempt: int,
+    kind: str,
+    text: str,
+    replies: Mapping[str, str],
+    response: str | None = None,
 ) -> AlertAbandoned:
     return AlertAbandoned(
         alert_id=message.alert_id,
@@ -200,4 +207,5 @@ def _abandon_msg(
         kind=kind,
         message=text,
         recipients=dict(replies),
+        response=response,
     )

@@ -171,7 +171,9 @@ def test_receiver_failing_every_time_follows_the_schedule_then_abandons(
         (Reply(status=410), "gone", "AlertAbandoned"),
         (Reply(status=429, headers={"Retry-After": "120"}), "rate_limited",
          "AlertAttemptFailed"),
-        (Reply(status=400), "http_4xx", "AlertAbandoned"),
+        (Reply(status=400, body=b'{"error":\n "unknown event type"}'), "http_4xx",
+         "AlertAbandoned"),
+        (Reply(status=503, body=b"down for maintenance"), "http_5xx", "AlertAttemptFailed"),
         (Reply(silent=True), "timeout", "AlertAttemptFailed"),
     ],
 )
@@ -188,6 +190,10 @@ def test_webhook_answers_are_classified(
         queued_at = NOW
         retry_at = datetime.fromisoformat(str(events[-1][1]["retry_at"]))
         assert retry_at - queued_at >= timedelta(seconds=59)
+    answers = {"http_4xx": '400 Bad Request {"error": "unknown event type"}',
+               "http_5xx": "503 Service Unavailable down for maintenance", "timeout": None}
+    if kind in answers:  # the receiver's own words, for the operator who reads the log
+        assert events[-1][1]["response"] == answers[kind], events[-1]
     if kind == "gone":
         store = open_store(load(path, ENV))
         assert [r.type for r in store.read() if r.stream == "channel:hook"] == [
