@@ -25,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor import deliver, logs, poll, runtime, workstate
 from monitor.clients import Clients
 from monitor.config import Config, secret_problems, secret_values
+from monitor.oneline import counted
 from monitor.reload import config_stamp, reloaded
 from monitor.ticks import Ticks
 
@@ -81,11 +82,11 @@ class Daemon(Ticks):
                     poll.log_failure(r)
                     continue
                 log.info(
-                    "feed '%s': %s, %d new, %d transitions",
+                    "feed '%s': %s, %d new, %s",
                     r.feed_id,
                     r.outcome,
                     r.discovered,
-                    r.transitions,
+                    counted(r.transitions, "transition"),
                 )
             runtime.check_deadlines(
                 self.store, self.config, instance=self.instance, now=datetime.now(UTC)

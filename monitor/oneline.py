@@ -32,3 +32,8 @@ def printable_line(text: str) -> str:
     if not text.isprintable():  # one C pass; most messages are printable already
         text = "".join(c if c.isprintable() else " " for c in text)
     return " ".join(text.split())
+
+
+def counted(n: int, noun: str) -> str:
+    """`n` and the noun, plural unless one: `1 new item`, `0 transitions`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

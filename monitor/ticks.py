@@ -20,6 +20,7 @@ from typing import Any
 from monitor import alertwork, deliver, poll, runtime, workstate
 from monitor.clients import Clients
 from monitor.config import Config
+from monitor.oneline import counted
 from monitor.store import EventStore
 
 log = logging.getLogger("monitor.daemon")  # the daemon's work: its log lines keep its name
@@ -127,10 +128,10 @@ class Ticks:
             poll.log_failure(report)
         if report.discovered or report.transitions:
             log.info(
-                "feed '%s': %d new items, %d transitions",
+                "feed '%s': %s, %s",
                 report.feed_id,
-                report.discovered,
-                report.transitions,
+                counted(report.discovered, "new item"),
+                counted(report.transitions, "transition"),
             )
 
     async def deliver_tick(self) -> None:

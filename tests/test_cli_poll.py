@@ -60,7 +60,7 @@ def test_a_poll_that_succeeds_prints_its_summary_and_nothing_else(
     path = write_config(tmp_path, feeds={"a": feed_server.url("/feed.xml")})
     done = cli(path, "poll", "a")
     assert done.returncode == 0, done.stderr
-    assert lines(done) == ["feed 'a': new; 1 new items, 0 seen elsewhere, 0 transitions"]
+    assert lines(done) == ["feed 'a': new; 1 new item, 0 seen elsewhere, 0 transitions"]
 
 
 def test_the_daemon_logs_a_failed_poll_once(tmp_path: Path, feed_server: FeedServer) -> None:

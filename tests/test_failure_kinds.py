@@ -322,4 +322,4 @@ def test_the_poll_summary_counts_every_new_item(tmp_path: Path, feed_server: Fee
     path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
     done = monitor_cmd("--config", str(path), "poll", "news")
     assert done.returncode == 0, done.stderr
-    assert "2 new items, 0 seen elsewhere, 1 transitions" in done.stdout
+    assert "2 new items, 0 seen elsewhere, 1 transition" in done.stdout

@@ -47,7 +47,7 @@ def test_a_new_item_beside_known_ones_is_the_only_one_parsed(
     feed_server.route("/a.xml", body=rss([item(4), item(1), item(2), item(3)]))
     second = cli(path, "poll", "a")
     assert second.returncode == 0, second.stderr
-    assert "1 new items" in second.stdout
+    assert "1 new item," in second.stdout
     assert "3 unchanged items not parsed again" in second.stdout
     assert discovered(path) == ["g1", "g2", "g3", "g4"]
     assert len((prints(path) or "").split()) == 4
@@ -76,7 +76,7 @@ def test_a_new_feed_address_forgets_the_known_items(
     path = write_config(tmp_path, feeds={"a": feed_server.url("/b.xml")})
     result = cli(path, "poll", "a")
     assert result.returncode == 0, result.stderr
-    assert "1 new items" in result.stdout and "not parsed again" not in result.stdout
+    assert "1 new item," in result.stdout and "not parsed again" not in result.stdout
 
 
 def test_a_working_table_from_before_the_column_gains_it(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from monitor.cli.common import (
     command as _command,
 )
 from monitor.errors import MonitorError, UsageError
+from monitor.oneline import counted
 
 # --- configuration and the daemon ----------------------------------------------------------
 
@@ -124,9 +125,13 @@ def poll(feed_id: str) -> None:
     if report.outcome == "failed":
         fail(MonitorError(f"feed '{feed_id}': {report.error}", hint=report.hint))
     out.print(
-        f"feed '{escape(feed_id)}': {report.outcome}; {report.discovered} new items, "
-        f"{report.sighted} seen elsewhere, {report.transitions} transitions"
-        + (f", {report.skipped} unchanged items not parsed again" if report.skipped else "")
+        f"feed '{escape(feed_id)}': {report.outcome}; {counted(report.discovered, 'new item')}, "
+        f"{report.sighted} seen elsewhere, {counted(report.transitions, 'transition')}"
+        + (
+            f", {counted(report.skipped, 'unchanged item')} not parsed again"
+            if report.skipped
+            else ""
+        )
     )
 
 

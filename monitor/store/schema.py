@@ -199,16 +199,20 @@ def create_schema(engine: sa.Engine) -> None:
             conn.exec_driver_sql(ddl)
 
 
+# the tables a monitor makes (the working state's are `monitor.workstate`'s)
+_OURS = frozenset({"events", "projection_state", "feed_state", "alert_work"})
+
+
 def _foreign(conn: sa.Connection) -> str | None:
     """Why the database is another program's, or None: an `events` table that is not the
-    log's, or (SQLite, whose file is one program's) tables and no `events` table."""
+    log's, or (SQLite, whose file is one program's) tables and none of the monitor's."""
     inspector = sa.inspect(conn)
     tables = set(inspector.get_table_names())
     if "events" in tables:
         columns = {c["name"] for c in inspector.get_columns("events")}
         missing = [c.name for c in events.columns if c.name not in columns]
         return f"its events table has no {missing[0]} column" if missing else None
-    if tables and conn.dialect.name == "sqlite":
+    if tables and not tables & _OURS and conn.dialect.name == "sqlite":
         shown = ", ".join(sorted(tables)[:3]) + (", …" if len(tables) > 3 else "")
         return f"it holds other tables ({shown}) and no events table"
     return None
