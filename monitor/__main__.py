@@ -1,5 +1,8 @@
-"""`python -m monitor` and the `monitor` command: the command line, loaded here so that Ctrl-C
-while it loads (its imports take most of a second) exits 130 without a traceback."""
+"""`python -m monitor` and the `monitor` command.
+
+The command line is loaded here, so that a Ctrl-C while it loads (its imports take most of a
+second) exits 130 without a traceback.
+"""
 
 
 def main() -> None:

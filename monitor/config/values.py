@@ -122,6 +122,12 @@ def check_public_url(url: str) -> str:
 _DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
 
 
+# scheme://[user[:password]@][host or [ipv6]][:port]: SQLAlchemy's reading (sqlalchemy.engine.url)
+_DATABASE_PORT = re.compile(
+    r"[\w+]+://(?:[^:/]*(?::[^@]*)?@)?(?:\[[^/?]+\]|[^/:?]+)?(?::(?P<port>[^/?]*))?"
+)
+
+
 def check_database_url(url: str) -> str:
     """Accept SQLite and PostgreSQL URLs; errors name only the scheme (URLs hold passwords)."""
     scheme = url.partition(":")[0]
@@ -140,14 +146,10 @@ def check_database_url(url: str) -> str:
             f"database URL scheme {scheme!r} is not supported "
             "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
         )
-    from sqlalchemy.engine import make_url  # here: `monitor check` need not load SQLAlchemy
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        port = make_url(url).port  # what the engine reads; a broken one fails every command
-    except (ValueError, ArgumentError):
-        port = -1
-    if port is not None and not 0 < port < 65536:
+    port = _DATABASE_PORT.match(url)  # read as SQLAlchemy reads it; a broken one fails later
+    if port is not None and port["port"] and not (
+        port["port"].isdigit() and 0 < int(port["port"]) < 65536
+    ):
         raise ValueError(
             f"database URL ({scheme}://…): its host's port is not a number from 1 to 65535 "
             "(an IPv6 address goes in brackets: postgresql+psycopg://user@[::1]:5432/db)"
