@@ -19,7 +19,14 @@ from monitor.pathsecrets import redact_path
 REDACTED = "<redacted>"
 # Query parameters that commonly carry credentials in feed, webhook and database URLs.
 _SENSITIVE_PARAM = re.compile(r"(?i)token|key|secret|sig|pass|auth|code|credential")
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# A URL in a message ends at white space or a quote, but a password may hold spaces
+# (`postgresql://u:pass word@db/x`): after `scheme://user:` the URL runs on to the first '@'
+# unless a line break, a quote or another URL's `://` comes first. Text between a `host:port`
+# URL and an e-mail address later in its sentence is hidden with it: hiding too much only hides.
+_URL_IN_TEXT = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://"
+    r"(?:[^:/?#@\s'\"<>]*:(?:(?!://)[^@\r\n'\"<>])*@[^\s'\"<>]*|[^\s'\"<>]+)"
+)
 
 
 def redact_url(url: str, *, paths: bool = True) -> str:
@@ -27,8 +34,8 @@ def redact_url(url: str, *, paths: bool = True) -> str:
     segments replaced by `<redacted>`; for http(s), a user name alone (`https://TOKEN@host/`)
     is taken for a credential too. `paths=False` leaves the path: an evidence page's public
     address, whose ids (`/news/cb912b3b-…`) are what it cites, not secrets."""
-    # SQLAlchemy reads a password up to the first '@', '/', '?' and '#' included, where
-    # urlsplit would end the host part and find no password: read it SQLAlchemy's way first.
+    # SQLAlchemy reads a password up to the first '@', with any '/', '?', '#' or space in it,
+    # where urlsplit would end the host part and find no password: read it that way first.
     result = _USERINFO.sub(_hide_userinfo, url, count=1)
     try:
         parts = urlsplit(result)
@@ -99,9 +106,12 @@ def shown_source(url: str) -> str:
 _WEB_PATH = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)(?P<path>/[^?#]*)")
 
 
-# scheme://user:password@ (password up to the first '@') or scheme://user@
+# scheme://user:password@ or scheme://user@. The password is any text up to the first '@'
+# (SQLAlchemy's reading: a space, a quote, a '/' are the password's), and on to a later '@'
+# while no '/', '?' or '#' comes between (urlsplit's reading of an unescaped '@').
 _USERINFO = re.compile(
-    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@\s]*)(?::(?P<pw>[^@\s]*))?@"
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@]*)"
+    r"(?::(?P<pw>[^@]*(?:@[^@/?#]*(?=@))*))?@"
 )
 
 
@@ -115,7 +125,8 @@ def _hide_userinfo(found: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
-    """`text` with every URL in it redacted (error messages quote the URLs they fail on)."""
+    """`text` with every URL in it redacted (error messages quote the URLs they fail on). A
+    password may hold spaces: after `scheme://user:` a URL runs to the '@' on its line."""
     if "://" not in text:
         return text
     return _URL_IN_TEXT.sub(_redact_quoted, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,10 @@ from tests.kit import load, monitor_cmd, write_config
     [
         ("https://example.org/feed.xml", "https://example.org/feed.xml"),
         ("https://reader:pw@example.org/f", f"https://reader:{REDACTED}@example.org/f"),
-        ("https://example.org/f?access_token=T1&page=2", f"https://example.org/f?access_token={REDACTED}&page=2"),
+        (
+            "https://example.org/f?access_token=T1&page=2",
+            f"https://example.org/f?access_token={REDACTED}&page=2",
+        ),
         ("postgresql://u@db/x?password=S3", f"postgresql://u@db/x?password={REDACTED}"),
         ("sqlite:////var/lib/m/events.db", "sqlite:////var/lib/m/events.db"),
         ("http://[::1/feed?token=T", f"http:{REDACTED}"),  # unreadable: nothing of it is shown
@@ -32,6 +36,14 @@ from tests.kit import load, monitor_cmd, write_config
         ("postgresql+psycopg://u:s3cr/et?x#y@db:1/m", f"postgresql+psycopg://u:{REDACTED}@db:1/m"),
         ("https://T0KEN@example.org/f", f"https://{REDACTED}@example.org/f"),  # a bare token
         ("postgresql://monitor@db/m", "postgresql://monitor@db/m"),  # a user name, not a secret
+        # a password is any text up to the '@': spaces, quotes, an unescaped '@' in the host part
+        (
+            "postgresql+psycopg://u:Sec ret1@127.0.0.1:5999/db",
+            f"postgresql+psycopg://u:{REDACTED}@127.0.0.1:5999/db",
+        ),
+        ("postgresql://u:p@ss w'\"rd\t@db/x", f"postgresql://u:{REDACTED}@db/x"),
+        ("postgresql://my user:pw@db/x", f"postgresql://my user:{REDACTED}@db/x"),
+        ("https://u:pw@example.org/users/@alice", f"https://u:{REDACTED}@example.org/users/@alice"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
@@ -73,10 +85,33 @@ def test_a_cited_source_shows_whole_unless_it_carries_credentials() -> None:
 
 def test_text_quoting_urls_is_redacted_and_kept_on_one_line() -> None:
     text = "400, message='Bad status line:\n  Expected HTTP/', url='http://h/x?token=T9'"
-    assert redact_text(text) == f"400, message='Bad status line:\n  Expected HTTP/', url='http://h/x?token={REDACTED}'"
+    assert (
+        redact_text(text)
+        == f"400, message='Bad status line:\n  Expected HTTP/', url='http://h/x?token={REDACTED}'"
+    )
     assert redacted_line(text + "\x1b]0;title\x07") == (
         f"400, message='Bad status line: Expected HTTP/', url='http://h/x?token={REDACTED}' ]0;title"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "database 'postgresql+psycopg://u:Sec ret1@127.0.0.1:5999/db': cannot open",
+            f"database 'postgresql+psycopg://u:{REDACTED}@127.0.0.1:5999/db': cannot open",
+        ),
+        ("at https://u:a b c@h/x?token=T9.", f"at https://u:{REDACTED}@h/x?token={REDACTED}."),
+        # a password runs on to an '@' only on its line, within its quotes, before another URL
+        ("at http://h:80/x\nops@example.org", "at http://h:80/x\nops@example.org"),
+        ("url='http://h:80/x', to='ops@example.org'", "url='http://h:80/x', to='ops@example.org'"),
+        ("http://h:80/x, then http://u:p w@h/", f"http://h:80/x, then http://u:{REDACTED}@h/"),
+        # where neither tells, the text between a port and an '@' is hidden with it
+        ("at http://h:80/x, mail ops@example.org", f"at http://h:{REDACTED}@example.org"),
+    ],
+)
+def test_a_password_with_spaces_is_hidden_in_a_message(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -118,3 +153,21 @@ def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
         status = monitor_cmd("--config", str(path), *args)
         for secret in ("hunter2pass", "SECRETTOKEN123", "Xq7Lm2Vz9Rt4Kp8Wn3Yb6"):
             assert secret not in status.stdout
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_database_password_with_a_space_is_shown_by_no_command(tmp_path: Path) -> None:
+    path = write_config(tmp_path, feeds={"a": "https://example.org/feed.xml"})
+    url = f"postgresql+psycopg://u:Sec ret1@127.0.0.1:{closed_port()}/db"
+    check = monitor_cmd("--config", str(path), "check", env={"MONITOR_DATABASE_URL": url})
+    assert check.returncode == 0, check.stderr
+    assert f'"postgresql+psycopg://u:{REDACTED}@127.0.0.1:' in check.stdout
+    status = monitor_cmd("--config", str(path), "status", env={"MONITOR_DATABASE_URL": url})
+    assert status.returncode != 0 and "cannot open" in status.stderr
+    for done in (check, status):
+        assert "Sec" not in done.stdout + done.stderr and "ret1" not in done.stdout + done.stderr
