@@ -1,24 +1,26 @@
 """Credentials kept out of what is shown, logged and recorded: URL passwords and tokens.
 
 Feed, webhook and database URLs may carry a password (`user:pass@host`), a credential in
-the query (`?token=…`) or, in a web URL, a token in the path (Slack's and Discord's webhooks;
-what counts as one is `monitor.pathsecrets`). The log is append-only, so a URL that reaches an
-event is there for good: the URLs events, log lines and commands show go through `redact_url`,
-and error messages, which quote URLs, through `redacted_line`. Host and path shape stay
-readable: `https://hooks.slack.com/services/T000/B000/<redacted>`.
+the query or fragment (`?token=…`, `#access_token=…`) or, in a web URL, a token in the path
+(Slack's and Discord's webhooks; what counts as one is `monitor.pathsecrets`). The log is
+append-only, so a URL that reaches an event is there for good: the URLs events, log lines and
+commands show go through `redact_url`, and error messages, which quote URLs, through
+`redacted_line`. Host and path shape stay readable:
+`https://hooks.slack.com/services/T000/B000/<redacted>`.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from monitor.oneline import printable_line
 from monitor.pathsecrets import redact_path
 
 REDACTED = "<redacted>"
-# Query parameters that commonly carry credentials in feed, webhook and database URLs.
-_SENSITIVE_PARAM = re.compile(r"(?i)token|key|secret|sig|pass|auth|code|credential")
+# Words in the (decoded, case-folded) names of query and fragment parameters that commonly
+# carry credentials in feed, webhook and database URLs.
+_SENSITIVE_PARAM = re.compile(r"token|key|secret|sig|pass|auth|code|credential")
 # A URL in a message ends at white space or a quote, but a password may hold spaces
 # (`postgresql://u:pass word@db/x`): after `scheme://user:` the URL runs on to the first '@'
 # unless a line break, a quote or another URL's `://` comes first. Text between a `host:port`
@@ -30,10 +32,11 @@ _URL_IN_TEXT = re.compile(
 
 
 def redact_url(url: str, *, paths: bool = True) -> str:
-    """`url` with any password, credential-like query values and, for http(s), secret path
-    segments replaced by `<redacted>`; for http(s), a user name alone (`https://TOKEN@host/`)
-    is taken for a credential too. `paths=False` leaves the path: an evidence page's public
-    address, whose ids (`/news/cb912b3b-…`) are what it cites, not secrets."""
+    """`url` with any password, credential-like query and fragment values and, for http(s),
+    secret path segments replaced by `<redacted>`; for http(s), a user name alone
+    (`https://TOKEN@host/`) is taken for a credential too. `paths=False` leaves the path: an
+    evidence page's public address, whose ids (`/news/cb912b3b-…`) are what it cites, not
+    secrets."""
     # SQLAlchemy reads a password up to the first '@', with any '/', '?', '#' or space in it,
     # where urlsplit would end the host part and find no password: read it that way first.
     result = _USERINFO.sub(_hide_userinfo, url, count=1)
@@ -41,12 +44,10 @@ def redact_url(url: str, *, paths: bool = True) -> str:
         parts = urlsplit(result)
     except ValueError:  # not a URL urlsplit can read (a broken IPv6 literal): show none of it
         return f"{url.partition(':')[0][:20]}:{REDACTED}"
-    if parts.query:
-        query = "&".join(
-            f"{name}={REDACTED}" if sep and _SENSITIVE_PARAM.search(name) else f"{name}{sep}{value}"
-            for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
-        )
-        result = result.replace(f"?{parts.query}", f"?{query}", 1)
+    # split as urlsplit does, but on the text itself: urlsplit drops tabs and line breaks
+    head, hash_mark, fragment = result.partition("#")
+    head, question_mark, query = head.partition("?")
+    result = head + question_mark + _hide_values(query) + hash_mark + _hide_values(fragment)
     if paths and parts.scheme in ("http", "https"):
         host = parts.hostname or ""
         result = _WEB_PATH.sub(
@@ -57,10 +58,11 @@ def redact_url(url: str, *, paths: bool = True) -> str:
     return result
 
 
-# Parameter names that say their value is a credential, compared whole (case-folded), and the
-# endings that say so ("csrf_token", "X-Amz-Signature", "client_secret"). Redaction hides more,
-# any name that merely contains such a word ("keyword"): hiding too much only hides. Not
-# "session": the Diet's pages number its sessions (`?session=213`).
+# Parameter names that say their value is a credential, compared whole (decoded and
+# case-folded: `_param_name`), and the endings that say so ("csrf_token", "X-Amz-Signature",
+# "client_secret"). Redaction hides more, any name that merely contains such a word
+# ("keyword"): hiding too much only hides. Not "session": the Diet's pages number its
+# sessions (`?session=213`).
 _CREDENTIAL_NAMES = frozenset(
     {
         "auth", "authorization", "code_verifier", "credential", "credentials", "jwt", "key",
@@ -74,19 +76,48 @@ _CREDENTIAL_ENDINGS = (
 )  # fmt: skip
 
 
+def _param_name(raw: str) -> str:
+    """A query or fragment parameter's name as the server reads it, to compare: without the
+    tabs and line breaks urlsplit drops, percent-decoded (`%74oken` is `token`), case-folded."""
+    return unquote_plus(raw.translate(_DROPPED)).strip().casefold()
+
+
+_DROPPED = str.maketrans("", "", "\t\r\n")
+# between a query's or fragment's `name=value` pairs, kept when split
+_PARAM_SEPARATOR = re.compile(r"([&;])")
+
+
+def _names_credential(name: str) -> bool:
+    return name in _CREDENTIAL_NAMES or name.endswith(_CREDENTIAL_ENDINGS)
+
+
+def _hide_values(params: str) -> str:
+    """A query or fragment with the value of every pair whose name holds a `_SENSITIVE_PARAM`
+    word hidden."""
+    if "=" not in params:
+        return params
+    pieces = _PARAM_SEPARATOR.split(params)  # pairs at even places, separators between
+    for i in range(0, len(pieces), 2):
+        raw, sep, _ = pieces[i].partition("=")
+        name = _param_name(raw)
+        if sep and _SENSITIVE_PARAM.search(name):
+            pieces[i] = f"{raw}={REDACTED}"
+    return "".join(pieces)
+
+
 def carries_credentials(url: str) -> bool:
     """Whether a URL holds user information (`user:pass@`, `TOKEN@`) or a query or fragment
-    parameter whose name says it is a credential (`token`, `api_key`, `X-Amz-Signature`,
-    `#access_token=…`). What may not be kept in the log as a cited source; stricter than
-    `redact_url`, which hides more when it shows a URL. `url` must be one urlsplit reads."""
+    parameter whose name, percent-decoded, says it is a credential (`token`, `%74oken`,
+    `api_key`, `X-Amz-Signature`, `#access_token=…`). What may not be kept in the log as a
+    cited source; stricter than `redact_url`, which hides more when it shows a URL. `url` must
+    be one urlsplit reads."""
     parts = urlsplit(url)
     if "@" in parts.netloc:
         return True
     for text in (parts.query, parts.fragment):
-        for pair in re.split(r"[&;]", text):
+        for pair in _PARAM_SEPARATOR.split(text)[::2]:
             name, sep, _ = pair.partition("=")
-            name = name.strip().casefold()
-            if sep and (name in _CREDENTIAL_NAMES or name.endswith(_CREDENTIAL_ENDINGS)):
+            if sep and _names_credential(_param_name(name)):
                 return True
     return False
 

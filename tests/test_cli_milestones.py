@@ -264,6 +264,7 @@ def test_a_note_may_cite_a_page_whose_address_holds_an_id(config: Path, page: st
     "https://bob@example.org/x",
     "https://example.org/x?token=abc123",
     "https://example.org/x#access_token=abc123",
+    "https://example.org/x?%74oken=abc123",
 ])
 def test_a_note_refuses_a_source_with_credentials_and_never_echoes_them(
         config: Path, source: str) -> None:

@@ -275,6 +275,8 @@ MISTAKES = [
             ("a-token", "https://e.org/p?token=hunter2"),
             ("a-password", "https://bob:hunter2@e.org/p"),
             ("a-token-in-the-fragment", "https://e.org/p#access_token=hunter2"),
+            ("a-percent-encoded-token", "https://e.org/p?%74oken=hunter2"),
+            ("a-percent-encoded-token-in-the-fragment", "https://e.org/p#access_t%6Fken=hunter2"),
         )
     ),
     pytest.param(

@@ -44,6 +44,25 @@ from tests.kit import load, monitor_cmd, write_config
         ("postgresql://u:p@ss w'\"rd\t@db/x", f"postgresql://u:{REDACTED}@db/x"),
         ("postgresql://my user:pw@db/x", f"postgresql://my user:{REDACTED}@db/x"),
         ("https://u:pw@example.org/users/@alice", f"https://u:{REDACTED}@example.org/users/@alice"),
+        # a name is read as the server reads it, and a fragment's pairs as a query's
+        ("https://e.org/f?%74oken=sekrit123abc", f"https://e.org/f?%74oken={REDACTED}"),
+        (
+            "https://e.org/f?api%5Fk%65y=k1&x+s%69g=k2",
+            f"https://e.org/f?api%5Fk%65y={REDACTED}&x+s%69g={REDACTED}",
+        ),
+        (
+            "https://hooks.example.org/in#access_token=FragTok999",
+            f"https://hooks.example.org/in#access_token={REDACTED}",
+        ),
+        (
+            "https://e.org/f?page=2;token=T1#p=1&%73ig=T2",
+            f"https://e.org/f?page=2;token={REDACTED}#p=1&%73ig={REDACTED}",
+        ),
+        (
+            "https://e.org/f?to\tken=T1",
+            f"https://e.org/f?to\tken={REDACTED}",
+        ),  # urlsplit drops the tab
+        ("https://e.org/news#section-2", "https://e.org/news#section-2"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
@@ -61,6 +80,11 @@ def test_redact_url(url: str, expected: str) -> None:
         ("https://example.org/x?X-Amz-Signature=abc&X-Amz-Credential=def", True),
         ("https://example.org/x#access_token=abc&state=1", True),
         ("https://example.org/x;sessionid=1?key=abc", True),
+        # a name is read as the server reads it: percent-decoded, '+' a space
+        ("https://example.org/x?%74oken=sekrit123abc", True),
+        ("https://example.org/x?a=1&+Api%5FKey=abc", True),
+        ("https://example.org/x#access_t%6Fken=abc", True),
+        ("https://example.org/search?%6Beyword=AI", False),
         # ordinary pages that redaction would still hide part of when it shows them
         ("https://example.org/search?keyword=hydrogen", False),
         ("https://example.org/a?author=smith&design=1&category_code=3", False),
@@ -132,12 +156,13 @@ def test_redacted_line_makes_every_unprintable_character_a_single_space(
     assert redacted_line(text) == expected
 
 
+@pytest.mark.parametrize("token", ["?access_token=", "?access_%74oken=", "#access_token="])
 def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
-    tmp_path: Path, feed_server: FeedServer
+    tmp_path: Path, feed_server: FeedServer, token: str
 ) -> None:
     feed_server.route("/private/Xq7Lm2Vz9Rt4Kp8Wn3Yb6/missing.xml", status=404)
     url = feed_server.url("/private/Xq7Lm2Vz9Rt4Kp8Wn3Yb6/missing.xml")
-    url = url.replace("http://", "http://reader:hunter2pass@") + "?access_token=SECRETTOKEN123"
+    url = url.replace("http://", "http://reader:hunter2pass@") + token + "SECRETTOKEN123"
     path = write_config(tmp_path, feeds={"a": url})
     done = monitor_cmd("--config", str(path), "poll", "a")
     assert done.returncode == 1, done.stderr
@@ -149,10 +174,30 @@ def test_a_failing_feed_with_credentials_records_and_prints_none_of_them(
     for secret in ("hunter2pass", "SECRETTOKEN123", "Xq7Lm2Vz9Rt4Kp8Wn3Yb6"):
         assert secret not in shown_anywhere
     assert REDACTED in failed.data["url"] and REDACTED in failed.data["message"]
-    for args in (["status"], ["status", "--json"]):
-        status = monitor_cmd("--config", str(path), *args)
+    for args in (["status"], ["status", "--json"], ["log"]):
+        shown = monitor_cmd("--config", str(path), *args)
+        assert shown.returncode == 0, shown.stderr
         for secret in ("hunter2pass", "SECRETTOKEN123", "Xq7Lm2Vz9Rt4Kp8Wn3Yb6"):
-            assert secret not in status.stdout
+            assert secret not in shown.stdout
+
+
+def test_check_shows_no_credential_of_a_feed_or_webhook_url(tmp_path: Path) -> None:
+    hook = """
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "https://hooks.example.org/in#access_token=FragTok999"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+"""
+    feeds = {"a": "https://example.org/feed.xml?%74oken=sekrit123abc"}
+    path = write_config(tmp_path, feeds=feeds, channels=hook, notify=["hook"])
+    env = {"MONITOR_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    check = monitor_cmd("--config", str(path), "check", env=env)
+    assert check.returncode == 0, check.stderr
+    assert f"https://example.org/feed.xml?%74oken={REDACTED}" in check.stdout
+    assert f"https://hooks.example.org/in#access_token={REDACTED}" in check.stdout
+    assert "sekrit123abc" not in check.stdout + check.stderr
+    assert "FragTok999" not in check.stdout + check.stderr
 
 
 def closed_port() -> int:
