@@ -19,8 +19,11 @@ from monitor.pathsecrets import redact_path
 
 REDACTED = "<redacted>"
 # Words in the (decoded, case-folded) names of query and fragment parameters that commonly
-# carry credentials in feed, webhook and database URLs.
-_SENSITIVE_PARAM = re.compile(r"token|key|secret|sig|pass|auth|code|credential")
+# carry credentials in feed, webhook and database URLs: a name holding one ("keyword" too) has
+# its value hidden where a URL is shown, as has every name `carries_credentials` refuses.
+_SENSITIVE_PARAM = re.compile(
+    r"token|key|secret|sig|pass|pwd|auth|code|credential|jwt|sess(?:ion)?[_-]?id"
+)
 # A URL in a message ends at white space or a quote, but a password may hold spaces
 # (`postgresql://u:pass word@db/x`): after `scheme://user:` the URL runs on to the first '@'
 # unless a line break, a quote or another URL's `://` comes first. Text between a `host:port`
@@ -92,15 +95,15 @@ def _names_credential(name: str) -> bool:
 
 
 def _hide_values(params: str) -> str:
-    """A query or fragment with the value of every pair whose name holds a `_SENSITIVE_PARAM`
-    word hidden."""
+    """A query or fragment with the value of every pair whose name may be a credential hidden:
+    any name `carries_credentials` refuses, and any holding a `_SENSITIVE_PARAM` word."""
     if "=" not in params:
         return params
     pieces = _PARAM_SEPARATOR.split(params)  # pairs at even places, separators between
     for i in range(0, len(pieces), 2):
         raw, sep, _ = pieces[i].partition("=")
         name = _param_name(raw)
-        if sep and _SENSITIVE_PARAM.search(name):
+        if sep and (_SENSITIVE_PARAM.search(name) or _names_credential(name)):
             pieces[i] = f"{raw}={REDACTED}"
     return "".join(pieces)
 

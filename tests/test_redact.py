@@ -6,6 +6,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from monitor.redact import (
     REDACTED,
@@ -63,6 +65,13 @@ from tests.kit import load, monitor_cmd, write_config
             f"https://e.org/f?to\tken={REDACTED}",
         ),  # urlsplit drops the tab
         ("https://e.org/news#section-2", "https://e.org/news#section-2"),
+        # every name carries_credentials refuses is hidden, and more; not the Diet's session
+        (
+            "https://e.org/f?sessionid=S1&session_id=S2&session=213",
+            f"https://e.org/f?sessionid={REDACTED}&session_id={REDACTED}&session=213",
+        ),
+        ("https://e.org/f?pwd=S3&jwt=S4", f"https://e.org/f?pwd={REDACTED}&jwt={REDACTED}"),
+        ("https://e.org/f?PHPSESSID=S1", f"https://e.org/f?PHPSESSID={REDACTED}"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
@@ -96,6 +105,39 @@ def test_redact_url(url: str, expected: str) -> None:
 )
 def test_carries_credentials_judges_whole_parameter_names(url: str, carries: bool) -> None:
     assert carries_credentials(url) is carries
+
+
+# words carries_credentials refuses, whole or as an ending, as sources and guides spell them
+_CREDENTIAL_WORDS = (
+    "token", "key", "sig", "pass", "pwd", "jwt", "auth", "sessionid", "session_id", "secret",
+    "code_verifier", "credentials", "api_key", "apikey", "X-Amz-Signature", "client_secret",
+)  # fmt: skip
+
+
+@st.composite
+def credential_names(draw: st.DrawFn) -> str:
+    """A parameter name around a credential word, in any case, some characters
+    percent-encoded."""
+    around = st.text(st.characters(exclude_characters="&;=#"), max_size=3)
+    name = draw(around) + draw(st.sampled_from(_CREDENTIAL_WORDS)) + draw(around)
+    name = "".join(c.swapcase() if draw(st.booleans()) else c for c in name)
+    return "".join(
+        "".join(f"%{b:02X}" for b in c.encode()) if draw(st.booleans()) else c for c in name
+    )
+
+
+@given(
+    name=credential_names(),
+    where=st.sampled_from(["?", "#", "?page=2&", "?page=2;", "?a=1#p=1&"]),
+    paths=st.booleans(),
+)
+def test_redaction_hides_every_value_carries_credentials_refuses(
+    name: str, where: str, paths: bool
+) -> None:
+    url = f"https://example.org/news{where}{name}=S3cretValue&lang=en"
+    assume(carries_credentials(url))
+    assert "S3cretValue" not in redact_url(url, paths=paths)
+    assert "S3cretValue" not in shown_source(url)
 
 
 def test_a_cited_source_shows_whole_unless_it_carries_credentials() -> None:
