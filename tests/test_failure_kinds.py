@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +13,9 @@ from monitor import workstate
 from monitor.runtime import open_store
 from monitor.store import Recorded
 from tests.feedserver import FeedServer
-from tests.kit import cli, load, monitor_cmd, rss, run_once, write_config
+from tests.kit import cli, closed_port, load, monitor_cmd, rss, run_once, write_config
 
 FEED = rss([{"title": "Unrelated story", "link": "https://news.example.com/a/1", "guid": "g1"}])
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

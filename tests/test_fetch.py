@@ -23,6 +23,7 @@ from monitor.errors import FetchError
 from monitor.fetch import Fetcher, FetchLimits, FetchResult, guarded_client, retry_after
 from monitor.netguard import IPAddress, is_forbidden
 from tests.feedserver import FeedServer, gzip_bomb
+from tests.kit import closed_port
 
 T = TypeVar("T")
 RSS = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
@@ -265,12 +266,6 @@ def test_unresolvable_host_is_a_dns_error(transport: str) -> None:
     error = failure("http://no-such-host.invalid/feed.xml", transport)
     assert error.kind == "dns"
     assert error.message.startswith("http://no-such-host.invalid/feed.xml: host ")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_closed_port_is_a_connect_error(transport: str) -> None:

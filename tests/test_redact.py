@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from monitor.redact import (
 )
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
-from tests.kit import load, monitor_cmd, write_config
+from tests.kit import closed_port, load, monitor_cmd, write_config
 
 
 @pytest.mark.parametrize(
@@ -118,7 +117,9 @@ _CREDENTIAL_WORDS = (
 def credential_names(draw: st.DrawFn) -> str:
     """A parameter name around a credential word, in any case, some characters
     percent-encoded."""
-    around = st.text(st.characters(exclude_characters="&;=#"), max_size=3)
+    around = st.text(
+        st.characters(exclude_characters="&;=#", exclude_categories=("Cs",)), max_size=3
+    )
     name = draw(around) + draw(st.sampled_from(_CREDENTIAL_WORDS)) + draw(around)
     name = "".join(c.swapcase() if draw(st.booleans()) else c for c in name)
     return "".join(
@@ -240,12 +241,6 @@ secret_env = "MONITOR_WEBHOOK_SECRET"
     assert f"https://hooks.example.org/in#access_token={REDACTED}" in check.stdout
     assert "sekrit123abc" not in check.stdout + check.stderr
     assert "FragTok999" not in check.stdout + check.stderr
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_database_password_with_a_space_is_shown_by_no_command(tmp_path: Path) -> None:
