@@ -69,9 +69,9 @@ def config(seeded: Path, tmp_path: Path) -> Path:
     return tmp_path / "log" / "feeds.toml"
 
 
-def cli(path: Path, *args: str, env: dict[str, str] | None = None,
+def cli(path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
         ) -> subprocess.CompletedProcess[str]:
-    return monitor_cmd("--config", str(path), *args,
+    return monitor_cmd("--config", str(path), *args, timeout=timeout,
                        env={"NO_COLOR": "1", "COLUMNS": "120", **(env or {})})
 
 
@@ -476,6 +476,19 @@ def test_errors_are_one_line_with_documented_exit_codes(config: Path, tmp_path: 
     result = cli(config, "status", env={"MONITOR_DATABASE_URL": unwritable})
     assert_one_line_error(result, 1)
     assert "a-file/events.db" in result.stderr and "cannot open" in result.stderr
+
+
+def test_a_config_path_that_cannot_be_a_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    fifo = tmp_path / "feeds.fifo"
+    os.mkfifo(fifo)  # no writer: reading it would wait for ever
+    refused = cli(fifo, "check", timeout=30)
+    assert f"{fifo}: not a regular file" in assert_one_line_error(refused, 2)
+    empty = monitor_cmd("check", "--config", "")  # pathlib would read "" as the current folder
+    assert assert_one_line_error(empty, 2) == "error: --config: the path is empty"
+    nested = tmp_path / "nested.toml"
+    nested.write_text("a = " + "[" * 600 + "]" * 600 + "\n", encoding="utf-8")
+    deep = assert_one_line_error(cli(nested, "check"), 2)
+    assert deep == f"error: {nested}: values nested too deeply for the TOML reader"
 
 
 def test_config_and_debug_are_taken_after_the_command_too(config: Path, tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from monitor.config import (
     redacted,
     secrets_for,
 )
+from monitor.config.load import MAX_CONFIG_BYTES
 from monitor.config.models import ConfigFile
 from monitor.errors import ConfigError
 
@@ -395,6 +398,62 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_folder_instead_of_file_is_named(tmp_path: Path) -> None:
     assert problems_of(tmp_path) == [f"{tmp_path}: cannot read: is a directory, not a file"]
+
+
+def problems_without_waiting(path: Path, fifo: Path) -> list[str]:
+    """`problems_of(path)`, failing instead of waiting for ever for a writer to `fifo`."""
+    found: list[list[str]] = []
+    reader = threading.Thread(target=lambda: found.append(problems_of(path)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    if reader.is_alive():  # a writer that opens and closes at once lets the reader go
+        os.close(os.open(fifo, os.O_RDWR))
+        reader.join(timeout=10)
+        pytest.fail(f"{path}: read as a configuration, waiting for a writer")
+    return found[0]
+
+
+def test_a_fifo_or_a_link_to_one_is_refused_as_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "feeds.fifo"
+    os.mkfifo(fifo)  # no writer: reading it would wait for ever
+    link = tmp_path / "feeds.toml"
+    link.symlink_to(fifo)
+    assert problems_without_waiting(fifo, fifo) == [f"{fifo}: not a regular file"]
+    assert problems_without_waiting(link, fifo) == [f"{link}: not a regular file"]
+
+
+def test_a_link_to_a_regular_file_is_followed(tmp_path: Path) -> None:
+    real = write(tmp_path, FEED, name="real.toml")
+    link = tmp_path / "feeds.toml"
+    link.symlink_to(real)
+    assert [f.id for f in load_config(link, {}).feeds] == ["f"]
+
+
+def test_a_file_larger_than_the_cap_is_refused_naming_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "feeds.toml"
+    path.write_bytes(FEED.encode() + b"#" * (MAX_CONFIG_BYTES - len(FEED)))  # a long comment
+    assert [f.id for f in load_config(path, {}).feeds] == ["f"]  # the cap itself is allowed
+    with path.open("ab") as grown:
+        grown.write(b"#")
+    assert problems_of(path) == [f"{path}: larger than 1 MiB, the limit for a configuration file"]
+
+
+def test_an_empty_path_is_named_as_empty_not_taken_for_the_current_folder() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config("", {})
+    assert caught.value.problems == ["--config: the path is empty"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("[" * 600 + "]" * 600, id="arrays"),
+        pytest.param("{b = " * 600 + "1" + "}" * 600, id="inline-tables"),
+    ],
+)
+def test_values_nested_too_deeply_are_a_problem_of_the_file(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, f"a = {value}\n")
+    assert problems_of(path) == [f"{path}: values nested too deeply for the TOML reader"]
 
 
 def test_non_utf8_file_is_named(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
@@ -41,8 +40,9 @@ alerts_app = typer.Typer(
 )
 app.add_typer(alerts_app, name="alerts")
 
+# text, not a Path: pathlib would read `-c ''` as the current folder
 ConfigOpt = Annotated[
-    Path, typer.Option("--config", "-c", envvar="MONITOR_CONFIG", help="configuration file")
+    str, typer.Option("--config", "-c", envvar="MONITOR_CONFIG", help="configuration file")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="one JSON object per line")]
 OperatorOpt = Annotated[str | None, typer.Option("--operator", help="who (default: $USER)")]
@@ -69,7 +69,7 @@ def operator_name(given: str | None) -> str:
 
 
 class State:
-    config_path: Path = Path("feeds.toml")
+    config_path: str = "feeds.toml"
     debug: bool = False
 
 
@@ -78,7 +78,7 @@ STATE = State()
 
 @app.callback()
 def _main(
-    config: ConfigOpt = Path("feeds.toml"),
+    config: ConfigOpt = "feeds.toml",
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
 ) -> None:
     STATE.config_path, STATE.debug = config, debug
@@ -196,7 +196,7 @@ def takes_globals(fn: Callable[..., None]) -> Callable[..., None]:
 # by the option before the command.
 _GLOBALS: dict[str, tuple[Any, Any]] = {
     "config_": (
-        Annotated[Path | None, typer.Option("--config", "-c", help="configuration file")],
+        Annotated[str | None, typer.Option("--config", "-c", help="configuration file")],
         None,
     ),
     "debug_": (Annotated[bool, typer.Option("--debug", help="show tracebacks")], False),

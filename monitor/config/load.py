@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from monitor.config.values import check_database_url
 from monitor.errors import ConfigError
 
 DATABASE_URL_ENV = "MONITOR_DATABASE_URL"
+MAX_CONFIG_BYTES = 1024 * 1024  # a feeds.toml is a few KiB; more is a wrong file, not a config
 FIX_HINT = "fix every problem listed, then run `monitor check` again"
 _TOML_AT = re.compile(r"(?s)(.*) \(at line (\d+), column (\d+)\)")
 _SQLITE_FILE = re.compile(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?")
@@ -27,10 +29,15 @@ _READ_ERRORS: tuple[tuple[type[OSError], str], ...] = (
     (IsADirectoryError, "is a directory, not a file"),
     (PermissionError, "permission denied"),
 )
+_READ_HINT = "pass --config PATH or set MONITOR_CONFIG to the configuration file"
 
 
-def load_config(path: Path, env: Mapping[str, str]) -> Config:
-    """Read, parse and validate `path`; secrets are checked later by `check_secrets`."""
+def load_config(given: str | Path, env: Mapping[str, str]) -> Config:
+    """Read, parse and validate `given`; secrets are checked later by `check_secrets`.
+    A path as text, as typed: pathlib reads an empty one as the current folder."""
+    if not str(given):
+        raise ConfigError(["--config: the path is empty"], hint=_READ_HINT)
+    path = Path(given)
     name = str(path)
     content = _read(path)
     raw = _parse(content, name)
@@ -78,14 +85,37 @@ def resolve_sqlite_path(url: str, folder: Path) -> str:
 
 
 def _read(path: Path) -> bytes:
+    """The file's bytes; only a regular file (after symlinks), and at most MAX_CONFIG_BYTES, so
+    that `-c /dev/zero`, a FIFO or a huge file is refused instead of read without end."""
     try:
-        return path.read_bytes()
+        if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening a device may act
+            raise _not_regular(path)
+        # O_NONBLOCK: were a FIFO put there since, opening it must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _not_regular(path)
+            os.set_blocking(fd, True)
+            content = handle.read(MAX_CONFIG_BYTES + 1)  # one byte more tells "too large"
     except OSError as exc:
         reason = next((text for kind, text in _READ_ERRORS if isinstance(exc, kind)), None)
         raise ConfigError(
             [f"{path}: cannot read: {reason or exc.strerror or type(exc).__name__}"],
-            hint="pass --config PATH or set MONITOR_CONFIG to the configuration file",
+            hint=_READ_HINT,
         ) from None
+    if len(content) > MAX_CONFIG_BYTES:
+        limit = f"{MAX_CONFIG_BYTES // 2**20} MiB"
+        raise ConfigError(
+            [f"{path}: larger than {limit}, the limit for a configuration file"],
+            hint="check that this is the configuration file: a feeds.toml is a few KiB",
+        )
+    return content
+
+
+def _not_regular(path: Path) -> ConfigError:
+    if os.path.isdir(path):
+        return ConfigError([f"{path}: cannot read: is a directory, not a file"], hint=_READ_HINT)
+    return ConfigError([f"{path}: not a regular file"], hint=_READ_HINT)
 
 
 def _parse(content: bytes, name: str) -> dict[str, Any]:
@@ -95,6 +125,10 @@ def _parse(content: bytes, name: str) -> dict[str, Any]:
         raise ConfigError([f"{name}: not UTF-8 text (byte {exc.start})"]) from None
     try:
         return tomllib.loads(text)
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(
+            [f"{name}: values nested too deeply for the TOML reader"], hint=FIX_HINT
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_AT.fullmatch(str(exc))
         if match is None:
