@@ -295,3 +295,28 @@ def test_the_writing_commands_refuse_another_programs_database_and_leave_it_as_i
         line = assert_one_line_error(cli(config, *args), 1)
         assert f"not a monitor event log ({says}); nothing was written to it" in line, line
     assert (tmp_path / "other.db").read_bytes() == before
+
+
+def test_an_export_over_a_file_this_user_may_not_write_is_refused_before_writing(
+    seeded: Path, outside: Path
+) -> None:
+    """A folder anyone may write holds someone else's read-only file: a rename over it would
+    succeed, so the file's own permission is what refuses."""
+    config = hand_over(seeded, outside / "copy")
+    drop = outside / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    theirs = drop / "export.jsonl"
+    theirs.write_text("someone else's export\n", encoding="utf-8")
+    theirs.chmod(0o444)
+    if run(sys.executable, "-c", f"open({str(theirs)!r}, 'a')").returncode == 0:
+        pytest.skip("this user can write a file of mode 0444: the test would prove nothing")
+    refused = monitor(config, "export", "-o", str(theirs))
+    line = assert_one_line_error(refused, 2)
+    assert line == f"error: --output {theirs}: not writable by this user"
+    assert theirs.read_text(encoding="utf-8") == "someone else's export\n"
+    assert sorted(p.name for p in drop.iterdir()) == ["export.jsonl"]  # no temporary file
+    mine = drop / "mine.jsonl"  # the same user may create a file there
+    written = monitor(config, "export", "-o", str(mine))
+    assert written.returncode == 0, written.stderr
+    assert mine.read_text(encoding="utf-8") == monitor(config, "export").stdout

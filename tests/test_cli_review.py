@@ -6,13 +6,17 @@ import csv
 import io
 import os
 import re
+import select
 import shutil
 import signal
+import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
 import time
+import tty
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -386,6 +390,95 @@ def test_a_failed_export_leaves_the_previous_file_whole_and_no_partial_file(
     assert cli(config, "export", "-o", str(target)).returncode == 0
     assert target.stat().st_mode & 0o777 == 0o640  # replaced, with the permissions it had
     assert len(json_lines(target.read_text(encoding="utf-8"))) == last["position"]
+
+
+def test_export_through_a_symlink_writes_its_target_and_keeps_the_link(config: Path) -> None:
+    expected = cli(config, "export").stdout
+    archive = config.parent / "archive"
+    archive.mkdir()
+    target = archive / "events.jsonl"
+    target.write_text("the previous export\n", encoding="utf-8")
+    target.chmod(0o640)
+    link = config.parent / "latest.jsonl"
+    link.symlink_to(target)
+    dangling = config.parent / "next.jsonl"  # a link to a file not written yet
+    dangling.symlink_to(archive / "next.jsonl")
+    for name in (link, dangling):
+        result = cli(config, "export", "-o", str(name))
+        assert result.returncode == 0, result.stderr
+        assert name.is_symlink(), name
+    assert target.read_text(encoding="utf-8") == expected
+    assert (archive / "next.jsonl").read_text(encoding="utf-8") == expected
+    assert target.stat().st_mode & 0o777 == 0o640  # the target's permissions, not the link's
+    assert sorted(p.name for p in archive.iterdir()) == ["events.jsonl", "next.jsonl"]
+    assert not [p.name for p in config.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_export_into_a_fifo_streams_to_its_reader_and_leaves_the_fifo(config: Path) -> None:
+    expected = cli(config, "export").stdout
+    fifo = config.parent / "export.fifo"
+    os.mkfifo(fifo)
+    copy = "import shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), sys.stdout.buffer)"
+    reader = subprocess.Popen([sys.executable, "-c", copy, str(fifo)], stdout=subprocess.PIPE)
+    try:
+        result = cli(config, "export", "-o", str(fifo))
+        assert result.returncode == 0, result.stderr
+        assert stat.S_ISFIFO(fifo.lstat().st_mode)  # not replaced by a file
+        received, _ = reader.communicate(timeout=30)
+    finally:
+        reader.kill()  # harmless once it has ended; a reader left waiting must not linger
+        reader.wait()
+    assert received.decode() == expected
+
+
+def test_export_into_a_unix_socket_sends_to_its_listener(config: Path) -> None:
+    expected = cli(config, "export").stdout.encode()
+    path = config.parent / "export.sock"
+    received = bytearray()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(1)
+        listener.settimeout(30)
+
+        def collect() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                while chunk := connection.recv(65536):
+                    received.extend(chunk)
+
+        collector = threading.Thread(target=collect, daemon=True)
+        collector.start()
+        result = cli(config, "export", "-o", str(path))
+        collector.join(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert bytes(received) == expected
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def test_export_into_a_character_device_writes_it_as_it_is(config: Path) -> None:
+    """A pseudo-terminal this test opens stands for /dev/null: a character device, which a
+    file renamed over it would replace (as root), in a folder where files cannot be made."""
+    expected = cli(config, "export").stdout.encode()
+    leader, follower = os.openpty()
+    tty.setraw(follower)  # bytes as written: no "\r\n" for "\n", no echo
+    device = os.ttyname(follower)
+    received = bytearray()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "export", "-o", device],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        while len(received) < len(expected) and select.select([leader], [], [], 30)[0]:
+            received += os.read(leader, 65536)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 0, stderr
+    assert bytes(received) == expected
 
 
 CANARY = {"MONITOR_SMTP_PASSWORD": "canary-smtp-pw-5e1d",

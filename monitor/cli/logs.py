@@ -260,8 +260,8 @@ def export(
             if format_ == "jsonl"
             else (s.encode() for s in review.csv_lines(records))
         )
-        if output is not None:  # a temporary file, renamed over `output` once complete
-            count = exportfile.write_whole(output, lines)
+        if output is not None:  # a file replaced once complete, or a device or FIFO written
+            count = exportfile.write_output(output, lines)
         else:
             count = 0
             for line in lines:
