@@ -412,6 +412,10 @@ def test_export_through_a_symlink_writes_its_target_and_keeps_the_link(config: P
     assert target.stat().st_mode & 0o777 == 0o640  # the target's permissions, not the link's
     assert sorted(p.name for p in archive.iterdir()) == ["events.jsonl", "next.jsonl"]
     assert not [p.name for p in config.parent.iterdir() if p.name.endswith(".part")]
+    (config.parent / "loop-a").symlink_to(config.parent / "loop-b")
+    (config.parent / "loop-b").symlink_to(config.parent / "loop-a")
+    loop = assert_one_line_error(cli(config, "export", "-o", str(config.parent / "loop-a")), 2)
+    assert loop.startswith(f"error: --output {config.parent / 'loop-a'}: cannot write: ")
 
 
 def test_export_into_a_fifo_streams_to_its_reader_and_leaves_the_fifo(config: Path) -> None:

@@ -23,10 +23,10 @@ def refuse_database_file(path: Path, database_url: str) -> None:
         return
     if name.startswith("file:"):  # a URI filename: sqlite:///file:/path/events.db?uri=true
         name = name.removeprefix("file:").split("?", 1)[0]
-    target = path.resolve()
+    target = os.path.realpath(path)  # not Path.resolve(): it raises on a loop of links
     for suffix in ("", "-wal", "-shm", "-journal"):
         database = Path(name + suffix)
-        if target == database.resolve() or _same_file(path, database):
+        if target == os.path.realpath(database) or _same_file(path, database):
             raise UsageError(
                 f"--output {path}: is the event log's database file {database.name}",
                 hint="pass a file outside the database's files",
