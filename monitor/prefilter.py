@@ -97,8 +97,14 @@ class Prefilter:
         return sorted(chosen + index.always) if index.always else sorted(chosen)
 
 
-def first_hits(texts: dict[str, MappedText], occurrences: Occurrences) -> FirstHit:
-    """The first-hit strategy over a scan: literal terms at their occurrences, regexes searched."""
+def first_hits(
+    texts: dict[str, MappedText], occurrences: Occurrences, timed_out: dict[Term, str]
+) -> FirstHit:
+    """The first-hit strategy over a scan: literal terms at their occurrences, regexes searched.
+
+    A regex whose search runs out of time finds nothing in this document: `timed_out` gets it,
+    with the field where it happened, and it is not searched again (in a later field or part).
+    """
     letters = latin()[0]
     # Rules share parts (an alias, a company's names): each part is looked up once per document.
     seen: dict[tuple[int, tuple[str, ...]], tuple[Term, str, int, int] | None] = {}
@@ -114,7 +120,13 @@ def first_hits(texts: dict[str, MappedText], occurrences: Occurrences) -> FirstH
             text, found = texts[name].text, occurrences[name]
             for term in terms:
                 if term.regex is not None:
-                    span = first_regex(term.regex, text)
+                    if timed_out and term in timed_out:
+                        continue
+                    try:
+                        span = first_regex(term.regex, text)
+                    except TimeoutError:
+                        timed_out[term] = name
+                        continue
                 elif term.literal in found:
                     span = first_at(term, text, found[term.literal], letters)
                 else:

@@ -51,6 +51,16 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class TimedOut:
+    """A `/regex/` term whose search in a document ran out of time: no match there, for a rule
+    that looked for it."""
+
+    rule: str
+    term: str  # as written
+    field: str  # the field whose search ran out of time; the term was not looked for after it
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A rule with its terms compiled."""
 

@@ -1,4 +1,12 @@
-"""One term: parsed (literal, regex, Latin word boundaries, aliases) and found in text (pure)."""
+r"""One term: parsed (literal, regex, Latin word boundaries, aliases) and found in text (pure).
+
+A `/regex/` term is written in `re`'s syntax and checked with `re`, then run by the `regex`
+module (VERSION0, its `re`-compatible mode), which can stop a search where `re` cannot: every
+search of one is bounded by REGEX_TIMEOUT and raises TimeoutError past it. One difference
+remains: `regex`'s `\w` (and so `\b`) is Unicode's, with combining marks and joiners, without
+the few numeric symbols NFKC leaves alone; they differ only where folded text keeps such a
+character (a stray ﾞ, a Devanagari vowel sign, an emoji's joiner).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,15 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import cast
 
+import regex
+
 from monitor.textfold import normalize
+
+# Seconds one search of one `/regex/` term in one field of one item may take. The check at load
+# time refuses the exponential patterns it can see, not polynomial ones (with `re`,
+# `\w+\w+\w+\w+\w+\w+\w+\w+!` took four minutes on 60 letters); feed text is anyone's,
+# and items are matched on the poller's one writer thread, so one search must not hold it long.
+REGEX_TIMEOUT = 0.1
 
 
 class TermError(ValueError):
@@ -95,7 +111,7 @@ class Term:
 
     source: str  # as written, for explanations
     literal: str = ""  # normalized, without the trailing "*"
-    regex: re.Pattern[str] | None = None
+    regex: regex.Pattern[str] | None = None
     left: bool = False  # a Latin letter or digit may not precede the match
     right: bool = False  # nor follow it
     wildcard: bool = False  # the match runs on over following Latin letters and digits
@@ -105,19 +121,24 @@ def parse_term(term: str) -> Term:
     """`/regex/` or a literal (optionally ending in `*`); TermError when it cannot compile."""
     stripped = term.strip()
     if len(stripped) >= 2 and stripped[0] == stripped[-1] == "/":
-        try:
-            pattern = re.compile(stripped[1:-1], re.IGNORECASE)
+        body = stripped[1:-1]
+        try:  # re's syntax and its messages; `regex` reads a superset of it
+            checked = re.compile(body, re.IGNORECASE)
         except re.error as exc:
             raise TermError(term, f"bad regular expression ({exc})") from None
-        if pattern.fullmatch(""):
+        if checked.fullmatch(""):
             raise TermError(term, "regular expression matches the empty string")
-        if _backtracks(re_parser.parse(stripped[1:-1], re.IGNORECASE)):
+        if _backtracks(re_parser.parse(body, re.IGNORECASE)):
             raise TermError(
                 term,
                 "regular expression repeats a part of varying length, or alternatives that may "
                 "start alike, as in (a+)+ or (.|\\s)*: on the wrong headline such a pattern "
                 "takes exponential time (catastrophic backtracking); write it with one repetition",
             )
+        try:
+            pattern = regex.compile(body, regex.IGNORECASE | regex.VERSION0)
+        except regex.error as exc:  # nothing re accepts is known to fail here
+            raise TermError(term, f"bad regular expression ({exc})") from None
         return Term(term, regex=pattern)
     literal = normalize(term)
     wildcard = literal.endswith("*")
@@ -168,12 +189,13 @@ def plain_pattern(term: Term) -> re.Pattern[str]:
     return re.compile(before + re.escape(term.literal) + after)
 
 
-def first_regex(pattern: re.Pattern[str], text: str) -> tuple[int, int] | None:
-    """The span of the first non-empty match of `pattern` in `text`."""
-    found = pattern.search(text)
+def first_regex(pattern: regex.Pattern[str], text: str) -> tuple[int, int] | None:
+    """The span of the first non-empty match of a `/regex/` term's `pattern` in `text`;
+    TimeoutError when a search runs for more than REGEX_TIMEOUT seconds."""
+    found = pattern.search(text, timeout=REGEX_TIMEOUT)
     if found is None or found.end() > found.start():  # the usual case: one search settles it
         return None if found is None else found.span()
-    for m in pattern.finditer(text):
+    for m in pattern.finditer(text, timeout=REGEX_TIMEOUT):
         if m.end() > m.start():  # a zero-width match has nothing to show
             return m.span()
     return None

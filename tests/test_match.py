@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from monitor.match import compile_matcher, match_plain
-from monitor.rules import Hit, Match, RuleSpec
-from monitor.terms import TermError, check_term
+from monitor.rules import Hit, Match, RuleSpec, TimedOut
+from monitor.terms import TermError, check_term, first_regex, parse_term
+from monitor.textfold import normalize
 
 ALIASES = {
     "nec": ["NEC", "日本電気"],
@@ -285,8 +288,19 @@ def test_check_term_rejects_bad_terms_naming_them(term: str, message: str) -> No
 
 @pytest.mark.parametrize(
     "term",
-    ["NEC", "award*", "press release", "採択", r"/\d+億円/", "@nec", "/(?:foo|bar)+/", "/(?:ab|cd)+/",
-     "/phase (ii|2)\\b/", "/(?:ab){2}/", "/launch (?:[a-z0-9-]+ ){0,2}model/"],
+    [
+        "NEC",
+        "award*",
+        "press release",
+        "採択",
+        r"/\d+億円/",
+        "@nec",
+        "/(?:foo|bar)+/",
+        "/(?:ab|cd)+/",
+        "/phase (ii|2)\\b/",
+        "/(?:ab){2}/",
+        "/launch (?:[a-z0-9-]+ ){0,2}model/",
+    ],
 )
 def test_check_term_accepts_good_terms(term: str) -> None:
     check_term(term, ALIASES)
@@ -314,3 +328,70 @@ def test_matcher_with_only_regex_rules_checks_them_all() -> None:
     matcher = compile_matcher({"r": RuleSpec(all=((r"/第\d+回/",),))}, {})
     assert [m.rule for m in matcher.match({"content": "第３回公募"})] == ["r"]
     assert matcher.match({"content": "公募"}) == []
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    [
+        (r"/\d+億円/", "㈱ソニー、１２０億円の受注"),
+        (r"/\b(?:to|will|would|plans? to) (?:establish|set up|form)\b/", "JV Plans To Form in May"),
+        ("/スタート(?!アップ)/", "スタートアップがスタート"),
+        (
+            "/(?<![a-z])models?(?![a-z])(?! development)/",
+            "Supermodels and model development, models",
+        ),
+        ("/(?<!than )(?<!as )expected/", "sooner than expected, as expected, expected"),
+        ("/にも[^、。 ]{0,8}(?:開始|始動)/", "学習は10月にも開始、来春にも始動"),
+        (
+            r"/launch(?:es|ed)? (?:the |a )?(?:[a-z0-9-]+ ){0,2}models?\b/",
+            "Launched the first LLM models",
+        ),
+        (r"/\w+-\w+ \W/", "Straße ①, state-of-the-art —"),
+        ("/ﾉｴﾄﾗ|noetra/", "ＮＯＥＴＲＡ"),
+    ],
+)
+def test_regex_terms_find_what_re_finds(term: str, text: str) -> None:
+    """`regex` runs the terms; `re`, which reads their syntax, would find the same spans."""
+    folded = normalize(text)
+    pattern = parse_term(term).regex
+    assert pattern is not None
+    expected = re.search(term[1:-1], folded, re.IGNORECASE)
+    assert expected is not None
+    assert first_regex(pattern, folded) == expected.span()
+
+
+# Patterns the load-time check lets through, though their search can take long on a run of
+# one letter: `re` takes minutes on 60 letters for the first (`regex` settles it at once), the
+# second is polynomial in `regex` too, the third exponential in any backtracking engine.
+POLYNOMIAL_RE = r"/\w+\w+\w+\w+\w+\w+\w+\w+!/"
+POLYNOMIAL = r"/\w+\w+\w+\w+\w+\w+\w+\w+\d/"
+EXPONENTIAL = "/" + "(?:a|a)" * 30 + "b/"
+
+
+@pytest.mark.timeout(30)
+def test_a_polynomial_regex_is_accepted_and_finishes_on_a_run_of_letters() -> None:
+    check_term(POLYNOMIAL_RE, {})
+    outcome = compile_matcher({"m:progress": RuleSpec(any=(POLYNOMIAL_RE,))}, {}).outcome(
+        {"title": "a" * 200}
+    )
+    assert outcome.matches == []
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("term", "letters"), [(POLYNOMIAL, 1000), (EXPONENTIAL, 200)])
+def test_a_regex_search_that_runs_out_of_time_is_no_match_and_named(
+    term: str, letters: int
+) -> None:
+    check_term(term, {})
+    rules = {
+        "m:progress": RuleSpec(any=(term, "nec")),  # the other alternative still matches
+        "n:progress": RuleSpec(all=((term,),)),
+        "v:setback:0": RuleSpec(all=(("nec",),), none=(term,)),  # a veto that never came
+    }
+    doc = {"title": "a" * letters + " nec", "summary": "a" * letters}
+    outcome = compile_matcher(rules, {}).outcome(doc)
+    assert [m.rule for m in outcome.matches] == ["m:progress", "v:setback:0"]
+    # Searched once: after the title, the summary is not tried again.
+    assert outcome.timed_out == tuple(TimedOut(key, term, "title") for key in sorted(rules))
+    expected = [match_plain(rules[key], {}, doc, key=key) for key in sorted(rules)]
+    assert outcome.matches == [m for m in expected if m is not None]
