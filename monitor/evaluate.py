@@ -16,7 +16,8 @@ from monitor.config.models import Config, Milestone, Rule
 from monitor.eventbase import Event
 from monitor.events import MilestoneSourceCorrected, MilestoneStatusChanged, Status
 from monitor.match import Matcher, compile_matcher
-from monitor.rules import Match, RuleSpec
+from monitor.rules import Match, RuleSpec, TimedOut
+from monitor.terms import REGEX_TIMEOUT
 
 PROGRESS, SETBACK = "progress", "setback"
 
@@ -51,16 +52,32 @@ def compile_rules(config: Config) -> Matcher:
     return compile_matcher(rules, config.aliases)
 
 
+def timed_out_sentence(late: TimedOut) -> str:
+    """What a timed-out regex search means for its milestone, in words for the operator."""
+    return (
+        f"milestone '{late.rule.split(':')[0]}' rule '{late.rule}': term {late.term!r} ran out "
+        f"of time ({REGEX_TIMEOUT:g} s) in the {late.field} and is taken as no match"
+    )
+
+
 def evaluate(matcher: Matcher, doc: Mapping[str, str]) -> list[MilestoneHit]:
     """Each milestone's verdict on a document; a setback outranks progress in the same item."""
+    return evaluate_timed(matcher, doc)[0]
+
+
+def evaluate_timed(
+    matcher: Matcher, doc: Mapping[str, str]
+) -> tuple[list[MilestoneHit], tuple[TimedOut, ...]]:
+    """evaluate(), and the regex terms whose search ran out of time (each taken as no match)."""
+    outcome = matcher.outcome(doc)
     verdicts: dict[str, MilestoneHit] = {}
-    for found in matcher.match(doc):
+    for found in outcome.matches:
         milestone_id, kind = found.rule.split(":")[:2]
         if kind == SETBACK or milestone_id not in verdicts:
             if milestone_id in verdicts and verdicts[milestone_id].kind == SETBACK:
                 continue
             verdicts[milestone_id] = MilestoneHit(milestone_id, kind, found)
-    return [verdicts[k] for k in sorted(verdicts)]
+    return [verdicts[k] for k in sorted(verdicts)], outcome.timed_out
 
 
 def policy(m: Milestone) -> milestones.Policy:

@@ -7,6 +7,7 @@ milestone rules, and its milestone decisions follow it in the log with it named 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,8 +18,12 @@ from monitor.entries import Draft, Entry
 from monitor.events import ItemDiscovered, ItemSighted
 from monitor.match import Matcher
 from monitor.milestones import MilestoneState
+from monitor.oneline import one_line
 from monitor.record import append_decisions
+from monitor.rules import TimedOut
 from monitor.store import NewEvent, Transaction
+
+log = logging.getLogger("monitor.poll")
 
 
 def by_item_id(entries: Iterable[Entry | Draft]) -> dict[str, Entry | Draft]:
@@ -91,7 +96,9 @@ def record_items(
             sighted += 1
             continue
         doc = evaluate.doc_of(entry.title, entry.summary, entry.content)
-        verdicts = evaluate.evaluate(matcher, doc)
+        verdicts, late = evaluate.evaluate_timed(matcher, doc)
+        if late:
+            _warn_timed_out(feed, item.item_id, entry.title, late)
         notified = False
         if verdicts:
             done = tx.append(run)[-1]
@@ -103,6 +110,14 @@ def record_items(
         discovered += 1
     tx.append(run)
     return discovered, sighted, transitions
+
+
+def _warn_timed_out(feed: Feed, item_id: str, title: str, late: Sequence[TimedOut]) -> None:
+    """One warning for the item: the regex searches that ran out of time, taken as no match."""
+    shown = one_line(title)
+    shown = shown if len(shown) <= 60 else shown[:59] + "…"  # hostile text: name it, no more
+    sentences = "; ".join(map(evaluate.timed_out_sentence, late))
+    log.warning("feed '%s': item %s (%r): %s", feed.id, item_id, shown, sentences)
 
 
 def _apart(

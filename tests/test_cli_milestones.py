@@ -161,6 +161,22 @@ def test_explain_prints_each_hit_and_a_near_miss_matches_nothing(config: Path) -
     assert json_out(config, "explain", near_miss) == []
 
 
+def test_explain_says_which_regex_search_ran_out_of_time(tmp_path: Path) -> None:
+    slow = "/" + "(?:a|a)" * 30 + "b/"  # exponential on a run of 'a's; the check lets it pass
+    path = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"})
+    path.write_text(path.read_text().replace(
+        '["delay*", "postpone*", "延期", "遅れ"]', f'["delay*", "postpone*", \'{slow}\']'))
+    said = (f"milestone 'training-start' rule 'training-start:setback:0': term {slow!r} ran out "
+            "of time (0.1 s) in the title and is taken as no match")
+    text = "Noetra " + "a" * 200
+    result = kit.monitor_cmd("--config", str(path), "explain", text,
+                             env={"NO_COLOR": "1", "COLUMNS": "400"}, timeout=30)
+    assert (result.returncode, result.stdout) == (0, f"{said}\nno milestone rule matches\n")
+    result = kit.monitor_cmd("--config", str(path), "explain", "--json", text,
+                             env={"NO_COLOR": "1", "COLUMNS": "400"}, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", f"warning: {said}\n")
+
+
 def test_backtest_writes_nothing_and_lists_the_transitions_the_daemon_recorded(
         config: Path) -> None:
     head = cli(config, "verify").stdout.splitlines()[0]

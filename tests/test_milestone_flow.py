@@ -98,6 +98,40 @@ def test_deadline_passing_is_recorded_once(tmp_path: Path, feed_server: FeedServ
                                     ("training-start", "reported", "overdue")]
 
 
+# The load-time check lets it through; on a run of 'a's its search takes exponential time.
+SLOW_REGEX = "/" + "(?:a|a)" * 30 + "b/"
+HOSTILE = {"title": "Noetra " + "a" * 200, "link": "https://example.org/a", "guid": "hostile",
+           "published": NOW - timedelta(hours=5)}
+
+
+@pytest.mark.timeout(60)
+def test_a_regex_search_that_runs_out_of_time_stops_neither_the_poll_nor_the_matching(
+        tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    feed_server.route("/news.xml", body=rss([HOSTILE, RUMOUR]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")})
+    text = path.read_text()
+    path.write_text(text.replace('["delay*", "postpone*", "延期", "遅れ"]',
+                                 f'["delay*", "postpone*", "延期", "遅れ", \'{SLOW_REGEX}\']'))
+    with caplog.at_level(logging.WARNING, logger="monitor.poll"):
+        run_once(path)
+    assert status_changes(path) == [("training-start", "pending", "reported")]
+    warned = [r.getMessage() for r in caplog.records if "ran out of time" in r.getMessage()]
+    said = (f"feed 'news': item {item_id(path, 'hostile')} ('Noetra {'a' * 52}…'): milestone "
+            f"'training-start' rule 'training-start:setback:0': term {SLOW_REGEX!r} ran out of "
+            "time (0.1 s) in the title and is taken as no match")
+    assert warned == [said]  # once, naming the item, not carrying its text
+
+
+def item_id(path: Path, guid: str) -> str:
+    store = open_store(load(path))
+    try:
+        [found] = [r.data["item_id"] for r in store.read(types=("ItemDiscovered",))
+                   if r.data.get("guid") == guid]
+        return str(found)
+    finally:
+        store.close()
+
+
 GUESSED = "https://www.meti.go.jp/press/2026/06/20260630001/20260630001.html"
 ACTUAL = "https://www.nedo.go.jp/news/press/AA5_101999.html"
 

@@ -15,6 +15,7 @@ from monitor.cli.common import (
     OperatorOpt,
     app,
     command,
+    err,
     load,
     opened,
     operator_name,
@@ -144,7 +145,7 @@ def explain(text: str, json_: JsonOpt = False) -> None:
     config = load()
     matcher = evaluate.compile_rules(config)
     doc = {"title": text, "summary": text, "content": text}
-    verdicts = evaluate.evaluate(matcher, doc)
+    verdicts, late = evaluate.evaluate_timed(matcher, doc)
     if json_:
         for v in verdicts:
             print_json(
@@ -155,7 +156,11 @@ def explain(text: str, json_: JsonOpt = False) -> None:
                     "hits": list(v.hits()),
                 }
             )
+        for t in late:  # stdout keeps one shape of object; the warning goes beside it
+            err.print(f"warning: {escape(evaluate.timed_out_sentence(t))}")
         return
+    for t in late:
+        out.print(escape(evaluate.timed_out_sentence(t)))
     if not verdicts:
         out.print("no milestone rule matches")
         return
