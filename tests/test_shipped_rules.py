@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
@@ -26,6 +27,8 @@ from monitor.errors import ConfigError, ParseError
 from monitor.evaluate import compile_rules
 from monitor.match import Matcher
 from monitor.parse import parse_feed
+from monitor.terms import first_regex, parse_term
+from monitor.textfold import normalize
 
 ITEMS = load_labelled()
 STRICT = [item for item in ITEMS if item.strict]
@@ -165,6 +168,25 @@ def test_no_milestone_fires_on_real_corpus_items_unless_labelled(matcher: Matche
     corpus = [item for item in ITEMS if item.category == "corpus"]
     fired = {item.id for item in corpus if verdicts(matcher, item)}
     assert fired == {item.id for item in corpus if item.expect}
+
+
+def test_shipped_regex_terms_find_with_regex_what_re_finds(config: Config) -> None:
+    """The `regex` module runs the terms; on every labelled text it finds `re`'s spans."""
+    rules = [m.match for m in config.milestones] + [s for m in config.milestones for s in m.setback]
+    written = {t for r in rules for t in (*r.any, *r.none, *(t for g in r.all for t in g))}
+    written |= {t for terms in config.aliases.values() for t in terms}
+    terms = [parse_term(t) for t in sorted(written) if t.startswith("/")]
+    texts = {normalize(x) for item in ITEMS for x in (item.title, item.summary, item.content)}
+    differ = []
+    for term in terms:
+        assert term.regex is not None
+        plain = re.compile(term.source[1:-1], re.IGNORECASE)
+        for text in texts:
+            found = plain.search(text)
+            if first_regex(term.regex, text) != (None if found is None else found.span()):
+                differ.append((term.source, text))
+    assert len(terms) > 20
+    assert differ == []
 
 
 def test_the_real_noetra_release_in_nec_press_stays_silent(matcher: Matcher) -> None:
