@@ -75,8 +75,10 @@ def plain(text: str) -> str:
 
 # C0 and C1 controls and DEL: a feed's ESC [ … or CSI would drive the terminal of whoever reads
 # the log (`monitor log`, `status`). Each becomes a space, as a word break it may have been
-# ("launch\x97delayed"). Line breaks are gone already (str.splitlines).
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+# ("launch\x97delayed"). Line breaks are gone already (str.splitlines). So do the bidirectional
+# embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069): a title with U+202E reads
+# backwards from there in a terminal or a mail client, showing other words than it holds.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def _visible(line: str) -> str:

@@ -15,7 +15,7 @@ import re
 
 # Everything a mail header or a terminal could take for a line break or a command: C0, DEL and
 # C1 (ECMA-48's CSI is \x9b), NEL and the Unicode line and paragraph separators (RFC 5322 §2.2).
-_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_BREAKS_AND_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 _SPACES = re.compile(r"\s+")
 
 

@@ -76,7 +76,12 @@ def reference_plain(text: str) -> str:
 
 
 def _no_controls(line: str) -> str:
-    return "".join(" " if unicodedata.category(c) == "Cc" and c not in "\t\f\v" else c for c in line)
+    return "".join(" " if (unicodedata.category(c) == "Cc" and c not in "\t\f\v")
+                   or unicodedata.bidirectional(c) in _BIDI_CONTROLS else c for c in line)
+
+
+# the embeddings, overrides and isolates: a title with U+202E (RLO) reads backwards from there
+_BIDI_CONTROLS = {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}
 
 
 _SPACES = re.compile(r"[ \t\f\v\xa0]+")
@@ -230,12 +235,19 @@ def test_html_to_text_matches_html_parser(markup: str) -> None:
 @settings(max_examples=500, deadline=None)
 @given(
     st.text(
-        alphabet=st.sampled_from(list("ab 採\t\n\r\v\f\xa0\u3000\x1c\x85\u2028\x1b\x00\x7f\x9b")),
+        alphabet=st.sampled_from(list(
+            "ab 採\t\n\r\v\f\xa0\u3000\x1c\x85\u2028\x1b\x00\x7f\x9b\u202e\u2067\u200f")),
         max_size=40,
     )
 )
 def test_plain_matches_the_regex_version(text: str) -> None:
     assert plain(text) == reference_plain(text)
+
+
+def test_a_title_cannot_read_backwards_in_a_terminal_or_a_mail_client() -> None:
+    spoofed = "Noetra training \u202edeyaled\u202c on schedule, \u2067isolated\u2069 too"
+    assert plain(spoofed) == "Noetra training deyaled on schedule, isolated too"
+    assert plain("מילה\u200f 2026") == "מילה\u200f 2026"  # a right-to-left mark stays
 
 
 # --- the corpus ------------------------------------------------------------------------------
