@@ -55,6 +55,16 @@ def _blame(rule: Rule, first: FirstHit, vetoes: bool, timed_out: dict[Term, str]
     return [TimedOut(rule.key, t.source, timed_out[t]) for t in terms]
 
 
+@dataclass(frozen=True, slots=True)
+class Veto:
+    """A rule's `none` term that kept it from matching: where, and the text it found."""
+
+    rule: str
+    term: str
+    field: str
+    text: str
+
+
 class Matcher:
     """All rules compiled once; literal terms share one Aho-Corasick automaton as a prefilter."""
 
@@ -92,6 +102,22 @@ class Matcher:
             )
         ]
         return Outcome(matches, tuple(blamed))
+
+    def vetoed(self, doc: Mapping[str, str]) -> list[Veto]:
+        """The rules `doc` would match but for one of their `none` terms, and that term's
+        first hit: what `monitor explain` says of a near miss."""
+        texts, occurrences = self._prefilter.scan(doc)
+        first = first_hits(texts, occurrences, {})
+        out = []
+        for rule in self._rules:
+            if not rule.none or locate(rule, first, vetoes=False) is None:
+                continue
+            hit = first(rule.none, rule.fields)
+            if hit is not None:
+                term, field, start, end = hit
+                begin, stop = texts[field].original_span(start, end)
+                out.append(Veto(rule.key, term.source, field, texts[field].original[begin:stop]))
+        return out
 
     def match_one(self, rule: str, doc: Mapping[str, str]) -> Match | None:
         """The match of one rule (KeyError if unknown), checked without the prefilter."""

@@ -147,7 +147,7 @@ def test_explain_json_spans_point_at_the_matched_text(config: Path, text: str,
         assert text[hit["start"]:hit["end"]] == hit["text"]
 
 
-def test_explain_prints_each_hit_and_a_near_miss_matches_nothing(config: Path) -> None:
+def test_explain_prints_each_hit_and_names_what_vetoed_a_near_miss(config: Path) -> None:
     result = cli(config, "explain", "Noetra begins training its model")
     assert result.stdout.splitlines() == [
         "training-start (progress, rule training-start:progress)",
@@ -157,8 +157,14 @@ def test_explain_prints_each_hit_and_a_near_miss_matches_nothing(config: Path) -
     ]
     near_miss = "Noetra sponsors SoftBank Hawks spring training camp"
     result = cli(config, "explain", near_miss)
-    assert (result.returncode, result.stdout) == (0, "no milestone rule matches\n")
-    assert json_out(config, "explain", near_miss) == []
+    assert (result.returncode, result.stdout.splitlines()) == (0, [
+        ("rule training-start:progress would match, but its none term 'SoftBank Hawks' found "
+        "'SoftBank Hawks' in the title"),
+        "no milestone rule matches"])
+    assert json_out(config, "explain", near_miss) == [
+        {"milestone": "training-start", "kind": "progress", "rule": "training-start:progress",
+         "vetoed_by": {"term": "SoftBank Hawks", "field": "title", "text": "SoftBank Hawks"}}]
+    assert json_out(config, "explain", "Noetra sponsors a baseball camp") == []  # no near miss
 
 
 def test_explain_says_which_regex_search_ran_out_of_time(tmp_path: Path) -> None:

@@ -146,6 +146,7 @@ def explain(text: str, json_: JsonOpt = False) -> None:
     matcher = evaluate.compile_rules(config)
     doc = {"title": text, "summary": text, "content": text}
     verdicts, late = evaluate.evaluate_timed(matcher, doc)
+    vetoed = matcher.vetoed(doc)
     if json_:
         for v in verdicts:
             print_json(
@@ -156,11 +157,26 @@ def explain(text: str, json_: JsonOpt = False) -> None:
                     "hits": list(v.hits()),
                 }
             )
+        for veto in vetoed:  # a near miss: `vetoed_by` tells it from a match
+            milestone_id, kind = veto.rule.split(":")[:2]
+            print_json(
+                {
+                    "milestone": milestone_id,
+                    "kind": kind,
+                    "rule": veto.rule,
+                    "vetoed_by": {"term": veto.term, "field": veto.field, "text": veto.text},
+                }
+            )
         for t in late:  # stdout keeps one shape of object; the warning goes beside it
             err.print(f"warning: {escape(evaluate.timed_out_sentence(t))}")
         return
     for t in late:
         out.print(escape(evaluate.timed_out_sentence(t)))
+    for veto in vetoed:
+        out.print(
+            f"rule {escape(veto.rule)} would match, but its none term {escape(veto.term)!r} "
+            f"found {escape(veto.text)!r} in the {veto.field}"
+        )
     if not verdicts:
         out.print("no milestone rule matches")
         return
