@@ -171,8 +171,8 @@ def csv_lines(records: Iterable[Recorded]) -> Iterator[str]:
         buf.truncate()
 
 
-def summary(r: Recorded) -> str:
-    """One line a person can read, for the log table."""
+def summary(r: Recorded, timezone: str = "UTC") -> str:
+    """One line a person can read, for the log table; times in `timezone`."""
     d = r.data
     match r.type:
         case "ItemDiscovered":
@@ -194,7 +194,8 @@ def summary(r: Recorded) -> str:
         case "FeedMoved":
             return f"{d['feed_id']}: {d['old_url']} → {d['new_url']}"
         case "FeedStale":
-            return f"{d['feed_id']}: newest item {d.get('newest_item_at') or 'unknown'}"
+            newest = local(d["newest_item_at"], timezone) if d.get("newest_item_at") else "unknown"
+            return f"{d['feed_id']}: newest item {newest}"
         case "AlertQueued":
             return f"{d['channel_id']}: {d['subject']}"
         case "AlertDelivered":
@@ -202,17 +203,23 @@ def summary(r: Recorded) -> str:
         case "AlertAttemptFailed":
             return (
                 f"{d['channel_id']}: attempt {d['attempt']}: {d['kind']}: {d['message']}; "
-                f"retry at {d['retry_at']}"
+                f"retry at {local(d['retry_at'], timezone)}"
             )
         case "AlertAbandoned":
             return f"{d['channel_id']}: {d['kind']}: {d['message']}"
+        case "AlertRequeued":
+            return f"{d['channel_id']}: re-queued by {d['operator']}: {d['reason']}"
+        case "ChannelDisabled" | "ChannelEnabled":
+            done = "disabled" if r.type == "ChannelDisabled" else "enabled"
+            by = f" by {d['operator']}" if d.get("operator") else ""
+            return f"{d['channel_id']}: {done}{by}: {d['reason']}"
         case "ConfigApplied":
             changed = [
-                f"{k}={len(v)}"
+                f"{k.replace('_', ' ')}: " + ", ".join(v[:3]) + (", …" if len(v) > 3 else "")
                 for k, v in d.items()
                 if k.endswith(("_added", "_removed", "_changed")) and v
             ]
-            return f"config {d['config_sha256'][:12]} " + " ".join(changed)
+            return f"config {d['config_sha256'][:12]}" + "".join(f"; {c}" for c in changed)
         case _:
             return ", ".join(f"{k}={v}" for k, v in d.items())[:200]
 
@@ -244,6 +251,6 @@ def parse_expect(text: str) -> tuple[int, str]:
 
 def columns(records: Sequence[Recorded], timezone: str) -> list[tuple[str, ...]]:
     return [
-        (str(r.position), local(r.recorded_at, timezone), r.type, r.stream, summary(r))
+        (str(r.position), local(r.recorded_at, timezone), r.type, r.stream, summary(r, timezone))
         for r in records
     ]

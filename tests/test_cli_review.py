@@ -655,3 +655,41 @@ def test_a_filter_on_an_unconfigured_id_says_so(config: Path) -> None:
     assert result.returncode == 0
     assert "note: --milestone nope: not in the configuration" in result.stderr
     assert "note:" not in cli(config, "log", "--feed", "news").stderr
+
+
+def test_log_summaries_name_what_changed_and_show_times_in_the_configured_zone(
+        tmp_path: Path) -> None:
+    from monitor.events import (
+        AlertAttemptFailed,
+        ChannelDisabled,
+        ChannelEnabled,
+        ConfigApplied,
+        FeedStale,
+    )
+    from monitor.review import summary
+    from monitor.store import EventStore, NewEvent
+
+    at = datetime(2026, 11, 29, 19, 27, 43, tzinfo=UTC)
+    store = EventStore.open(f"sqlite:///{tmp_path / 'log.db'}")
+    try:
+        store.append([NewEvent(e) for e in (
+            FeedStale(feed_id="meti", url="https://x.example.org/rss", newest_item_at=at,
+                      stale_after_seconds=86400),
+            AlertAttemptFailed(alert_id="alt_1", channel_id="hook", attempt=1, kind="http_5xx",
+                               message="receiver answered 503", retry_at=at),
+            ChannelDisabled(channel_id="hook", reason="maintenance", operator="alice"),
+            ChannelEnabled(channel_id="hook", reason="its url changed after the channel was "
+                           "disabled"),
+            ConfigApplied(config_sha256="ab" * 32, feeds_added=("a", "b", "c", "d"),
+                          channels_changed=("hook",)),
+        )])
+        lines = [summary(r, "Asia/Tokyo") for r in store.read()]
+    finally:
+        store.close()
+    assert lines == [
+        "meti: newest item 2026-11-30 04:27:43 JST",
+        "hook: attempt 1: http_5xx: receiver answered 503; retry at 2026-11-30 04:27:43 JST",
+        "hook: disabled by alice: maintenance",
+        "hook: enabled: its url changed after the channel was disabled",
+        "config abababababab; channels changed: hook; feeds added: a, b, c, …",
+    ]
