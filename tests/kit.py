@@ -164,3 +164,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -
     assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     return lines[0]
+
+
+def deliver_at(path: Path, now: datetime, env: Mapping[str, str]) -> list[Any]:
+    """One dispatcher tick at a chosen time (the fake clock), with the secrets `env` holds:
+    each due alert's `deliver.Outcome`."""
+    from monitor import deliver
+    from monitor.config import available_secrets
+    from monitor.fetch import guarded_client
+    from monitor.runtime import open_store
+
+    config = load(path, env)
+
+    async def tick() -> list[Any]:
+        store = open_store(config)
+        allow = config.settings.allow_private_networks
+        async with guarded_client(allow_private=allow, timeout=30, user_agent="t") as client:
+            d = deliver.Dispatcher(config, store, available_secrets(config, env), client, "test")
+            try:
+                return list(await deliver.deliver_due(d, now=now))
+            finally:
+                store.close()
+
+    return asyncio.run(tick())

@@ -16,11 +16,11 @@ import orjson
 import pytest
 
 from monitor import alertwork, deliver, runtime
-from monitor.config import available_secrets
 from monitor.events import AlertQueued, ChannelDisabled
 from monitor.fetch import guarded_client
 from monitor.runtime import open_store
 from monitor.store import NewEvent
+from tests import kit
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
 from tests.kit import cli, json_out, load, rss, run_once, webhook_schema_errors, write_config
@@ -64,21 +64,7 @@ def setup(tmp_path: Path, feed_server: FeedServer, smtp_port: int, hook_url: str
                         channels=channels(smtp_port, hook_url, **kw), notify=notify)
 
 
-def deliver_at(path: Path, now: datetime, env: dict[str, str] = ENV) -> list[deliver.Outcome]:
-    """One dispatcher tick at a chosen time (the fake clock), with the secrets `env` holds."""
-    config = load(path, env)
-
-    async def tick() -> list[deliver.Outcome]:
-        store = open_store(config)
-        allow = config.settings.allow_private_networks
-        async with guarded_client(allow_private=allow, timeout=30, user_agent="t") as client:
-            d = deliver.Dispatcher(config, store, available_secrets(config, env), client, "test")
-            try:
-                return await deliver.deliver_due(d, now=now)
-            finally:
-                store.close()
-
-    return asyncio.run(tick())
+deliver_at = functools.partial(kit.deliver_at, env=ENV)  # one dispatcher tick at a set time
 
 
 def alert_events(path: Path) -> list[tuple[str, dict[str, object]]]:

@@ -70,8 +70,9 @@ def _list(json_: bool) -> None:
             r["status"],
             str(r["attempts"]),
             local(r.get("due_at"), config.settings.timezone),
-            escape(r["subject"][:60]),
-            escape(r.get("last_error") or ""),
+            escape(r["subject"] if len(r["subject"]) <= 60 else r["subject"][:59] + "…"),
+            # a delivered alert's earlier failures are in the log, not a problem now
+            escape("" if r["status"] == "delivered" else r.get("last_error") or ""),
         )
     out.print(table)
 
