@@ -81,11 +81,6 @@ def test_alerts_list_pending_abandoned_and_delivered(
     [subject, *_] = {r["data"]["subject"] for r in json_out(config, "log", "--type", "AlertQueued")}
     shown = subject if len(subject) <= 60 else subject[:59] + "…"  # cut, and marked so
     assert shown.split()[-1] in table  # the subject's column may wrap: its cut end is there
-    smtp.data_reply = None  # the mail server takes it now: delivered, its old error not shown
-    kit.deliver_at(config, datetime.now(UTC) + timedelta(hours=1), ENV)
-    delivered = next(x for x in cli(config, "alerts").stdout.splitlines()
-                     if x.startswith(queued["team"]))
-    assert "delivered" in delivered and "451" not in delivered, delivered
     # `alerts retry ID` sends people here for the id: whole on a narrow terminal too
     narrow = kit.monitor_cmd("--config", str(config), "alerts",
                              env={**ENV, "NO_COLOR": "1", "COLUMNS": "80"})
@@ -94,6 +89,11 @@ def test_alerts_list_pending_abandoned_and_delivered(
     for channel, status in (("hook", "abandoned"), ("team", "pending")):
         line = next(x for x in narrow.stdout.splitlines() if x.startswith(queued[channel]))
         assert re.match(rf"{queued[channel]}\s+{channel}\s+{status}\s", line), line
+    smtp.data_reply = None  # the mail server takes it now: delivered, its old error not shown
+    kit.deliver_at(config, datetime.now(UTC) + timedelta(hours=1), ENV)
+    delivered = next(x for x in cli(config, "alerts").stdout.splitlines()
+                     if x.startswith(queued["team"]))
+    assert "delivered" in delivered and "451" not in delivered, delivered
 
 
 def test_retry_requeues_an_abandoned_alert_and_delivers_it_under_the_same_id(
