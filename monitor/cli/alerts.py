@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -25,6 +25,9 @@ from monitor.cli.common import (
     takes_globals,
 )
 from monitor.errors import ConfigError, MonitorError, UsageError
+
+if TYPE_CHECKING:
+    from monitor.config import Config, EmailChannel, WebhookChannel
 
 # `alerts test` holds its alert this long while it sends (a channel times out in 30 s); if the
 # command dies meanwhile, a dispatcher sends it once the lease expires, under the same id.
@@ -119,6 +122,14 @@ def retry(
     out.print(f"alert {alert_id} re-queued")
 
 
+def configured(config: Config, channel_id: str) -> EmailChannel | WebhookChannel:
+    """The channel of that id, or a usage error naming it."""
+    try:
+        return config.channel(channel_id)
+    except KeyError:
+        raise UsageError(f"channel '{channel_id}' is not configured") from None
+
+
 @alerts_app.command()
 @command
 def disable(
@@ -133,10 +144,7 @@ def disable(
 
     who, reason = operator_name(operator), operator_text("--reason", reason)
     with opened() as (config, store):
-        try:
-            config.channel(channel_id)
-        except KeyError:
-            raise UsageError(f"channel '{channel_id}' is not configured") from None
+        configured(config, channel_id)
         with store.transaction() as tx:
             row = tx.state("channels", channel_id)
             if row and row.get("disabled"):
@@ -163,10 +171,7 @@ def enable(
 
     who, reason = operator_name(operator), operator_text("--reason", reason)
     with opened() as (config, store):
-        try:
-            config.channel(channel_id)
-        except KeyError:
-            raise UsageError(f"channel '{channel_id}' is not configured") from None
+        configured(config, channel_id)
         with store.transaction() as tx:
             row = tx.state("channels", channel_id)
             if not row or not row.get("disabled"):
@@ -205,10 +210,7 @@ async def _send_test(channel_id: str) -> None:
     from monitor.store import NewEvent
 
     with opened() as (config, store):
-        try:
-            channel = config.channel(channel_id)
-        except KeyError:
-            raise UsageError(f"channel '{channel_id}' is not configured") from None
+        channel = configured(config, channel_id)
         index = [c.id for c in config.channels].index(channel.id)
         problems = [p for p in secret_problems(config, os.environ) if f"channels[{index}]." in p]
         if problems:
