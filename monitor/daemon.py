@@ -87,6 +87,7 @@ class Daemon(Ticks):
                     r.outcome,
                     r.discovered,
                     counted(r.transitions, "transition"),
+                    extra={"feed": r.feed_id},
                 )
             runtime.check_deadlines(
                 self.store, self.config, instance=self.instance, now=datetime.now(UTC)

@@ -116,7 +116,8 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
     if variable is not None:
         await asyncio.to_thread(_finish, d, alert_id, now.timestamp() + HOLD_SECONDS)
         why = f"environment variable {variable} is not set (or not well formed)"
-        log.warning("alert %s on channel '%s' held: %s", alert_id, channel.id, why)
+        about = {"alert": alert_id, "channel": channel.id}
+        log.warning("alert %s on channel '%s' held: %s", alert_id, channel.id, why, extra=about)
         return Outcome(alert_id, "held", why)
     disabled = d.store.state("channels", channel.id)
     if disabled and disabled.get("disabled"):
@@ -169,8 +170,11 @@ def _record_sync(
         alertwork.finish_alert(tx.conn, alert_id, due)
     for e in events:
         if isinstance(e, ChannelDisabled):
-            log.error("channel '%s' disabled: %s", e.channel_id, e.reason)
+            log.error(
+                "channel '%s' disabled: %s", e.channel_id, e.reason, extra={"channel": e.channel_id}
+            )
     last = events[-1]
+    about = {"alert": alert_id, "channel": getattr(last, "channel_id", None)}
     if isinstance(last, AlertAbandoned):
         log.error(
             "alert %s on channel '%s' abandoned after attempt %d: %s: %s",
@@ -179,6 +183,7 @@ def _record_sync(
             last.attempt,
             last.kind,
             last.message,
+            extra=about,
         )
         return Outcome(alert_id, "abandoned", f"{last.kind}: {last.message}")
     if isinstance(last, AlertAttemptFailed):
@@ -190,6 +195,7 @@ def _record_sync(
             last.kind,
             last.message,
             last.retry_at.isoformat(timespec="seconds"),
+            extra=about,
         )
         return Outcome(alert_id, "retry", f"{last.kind}: {last.message}")
     return Outcome(alert_id, "delivered", getattr(last, "response", ""))

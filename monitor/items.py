@@ -117,7 +117,9 @@ def _warn_timed_out(feed: Feed, item_id: str, title: str, late: Sequence[TimedOu
     shown = one_line(title)
     shown = shown if len(shown) <= 60 else shown[:59] + "…"  # hostile text: name it, no more
     sentences = "; ".join(map(evaluate.timed_out_sentence, late))
-    log.warning("feed '%s': item %s (%r): %s", feed.id, item_id, shown, sentences)
+    log.warning(
+        "feed '%s': item %s (%r): %s", feed.id, item_id, shown, sentences, extra={"feed": feed.id}
+    )
 
 
 def _apart(

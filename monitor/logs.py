@@ -66,6 +66,10 @@ def scrub_also(secrets: Iterable[str]) -> None:
                 f.forms = sorted({*f.forms, *more}, key=len, reverse=True)
 
 
+# what a line is about, given as `extra=` where it is logged: a log collector can filter on it
+FIELDS = ("feed", "alert", "channel", "milestone")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         data = {
@@ -74,6 +78,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        data.update((k, str(v)) for k in FIELDS if (v := getattr(record, k, None)) is not None)
         if record.exc_text:
             data["exception"] = record.exc_text
         return orjson.dumps(data).decode()

@@ -94,7 +94,13 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
 def log_failure(report: PollReport) -> None:
     """The daemon's one log line for a failed poll (`monitor poll` prints its own instead)."""
     wait = str(report.retry_in).split(".")[0] if report.retry_in is not None else "unknown"
-    log.warning("feed '%s': %s; next poll in %s", report.feed_id, report.error, wait)
+    log.warning(
+        "feed '%s': %s; next poll in %s",
+        report.feed_id,
+        report.error,
+        wait,
+        extra={"feed": report.feed_id},
+    )
 
 
 def _in_writer(p: Poller, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:

@@ -132,6 +132,7 @@ class Ticks:
                 report.feed_id,
                 counted(report.discovered, "new item"),
                 counted(report.transitions, "transition"),
+                extra={"feed": report.feed_id},
             )
 
     async def deliver_tick(self) -> None:
@@ -162,4 +163,9 @@ class Ticks:
             now=datetime.now(UTC),
         )
         for change in changes:
-            log.warning("milestone '%s' is overdue: %s", change.milestone_id, change.reason)
+            log.warning(
+                "milestone '%s' is overdue: %s",
+                change.milestone_id,
+                change.reason,
+                extra={"milestone": change.milestone_id},
+            )

@@ -509,3 +509,21 @@ def test_run_once_delivers_every_due_alert_not_one_batch(
     store.close()
     assert run_once(path, ENV) == 0
     assert len(receiver.received) == 120 and all(h.verified for h in receiver.received)
+
+
+def test_json_log_lines_name_the_alert_and_channel_they_are_about(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=503))
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    feed_server.route("/gone.xml", status=404)
+    text = path.read_text()
+    path.write_text(text + f'\n[[feeds]]\nid = "gone"\nurl = "{feed_server.url("/gone.xml")}"\n')
+    done = cli(path, "run", "--once", "--log-format", "json", env=ENV)
+    assert done.returncode == 0, done.stderr
+    lines = [orjson.loads(line) for line in done.stderr.splitlines()]
+    [failed] = [x for x in lines if "attempt 1 failed" in x["message"]]
+    [alert_id] = [r["alert_id"] for r in outbox_rows(path)]
+    assert (failed["level"], failed["alert"], failed["channel"]) == ("warning", alert_id, "hook")
+    [gone] = [x for x in lines if x.get("feed") == "gone"]
+    assert gone["level"] == "warning" and "404 Not Found" in gone["message"], gone
+    assert all("feed" not in x for x in lines if "configuration" in x["message"])
