@@ -82,10 +82,11 @@ class Daemon(Ticks):
                     poll.log_failure(r)
                     continue
                 log.info(
-                    "feed '%s': %s, %d new, %s",
+                    "feed '%s': %s, %d new, %s%s",
                     r.feed_id,
                     r.outcome,
                     r.discovered,
+                    f"{r.revised} revised, " if r.revised else "",
                     counted(r.transitions, "transition"),
                     extra={"feed": r.feed_id},
                 )

@@ -134,6 +134,25 @@ class ItemSighted(Event):
     STREAM = ("item", "item_id")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemRevised(Event):
+    """A known item's title or summary changed in the feed that first carried it: the new
+    text (capped as ItemDiscovered's), the title it replaces, which revision this is, and the
+    publisher its discovery named."""
+
+    item_id: str
+    feed_id: str
+    title: str
+    summary: str
+    published_at: datetime | None
+    publisher: str | None
+    previous_title: str
+    revision: int
+    content: str = ""
+
+    STREAM = ("item", "item_id")
+
+
 # --- milestones ----------------------------------------------------------------------------
 
 
@@ -290,6 +309,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FeedStale,
         ItemDiscovered,
         ItemSighted,
+        ItemRevised,
         MilestoneMatched,
         MilestoneStatusChanged,
         MilestoneSourceCorrected,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor import evaluate, identity
+from monitor import evaluate, identity, revisions
 from monitor.config import Config, Feed
 from monitor.entries import Draft, Entry
-from monitor.events import ItemDiscovered, ItemSighted
+from monitor.events import ItemDiscovered, ItemRevised, ItemSighted, MilestoneMatched
 from monitor.match import Matcher
 from monitor.milestones import MilestoneState
 from monitor.oneline import one_line
@@ -64,52 +65,107 @@ def record_items(
     *,
     meta: Mapping[str, Any],
     now: datetime,
-) -> tuple[int, int, int]:
-    """Append what the entries mean, in entry order: (discovered, sighted, transitions).
+) -> ItemCounts:
+    """Append what the entries mean, in entry order.
 
     One query finds the items already known, and one each the dedupe keys and streams of the
-    events they bring (Transaction.expect). The new and sighted ones are appended in runs, a
-    run ending at each new item that matches a milestone so that the item's decisions follow
-    it and name its position as their cause. A draft is built only when its item is new.
+    events they bring (Transaction.expect). The new, sighted and revised ones are appended in
+    runs, a run ending at each new or revised item that matches a milestone so that the item's
+    decisions follow it and name its position as their cause. A draft is built only when its
+    item is new, or known from this feed (it may be a revision, see `monitor.revisions`).
     """
     entries, rows = _apart(tx, feed, entries, tx.states("items", list(entries)))
     known = {iid: s.get("feeds", []) for iid, s in rows.items()}
-    news: list[tuple[NewEvent, Entry | None]] = []  # a discovery with its entry, or a sighting
+    mine = [iid for iid in entries if (known.get(iid) or [None])[0] == feed.id]
+    texts = _last_texts(tx, mine)
+    news: list[tuple[NewEvent, Entry | None]] = []  # a discovery or revision with its entry
     for iid, given in entries.items():
-        if iid in known:
+        if iid in texts:
+            full = _full(given)
+            revision = revisions.revised(feed.id, iid, full, texts[iid])
+            if revision is not None:
+                key = revisions.dedupe_key(revision)
+                news.append((NewEvent(revision, dedupe_key=key, meta=dict(meta)), full))
+        elif iid in known:
             if feed.id not in known[iid]:
                 seen = ItemSighted(item_id=iid, feed_id=feed.id)
                 key = f"sighted:{iid}:{feed.id}"
                 news.append((NewEvent(seen, dedupe_key=key, meta=dict(meta)), None))
-            continue
-        full = _full(given)
-        found = _discovered(feed, full, iid)
-        news.append((NewEvent(found, dedupe_key=f"item:{iid}", meta=dict(meta)), full))
+        else:
+            full = _full(given)
+            found = _discovered(feed, full, iid)
+            news.append((NewEvent(found, dedupe_key=f"item:{iid}", meta=dict(meta)), full))
     tx.expect([new for new, _ in news])
     states: dict[str, MilestoneState] = {}
     run: list[NewEvent] = []
-    discovered = sighted = transitions = 0
+    counts = ItemCounts()
     for new, entry in news:
         run.append(new)
         item = new.event
-        if entry is None or not isinstance(item, ItemDiscovered):
-            sighted += 1
+        if entry is None or not isinstance(item, ItemDiscovered | ItemRevised):
+            counts.sighted += 1
             continue
         doc = evaluate.doc_of(entry.title, entry.summary, entry.content)
         verdicts, late = evaluate.evaluate_timed(matcher, doc)
         if late:
             _warn_timed_out(feed, item.item_id, entry.title, late)
-        notified = False
+        if isinstance(item, ItemRevised):
+            counts.revised += 1
+            _warn_last_revision(feed, item)
+            verdicts = revisions.fresh(verdicts, _matched(tx, item.item_id, verdicts))
+        else:
+            counts.discovered += 1
         if verdicts:
             done = tx.append(run)[-1]
             run = []
             if not done.existed:  # known after all (the log is the judge): decided before
                 causes = {**meta, "causation": done.position}
-                notified = _decide(tx, config, matcher, item, doc, verdicts, states, causes, now)
-        transitions += notified
-        discovered += 1
+                counts.transitions += _decide(
+                    tx, config, matcher, item, doc, verdicts, states, causes, now
+                )
     tx.append(run)
-    return discovered, sighted, transitions
+    return counts
+
+
+@dataclass(slots=True)
+class ItemCounts:
+    """What a changed poll's entries brought: items new to the log, known items this feed
+    carries for the first time, known items whose text this feed changed, and the milestone
+    transitions they caused."""
+
+    discovered: int = 0
+    sighted: int = 0
+    revised: int = 0
+    transitions: int = 0
+
+
+def _last_texts(tx: Transaction, item_ids: Sequence[str]) -> dict[str, revisions.LastText]:
+    """The text the log holds for each of these known items, read from their streams."""
+    if not item_ids:
+        return {}
+    history = tx.history([f"item:{iid}" for iid in item_ids])
+    texts = {iid: revisions.last_text(history.get(f"item:{iid}", [])) for iid in item_ids}
+    return {iid: text for iid, text in texts.items() if text is not None}
+
+
+def _matched(
+    tx: Transaction, item_id: str, verdicts: Sequence[evaluate.MilestoneHit]
+) -> set[tuple[str, str]]:
+    """The (milestone, kind) evidence the item gave before, of the milestones in `verdicts`."""
+    keys = [k for v in verdicts for k in revisions.match_keys(v.milestone_id, item_id)]
+    found = tx.keyed(keys)
+    return {(str(d.get("milestone_id")), str(d.get("kind"))) for d in found.values()}
+
+
+def _warn_last_revision(feed: Feed, item: ItemRevised) -> None:
+    if item.revision == revisions.MAX_REVISIONS:
+        log.warning(
+            "feed '%s': item %s was revised %d times; later revisions are not recorded",
+            feed.id,
+            item.item_id,
+            item.revision,
+            extra={"feed": feed.id},
+        )
 
 
 def _warn_timed_out(feed: Feed, item_id: str, title: str, late: Sequence[TimedOut]) -> None:
@@ -181,14 +237,14 @@ def _decide(
     tx: Transaction,
     config: Config,
     matcher: Matcher,
-    item: ItemDiscovered,
+    item: ItemDiscovered | ItemRevised,
     doc: Mapping[str, str],
     verdicts: Sequence[evaluate.MilestoneHit],
     states: dict[str, MilestoneState],
     meta: Mapping[str, Any],
     now: datetime,
 ) -> bool:
-    """Append one new item's milestone decisions; True when one of them notifies."""
+    """Append a new or revised item's milestone decisions; True when one of them notifies."""
     _load_states(tx, states, [v.milestone_id for v in verdicts])
     events = evaluate.item_events(
         config,
@@ -201,7 +257,14 @@ def _decide(
         now=now,
         verdicts=verdicts,
     )
-    append_decisions(tx, config, events, now=now, meta=meta)
+    dedupe = {}
+    if isinstance(item, ItemRevised):  # one match of each kind per milestone and item
+        dedupe = {
+            i: revisions.match_key(e.milestone_id, e.item_id, e.kind)
+            for i, e in enumerate(events)
+            if isinstance(e, MilestoneMatched)
+        }
+    append_decisions(tx, config, events, now=now, meta=meta, dedupe=dedupe)
     return bool(evaluate.notifying(events))
 
 

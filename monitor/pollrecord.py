@@ -53,6 +53,7 @@ class PollReport:
     skipped: int = 0  # items known from the last recorded body, not parsed again
     hint: str | None = None  # what an operator may do about the failure
     retry_in: timedelta | None = None  # a failed poll's wait before the next poll
+    revised: int = 0  # known items whose text this feed changed (ItemRevised)
 
 
 def backoff(failures: int, *, ceiling: timedelta, rand: float) -> timedelta:
@@ -80,7 +81,9 @@ def _health_events(tx: Transaction, feed: Feed, work: FeedWork, result: FetchRes
     health = tx.state("feeds", feed.id) or {}
     if health.get("health") in ("failing", "gone"):
         out.append(
-            FeedRecovered(feed_id=feed.id, url=redact_url(result.url), after=health.get("kind") or "")
+            FeedRecovered(
+                feed_id=feed.id, url=redact_url(result.url), after=health.get("kind") or ""
+            )
         )
     if result.moved_to and result.moved_to != work.url:
         out.append(
@@ -224,9 +227,7 @@ def _record_changed(
     entries = items.by_item_id(parsed.entries)
     with p.store.transaction() as tx:
         tx.append([NewEvent(e, meta=meta) for e in _health_events(tx, feed, work, result)])
-        discovered, sighted, transitions = items.record_items(
-            tx, p.config, p.matcher, feed, entries, meta=meta, now=now
-        )
+        counts = items.record_items(tx, p.config, p.matcher, feed, entries, meta=meta, now=now)
         tx.append(
             [NewEvent(e, meta=meta) for e in _stale_events(tx, feed, newest, result.url, now)]
         )
@@ -246,4 +247,12 @@ def _record_changed(
             item_prints=" ".join(parsed.prints) or None,
         )
         faults.crash_point("poll:before_commit")
-    return PollReport(feed.id, "new", discovered, sighted, transitions, skipped=parsed.skipped)
+    return PollReport(
+        feed.id,
+        "new",
+        counts.discovered,
+        counts.sighted,
+        counts.transitions,
+        skipped=parsed.skipped,
+        revised=counts.revised,
+    )

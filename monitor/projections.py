@@ -25,6 +25,7 @@ from monitor.events import (
     FeedRecovered,
     FeedStale,
     ItemDiscovered,
+    ItemRevised,
     ItemSighted,
     MilestoneMatched,
     MilestoneSourceCorrected,
@@ -77,14 +78,16 @@ class Milestones:
 
 
 class Items:
-    """item id -> what alerts and corroboration need: title, url, publisher, feeds, and the
-    terms each milestone matched in it (so an alert can explain its evidence)."""
+    """item id -> what alerts and corroboration need: title (its latest revision's), url,
+    publisher, feeds, revisions, and the terms each milestone matched in it (so an alert can
+    explain its evidence)."""
 
     name = "items"
 
     def key(self, record: RecordLike) -> str | None:
         e = record.event
-        return e.item_id if isinstance(e, ItemDiscovered | ItemSighted | MilestoneMatched) else None
+        kinds = ItemDiscovered | ItemSighted | ItemRevised | MilestoneMatched
+        return e.item_id if isinstance(e, kinds) else None
 
     def apply(self, state: dict[str, Any] | None, record: RecordLike) -> dict[str, Any]:
         e = record.event
@@ -100,6 +103,8 @@ class Items:
             )
         elif isinstance(e, ItemSighted) and e.feed_id not in row.get("feeds", []):
             row["feeds"] = [*row.get("feeds", []), e.feed_id]
+        elif isinstance(e, ItemRevised):  # alerts show the text as it reads now
+            row.update(title=e.title, revisions=e.revision)
         elif isinstance(e, MilestoneMatched):
             terms = [{k: h.get(k) for k in ("group", "term", "field", "text")} for h in e.hits]
             row["terms"] = {**row.get("terms", {}), e.milestone_id: terms}

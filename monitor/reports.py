@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor import evaluate, milestones, workstate
+from monitor import evaluate, milestones, revisions, workstate
 from monitor.config import Config
-from monitor.events import ItemDiscovered, MilestoneStatusChanged
+from monitor.events import ItemDiscovered, ItemRevised, MilestoneStatusChanged
 from monitor.redact import redact_url, shown_source
 from monitor.store import EventStore
 
@@ -109,19 +109,29 @@ def backtest(
             change,
             change.effective_at or now,
         )
-    for record in store.read(types=("ItemDiscovered",), since=since):
+    matched: dict[str, set[tuple[str, str]]] = {}  # item -> (milestone, kind) it gave evidence of
+    for record in store.read(types=("ItemDiscovered", "ItemRevised"), since=since):
         item = record.event
-        assert isinstance(item, ItemDiscovered)
+        assert isinstance(item, ItemDiscovered | ItemRevised)
         yield from _deadlines(config, states, record.recorded_at)
+        doc = evaluate.doc_of(item.title, item.summary, item.content)
+        verdicts = evaluate.evaluate(matcher, doc)
+        if isinstance(item, ItemRevised):
+            verdicts = revisions.fresh(verdicts, matched.get(item.item_id, set()))
+        if verdicts:
+            matched.setdefault(item.item_id, set()).update(
+                (v.milestone_id, v.kind) for v in verdicts
+            )
         events = evaluate.item_events(
             config,
             matcher,
             states,
             item_id=item.item_id,
-            doc=evaluate.doc_of(item.title, item.summary, item.content),
+            doc=doc,
             publisher=item.publisher,
             published_at=item.published_at,
             now=record.recorded_at,
+            verdicts=verdicts,
         )
         for change in evaluate.notifying(events):
             yield Transition(

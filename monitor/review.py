@@ -179,6 +179,8 @@ def summary(r: Recorded, timezone: str = "UTC") -> str:
             return f"{d.get('title', '')} ({d.get('publisher') or 'unknown publisher'})"
         case "ItemSighted":
             return f"also in feed {d['feed_id']}"
+        case "ItemRevised":
+            return f"revision {d['revision']}: {d['title']} (was: {d['previous_title']})"
         case "MilestoneMatched":
             terms = ", ".join(str(h.get("text", "")) for h in d.get("hits", []))
             return f"{d['milestone_id']}: {d['kind']} evidence [{terms}]"

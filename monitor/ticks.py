@@ -126,11 +126,13 @@ class Ticks:
         log.debug("feed '%s': %s", report.feed_id, report.outcome)
         if report.outcome == "failed":
             poll.log_failure(report)
-        if report.discovered or report.transitions:
+        if report.discovered or report.revised or report.transitions:
+            revised = f", {report.revised} revised" if report.revised else ""
             log.info(
-                "feed '%s': %s, %s",
+                "feed '%s': %s%s, %s",
                 report.feed_id,
                 counted(report.discovered, "new item"),
+                revised,
                 counted(report.transitions, "transition"),
                 extra={"feed": report.feed_id},
             )

@@ -23,7 +23,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
     CORE: (
         "identity", "textfold", "terms", "match", "milestones", "projections", "outbox", "evaluate",
         "config", "redact", "oneline", "pathsecrets",
-        "chunks", "rules", "prefilter",
+        "chunks", "rules", "prefilter", "revisions",
     ),
     EDGE: (
         "fetch", "bodies", "connect", "netguard", "parse", "entries", "jsonfeed", "feedtext",
@@ -45,7 +45,7 @@ PURE_CORE = tuple(
     f"monitor.{name}"
     for name in (
         "identity", "textfold", "terms", "match", "milestones", "outbox", "evaluate", "projections",
-        "chunks", "redact", "rules", "prefilter", "oneline", "pathsecrets",
+        "chunks", "redact", "rules", "prefilter", "oneline", "pathsecrets", "revisions",
     )
 )
 # Modules (and their submodules) that reach a clock, the environment, the network or the disk.

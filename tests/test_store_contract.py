@@ -554,6 +554,17 @@ def one_of_each() -> list[ev.Event]:
             language="ja",
         ),
         ev.ItemSighted(item_id="i1", feed_id="g"),
+        ev.ItemRevised(
+            item_id="i1",
+            feed_id="f",
+            title="NEDO selects Noetra for stage 2",
+            summary="日本AI基盤モデル開発",
+            published_at=None,
+            publisher="e.org",
+            previous_title="NEDO selects Noetra",
+            revision=1,
+            content="full text",
+        ),
         ev.MilestoneMatched(
             milestone_id="m",
             item_id="i1",

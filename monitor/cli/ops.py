@@ -126,7 +126,9 @@ def poll(feed_id: str) -> None:
         fail(MonitorError(f"feed '{feed_id}': {report.error}", hint=report.hint))
     out.print(
         f"feed '{escape(feed_id)}': {report.outcome}; {counted(report.discovered, 'new item')}, "
-        f"{report.sighted} seen elsewhere, {counted(report.transitions, 'transition')}"
+        f"{report.sighted} seen elsewhere, "
+        + (f"{report.revised} revised, " if report.revised else "")
+        + f"{counted(report.transitions, 'transition')}"
         + (
             f", {counted(report.skipped, 'unchanged item')} not parsed again"
             if report.skipped

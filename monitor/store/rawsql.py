@@ -101,6 +101,21 @@ def known_query(dialect: str, column: str) -> sa.Select[Any]:
 
 
 @cache
+def streams_query(dialect: str) -> sa.Select[Any]:
+    """The events of the streams in `members`, in log order."""
+    cols = (events.c.stream, events.c.type, events.c.data)
+    return sa.select(*cols).where(_member(dialect, events.c.stream)).order_by(events.c.position)
+
+
+@cache
+def keyed_query(dialect: str) -> sa.Select[Any]:
+    """The payloads of the events recorded under the dedupe keys in `members`."""
+    return sa.select(events.c.dedupe_key, events.c.data).where(
+        _member(dialect, events.c.dedupe_key)
+    )
+
+
+@cache
 def upsert_statement(dialect: str) -> Any:
     """INSERT … ON CONFLICT (name, key) DO UPDATE, in the dialect's own spelling."""
     if dialect == "postgresql":

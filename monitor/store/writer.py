@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from monitor.errors import ConflictError, StoreError
@@ -123,6 +124,27 @@ class Transaction:
         """The state rows of `keys` that exist, this transaction's writes included."""
         cached = self._cached(projection, keys)
         return {k: v for k in keys if (v := cached.get(k)) is not None}
+
+    def history(self, streams: Sequence[str]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """Each of `streams`' events as (type, payload), in log order, this transaction's own
+        included; a stream with none is left out. For short streams (an item's)."""
+        self.flush()
+        found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        if streams:
+            query = rawsql.streams_query(self.conn.dialect.name)
+            for stream, kind, data in rawsql.fetch(self.conn, query, rawsql.members(streams)):
+                found.setdefault(stream, []).append((kind, orjson.loads(data)))
+        return found
+
+    def keyed(self, dedupe_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of the events recorded under `dedupe_keys`, this transaction's own
+        included, by key."""
+        self.flush()
+        if not dedupe_keys:
+            return {}
+        query = rawsql.keyed_query(self.conn.dialect.name)
+        rows = rawsql.fetch(self.conn, query, rawsql.members(dedupe_keys))
+        return {key: orjson.loads(data) for key, data in rows}
 
     def find_dedupe(self, dedupe_key: str) -> int | None:
         """The position of the event recorded under this dedupe key, or None."""
