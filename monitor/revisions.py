@@ -47,6 +47,7 @@ class LastText:
     summary: str
     publisher: str | None  # as the discovery named it
     revisions: int  # ItemRevised recorded so far
+    seen: frozenset[str] = frozenset()  # text_key of every text recorded for the item
 
 
 def last_text(history: Iterable[tuple[str, Mapping[str, Any]]]) -> LastText | None:
@@ -54,10 +55,12 @@ def last_text(history: Iterable[tuple[str, Mapping[str, Any]]]) -> LastText | No
     last: LastText | None = None
     for kind, data in history:
         title, summary = str(data.get("title", "")), str(data.get("summary", ""))
+        key = text_key(title, summary)
         if kind == "ItemDiscovered":
-            last = LastText(title, summary, data.get("publisher"), 0)
+            last = LastText(title, summary, data.get("publisher"), 0, frozenset([key]))
         elif kind == "ItemRevised" and last is not None:
-            last = LastText(title, summary, last.publisher, last.revisions + 1)
+            count = last.revisions + 1
+            last = LastText(title, summary, last.publisher, count, last.seen | {key})
     return last
 
 
@@ -68,10 +71,12 @@ def text_key(title: str, summary: str) -> str:
 
 
 def revised(feed_id: str, item_id: str, entry: Text, last: LastText) -> ItemRevised | None:
-    """The revision `entry` makes of the item, or None: same text, or no revision left."""
+    """The revision `entry` makes of the item, or None: a text the item had before (a feed
+    flipping between two versions records each once), or no revision left."""
     if last.revisions >= MAX_REVISIONS:
         return None
-    if text_key(entry.title, entry.summary) == text_key(last.title, last.summary):
+    key = text_key(entry.title, entry.summary)
+    if key == text_key(last.title, last.summary) or key in last.seen:
         return None
     return ItemRevised(
         item_id=item_id,
@@ -87,7 +92,7 @@ def revised(feed_id: str, item_id: str, entry: Text, last: LastText) -> ItemRevi
 
 
 def dedupe_key(revision: ItemRevised) -> str:
-    """One revision per distinct text: a feed flipping between two versions records each once."""
+    """One revision per distinct text, also when two writers decide it at once."""
     return f"revised:{revision.item_id}:{text_key(revision.title, revision.summary)}"
 
 

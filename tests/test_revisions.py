@@ -57,7 +57,8 @@ def test_the_last_text_is_the_latest_revisions_and_counts_them() -> None:
         ("ItemRevised", {"title": "b", "summary": "t"}),
         ("ItemRevised", {"title": "c", "summary": "u"}),
     ]
-    assert revisions.last_text(history) == revisions.LastText("c", "u", "nikkei.com", 2)
+    seen = frozenset(revisions.text_key(t, u) for t, u in (("a", "s"), ("b", "t"), ("c", "u")))
+    assert revisions.last_text(history) == revisions.LastText("c", "u", "nikkei.com", 2, seen)
     assert revisions.last_text(history[1:]) is None  # no discovery, nothing to revise
 
 
@@ -139,18 +140,35 @@ def test_a_headline_rewritten_as_a_setback_puts_the_milestone_at_risk_and_alerts
     assert hooks[-1]["data"]["evidence"][0]["title"] == DELAYED
 
 
-def test_a_revision_back_to_evidence_already_given_matches_nothing_again(
+def test_a_text_the_item_had_before_is_not_a_revision(
         tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/n.xml", body=rss([story(STARTS)]))
     path = write_config(tmp_path, feeds={"nikkei": feed_server.url("/n.xml")})
     run_once(path)
-    for title in (DELAYED, STARTS, DELAYED):  # back, then forth again: a flipping feed
+    for title in (DELAYED, STARTS, DELAYED, STARTS):  # a feed flipping between two versions
         feed_server.route("/n.xml", body=rss([story(title)]))
         run_once(path)
     store = opened(path)
     try:
-        assert item_events(store) == [("ItemDiscovered", STARTS), ("ItemRevised", DELAYED),
-                                      ("ItemRevised", STARTS)]
+        assert item_events(store) == [("ItemDiscovered", STARTS), ("ItemRevised", DELAYED)]
+        assert [r.data["kind"] for r in store.read(types=("MilestoneMatched",))] == [
+            "progress", "setback"]
+    finally:
+        store.close()
+
+
+def test_a_revision_gives_only_evidence_of_a_kind_the_item_has_not_given(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/n.xml", body=rss([story(STARTS)]))
+    path = write_config(tmp_path, feeds={"nikkei": feed_server.url("/n.xml")})
+    run_once(path)
+    revised_titles = (STARTS + " in Tokyo", DELAYED, DELAYED + " again")
+    for title in revised_titles:
+        feed_server.route("/n.xml", body=rss([story(title)]))
+        run_once(path)
+    store = opened(path)
+    try:
+        assert [t for _, t in item_events(store)] == [STARTS, *revised_titles]
         assert [r.data["kind"] for r in store.read(types=("MilestoneMatched",))] == [
             "progress", "setback"]
     finally:
