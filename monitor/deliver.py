@@ -29,6 +29,7 @@ from monitor.eventbase import Event
 from monitor.events import (
     AlertAbandoned,
     AlertAttemptFailed,
+    AlertDelivered,
     AlertQueued,
     ChannelDisabled,
 )
@@ -166,8 +167,27 @@ def _record_sync(
     alert_id = str(row["alert_id"])
     meta = {"instance": d.instance, "causation": row["queued_position"]}
     with d.store.transaction() as tx:
+        now_row = tx.state("outbox", alert_id) or {}
+        stale = _moved_on(row, now_row)
+        if stale:
+            # Another dispatcher recorded an attempt since this one read the row (this one's
+            # lease ran out while it sent): its outcome stands, but a delivery is still news.
+            delivered = now_row.get("status") == "delivered"
+            events = [e for e in events if isinstance(e, AlertDelivered) and not delivered]
+            due = None
         tx.append([NewEvent(e, meta=meta) for e in events])
-        alertwork.finish_alert(tx.conn, alert_id, due)
+        if events or not stale:
+            alertwork.finish_alert(tx.conn, alert_id, due)
+    if not events:
+        log.warning(
+            "alert %s: the outcome of this attempt is not recorded: another dispatcher "
+            "recorded attempt %s meanwhile (%s)",
+            alert_id,
+            now_row.get("attempts"),
+            now_row.get("status"),
+            extra={"alert": alert_id, "channel": now_row.get("channel_id")},
+        )
+        return Outcome(alert_id, "skipped", "another dispatcher recorded this attempt")
     for e in events:
         if isinstance(e, ChannelDisabled):
             log.error(
@@ -199,6 +219,13 @@ def _record_sync(
         )
         return Outcome(alert_id, "retry", f"{last.kind}: {last.message}")
     return Outcome(alert_id, "delivered", getattr(last, "response", ""))
+
+
+def _moved_on(read: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """Whether the outbox row changed since the attempt read it: another attempt was recorded
+    (each one counts), or an operator re-queued the alert."""
+    keys = ("status", "attempts", "schedule_base")
+    return any(read.get(k) != now.get(k) for k in keys)
 
 
 def _finish(d: Dispatcher, alert_id: str, due: float | None) -> None:

@@ -23,7 +23,8 @@ from standardwebhooks import Webhook
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One scripted webhook answer; `silent` never answers, `endless` streams a body forever."""
+    """One scripted webhook answer; `silent` never answers, `endless` streams a body forever,
+    `hold` answers once the test sets it (or the receiver stops)."""
 
     status: int = 200
     reason: str | None = None  # the status line's phrase; None is the standard one
@@ -32,6 +33,7 @@ class Reply:
     delay: float = 0.0
     silent: bool = False
     endless: bool = False
+    hold: threading.Event | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,9 @@ def _handler_for(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
                 receiver._stopping.wait()
                 return
             time.sleep(reply.delay)
+            while reply.hold is not None and not reply.hold.wait(0.05):
+                if receiver._stopping.is_set():
+                    return
             self.send_response(reply.status, reply.reason)
             for name, value in reply.headers.items():
                 self.send_header(name, value)

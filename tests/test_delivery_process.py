@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from monitor import alertwork, deliver, workstate
+from monitor.config import available_secrets
 from monitor.events import AlertQueued
+from monitor.fetch import guarded_client
 from monitor.runtime import open_store
 from monitor.store import NewEvent
 from tests.feedserver import FeedServer
 from tests.kit import ROOT, load, rss, write_config
-from tests.receivers import SmtpServer, WebhookReceiver
+from tests.receivers import Reply, SmtpServer, WebhookReceiver
 from tests.test_delivery import CONFIRMING, ENV, channels, deliver_at
 
 
@@ -97,3 +101,69 @@ secret_env = "MONITOR_WEBHOOK_SECRET"
     instances = {r.meta["instance"] for r in store.read(types=("AlertDelivered",))}
     assert len(instances) >= 2
     store.close()
+
+
+def _queue_one(path: Path, env: dict[str, str], now: datetime) -> str:
+    store = open_store(load(path, env))
+    queued = AlertQueued(alert_id="alt_" + "7" * 32, channel_id="hook",
+                         milestone_id="training-start", subject="s", payload={"n": 1})
+    with store.transaction() as tx:
+        tx.append([NewEvent(queued)], now=now)
+        alertwork.queue_alert(tx.conn, queued.alert_id, "hook", now.timestamp())
+    store.close()
+    return queued.alert_id
+
+
+@pytest.mark.parametrize("late_answer", [200, 500, 400])
+def test_a_lease_that_expires_during_a_slow_delivery_records_one_outcome(
+        tmp_path: Path, pg_url: str, receiver: WebhookReceiver, late_answer: int) -> None:
+    # Dispatcher a's request hangs past its lease; b claims the alert and delivers it; then
+    # a's answer arrives. The receiver saw one id twice (at least once), but the log must not
+    # say the delivered alert was delivered twice, is due again, or was abandoned.
+    hook = f"""
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "{receiver.url()}"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+"""
+    path = write_config(tmp_path, feeds={}, db_url=pg_url, channels=hook, notify=("hook",))
+    now = datetime.now(UTC)
+    alert_id = _queue_one(path, ENV, now)
+    gate = threading.Event()
+    receiver.respond(Reply(status=late_answer, hold=gate), Reply(status=200))
+    config = load(path, ENV)
+
+    async def race() -> tuple[list[deliver.Outcome], list[deliver.Outcome]]:
+        stores = [open_store(config), open_store(config)]
+        try:
+            async with guarded_client(allow_private=True, timeout=30, user_agent="t") as client:
+                a, b = (deliver.Dispatcher(config, s, available_secrets(config, ENV), client, n)
+                        for s, n in zip(stores, ("a", "b"), strict=True))
+                first = asyncio.ensure_future(deliver.deliver_due(a, now=now))
+                while not receiver.received:
+                    await asyncio.sleep(0.01)
+                later = now + timedelta(seconds=deliver.LEASE_SECONDS + 1)
+                second = await deliver.deliver_due(b, now=later)
+                gate.set()
+                return await first, second
+        finally:
+            gate.set()
+            for s in stores:
+                s.close()
+
+    _, second = asyncio.run(race())
+    assert [o.status for o in second] == ["delivered"]
+    assert [r.webhook_id for r in receiver.received] == [alert_id, alert_id]
+    store = open_store(config)
+    try:
+        kinds = [r.type for r in store.read() if r.stream == f"alert:{alert_id}"]
+        assert kinds == ["AlertQueued", "AlertDelivered"]
+        row = store.state("outbox", alert_id)
+        assert row is not None and row["status"] == "delivered" and row["due_at"] is None
+        with store.engine.begin() as conn:
+            [work] = conn.execute(workstate.alert_work.select()).all()
+        assert work.due_at is None
+        assert store.verify().ok
+    finally:
+        store.close()
