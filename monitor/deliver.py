@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
-from monitor import alertwork, faults, sending, workstate
+from monitor import alertwork, faults, runtime, sending, workstate
 from monitor.channels.render import AlertMessage
+from monitor.channels.webhook import url_sha256
 from monitor.config import Config, EmailChannel, WebhookChannel
 from monitor.eventbase import Event
 from monitor.events import (
@@ -121,6 +122,11 @@ async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
         log.warning("alert %s on channel '%s' held: %s", alert_id, channel.id, why, extra=about)
         return Outcome(alert_id, "held", why)
     disabled = d.store.state("channels", channel.id)
+    if disabled and disabled.get("disabled") and _gone_elsewhere(channel, disabled):
+        # a 410 from the URL this configuration replaced (an attempt begun before a reload,
+        # or by a daemon not yet reloaded), recorded after the reload looked for moved channels
+        await asyncio.to_thread(_enable_moved, d)
+        disabled = d.store.state("channels", channel.id)
     if disabled and disabled.get("disabled"):
         return await _record(
             d,
@@ -219,6 +225,19 @@ def _record_sync(
         )
         return Outcome(alert_id, "retry", f"{last.kind}: {last.message}")
     return Outcome(alert_id, "delivered", getattr(last, "response", ""))
+
+
+def _gone_elsewhere(channel: EmailChannel | WebhookChannel, row: Mapping[str, Any]) -> bool:
+    """Whether a disabling came from a 410 of a URL other than the channel's configured one."""
+    gone = row.get("url_sha256")
+    return isinstance(channel, WebhookChannel) and gone not in (None, url_sha256(channel.url))
+
+
+def _enable_moved(d: Dispatcher) -> None:
+    for e in runtime.enable_moved_channels(d.store, d.config, instance=d.instance):
+        log.info(
+            "channel '%s' enabled: %s", e.channel_id, e.reason, extra={"channel": e.channel_id}
+        )
 
 
 def _moved_on(read: Mapping[str, Any], now: Mapping[str, Any]) -> bool:

@@ -9,6 +9,7 @@ import email.policy
 import functools
 import hashlib
 import itertools
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -527,3 +528,48 @@ def test_json_log_lines_name_the_alert_and_channel_they_are_about(
     [gone] = [x for x in lines if x.get("feed") == "gone"]
     assert gone["level"] == "warning" and "404 Not Found" in gone["message"], gone
     assert all("feed" not in x for x in lines if "configuration" in x["message"])
+
+
+def test_a_410_from_the_url_a_reload_replaced_does_not_disable_the_new_url(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    # An attempt begun before a reload gets its 410 from the old URL after the reload has
+    # looked for moved channels: the channel's new URL must still take the next alert.
+    gate = threading.Event()
+    receiver.respond(Reply(status=410, hold=gate))
+    path = setup(tmp_path, feed_server, 1, receiver.url("/old"), notify=("hook",))
+    old = load(path, ENV)
+    path.write_text(path.read_text().replace(receiver.url("/old"), receiver.url("/new")))
+    new = load(path, ENV)
+    now = datetime.now(UTC)
+    store = open_store(new)
+    ids = []
+    with store.transaction() as tx:
+        for n in range(2):
+            q = AlertQueued(alert_id=f"alt_{n:032x}", channel_id="hook", milestone_id="m",
+                            subject="s", payload={"n": n})
+            tx.append([NewEvent(q)])
+            alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, now.timestamp() + n)
+            ids.append(q.alert_id)
+
+    async def reload_during_dispatch() -> list[deliver.Outcome]:
+        async with guarded_client(allow_private=True, timeout=30, user_agent="t") as client:
+            before = deliver.Dispatcher(old, store, {"hook": SECRET}, client, "d")
+            after = deliver.Dispatcher(new, store, {"hook": SECRET}, client, "d")
+            first = asyncio.ensure_future(deliver.deliver_due(before, now=now, limit=1))
+            while not receiver.received:
+                await asyncio.sleep(0.01)
+            assert runtime.enable_moved_channels(store, new, instance="d") == []  # the reload
+            gate.set()
+            assert [o.status for o in await first] == ["abandoned"]  # gone: as it happened
+            return await deliver.deliver_due(after, now=now + timedelta(seconds=1))
+
+    try:
+        outcomes = asyncio.run(reload_during_dispatch())
+    finally:
+        gate.set()
+        store.close()
+    assert [(o.alert_id, o.status) for o in outcomes] == [(ids[1], "delivered")]
+    [received] = receiver.requests_to("/new")
+    assert received.verified and received.webhook_id == ids[1]
+    [enabled] = json_out(path, "log", "--type", "ChannelEnabled", env=ENV)
+    assert enabled["data"]["reason"] == "its url changed after the channel was disabled"
