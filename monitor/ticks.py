@@ -37,6 +37,7 @@ class Ticks:
         self.store: EventStore = runtime.open_store(config)
         self.rng = random.Random()
         self.inflight: set[asyncio.Task[Any]] = set()
+        self.delivering: set[str] = set()  # alert ids this process is sending now
         self.stopping = False
         self.heartbeat_failing = False
 
@@ -152,7 +153,16 @@ class Ticks:
             skip_channels=d.held_channels(),
         )
         for alert_id, _ in claimed:
-            self.spawn(deliver.deliver_one(d, alert_id, now))
+            if alert_id in self.delivering:
+                continue  # its lease ran out while this process sends it: the claim renewed it
+            self.delivering.add(alert_id)
+            self.spawn(self._deliver_one(d, alert_id, now))
+
+    async def _deliver_one(self, d: deliver.Dispatcher, alert_id: str, now: datetime) -> None:
+        try:
+            await deliver.deliver_one(d, alert_id, now)
+        finally:
+            self.delivering.discard(alert_id)
 
     async def deadline_tick(self) -> None:
         if self.stopping:

@@ -16,6 +16,7 @@ import pytest
 
 from monitor import alertwork, deliver, workstate
 from monitor.config import available_secrets
+from monitor.daemon import Daemon
 from monitor.events import AlertQueued
 from monitor.fetch import guarded_client
 from monitor.runtime import open_store
@@ -165,5 +166,47 @@ secret_env = "MONITOR_WEBHOOK_SECRET"
             [work] = conn.execute(workstate.alert_work.select()).all()
         assert work.due_at is None
         assert store.verify().ok
+    finally:
+        store.close()
+
+
+def test_a_daemon_sends_an_alert_once_though_its_lease_runs_out_while_it_sends(
+        tmp_path: Path, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A delivery can outlast its lease (a channel's long timeout, or sends queued behind a
+    # silent mail server's); the next tick finds it claimable again, but this daemon is still
+    # sending it: it must not start a second send of its own.
+    hook = f"""
+[[channels]]
+id = "hook"
+type = "webhook"
+url = "{receiver.url()}"
+secret_env = "MONITOR_WEBHOOK_SECRET"
+"""
+    path = write_config(tmp_path, feeds={}, channels=hook, notify=("hook",))
+    alert_id = _queue_one(path, ENV, datetime.now(UTC))
+    gate = threading.Event()
+    receiver.respond(Reply(status=200, hold=gate))
+    monkeypatch.setattr(deliver, "LEASE_SECONDS", -1.0)  # every lease has run out at once
+
+    async def two_ticks() -> None:
+        daemon = Daemon(load(path, ENV), ENV)
+        await daemon.start()
+        try:
+            await daemon.deliver_tick()
+            while not receiver.received:
+                await asyncio.sleep(0.01)
+            await daemon.deliver_tick()
+            gate.set()
+            await asyncio.gather(*daemon.inflight)
+        finally:
+            gate.set()
+            await daemon.close()
+
+    asyncio.run(two_ticks())
+    assert [r.webhook_id for r in receiver.received] == [alert_id]
+    store = open_store(load(path, ENV))
+    try:
+        kinds = [r.type for r in store.read() if r.stream == f"alert:{alert_id}"]
+        assert kinds == ["AlertQueued", "AlertDelivered"]
     finally:
         store.close()
