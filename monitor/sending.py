@@ -7,8 +7,9 @@ to the recipients not yet accepted, and a recipient refused once keeps the alert
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from monitor import outbox
@@ -39,10 +40,19 @@ async def send(
     attempt: int,
     now: datetime,
 ) -> tuple[list[Event], float | None]:
-    """Try once; the events to append, and when to try again (None: done, either way)."""
+    """Try once; the events to append, and when to try again (None: done, either way).
+
+    `now` is when the attempt began; the next one is timed from the answer: a slow answer
+    must not bring it closer (a 429's minute is a minute after the 429).
+    """
+    started = time.monotonic()
+
+    def answered() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
     if isinstance(channel, WebhookChannel):
-        return await _send_webhook(d, channel, message, row, attempt, now)
-    return await _send_email(d, channel, message, row, attempt, now)
+        return await _send_webhook(d, channel, message, row, attempt, answered)
+    return await _send_email(d, channel, message, row, attempt, answered)
 
 
 async def _send_webhook(
@@ -51,7 +61,7 @@ async def _send_webhook(
     message: AlertMessage,
     row: Mapping[str, Any],
     attempt: int,
-    now: datetime,
+    answered: Callable[[], datetime],
 ) -> tuple[list[Event], float | None]:
     body = webhook_body(message)
     try:
@@ -65,7 +75,7 @@ async def _send_webhook(
             timeout=channel.timeout.total_seconds(),
         )
     except DeliveryError as exc:
-        return failed(d, channel, message, row, attempt, exc, now, {})
+        return failed(d, channel, message, row, attempt, exc, answered(), {})
     return [
         AlertDelivered(
             alert_id=message.alert_id, channel_id=channel.id, attempt=attempt, response=response
@@ -79,7 +89,7 @@ async def _send_email(
     message: AlertMessage,
     row: Mapping[str, Any],
     attempt: int,
-    now: datetime,
+    answered: Callable[[], datetime],
 ) -> tuple[list[Event], float | None]:
     done = outbox.accepted_recipients(row)
     pending = [r for r in channel.recipients if r not in done]
@@ -103,7 +113,7 @@ async def _send_email(
             timeout=channel.timeout.total_seconds(),
         )
     except DeliveryError as exc:
-        return failed(d, channel, message, row, attempt, exc, now, {})
+        return failed(d, channel, message, row, attempt, exc, answered(), {})
     replies = {addr: f"{o.status}: {o.code} {o.reply}".strip() for addr, o in outcomes.items()}
     # earlier attempts count too: a recipient refused before keeps this alert from "success",
     # unless it is no longer configured (the operator took the address out, then retried)
@@ -113,7 +123,7 @@ async def _send_email(
     refused = [a for a, r in merged.items() if r.startswith("refused")]
     if retry:
         deferred = DeliveryError("recipients_deferred", "deferred by " + ", ".join(retry))
-        return failed(d, channel, message, row, attempt, deferred, now, replies)
+        return failed(d, channel, message, row, attempt, deferred, answered(), replies)
     if refused:
         return [
             _abandon_msg(

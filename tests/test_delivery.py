@@ -573,3 +573,23 @@ def test_a_410_from_the_url_a_reload_replaced_does_not_disable_the_new_url(
     assert received.verified and received.webhook_id == ids[1]
     [enabled] = json_out(path, "log", "--type", "ChannelEnabled", env=ENV)
     assert enabled["data"]["reason"] == "its url changed after the channel was disabled"
+
+
+def test_a_slow_429_retries_a_minute_after_the_answer_not_after_the_claim(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=429, delay=1.0))  # no Retry-After: a minute at least
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    now = datetime.now(UTC)
+    store = open_store(load(path, ENV))
+    q = AlertQueued(alert_id="alt_" + "4" * 32, channel_id="hook", milestone_id="m", subject="s",
+                    payload={})
+    with store.transaction() as tx:
+        tx.append([NewEvent(q)])
+        alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, now.timestamp())
+    store.close()
+    [outcome] = deliver_at(path, now)
+    assert outcome.status == "retry"
+    [(kind, data)] = alert_events(path)[1:]
+    assert kind == "AlertAttemptFailed" and data["kind"] == "rate_limited"
+    retry_at = datetime.fromisoformat(str(data["retry_at"]))
+    assert retry_at >= now + timedelta(seconds=61)  # the answer came a second after the claim
