@@ -7,8 +7,10 @@ to the recipients not yet accepted, and a recipient refused once keeps the alert
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,11 @@ from monitor.redact import redacted_line
 
 if TYPE_CHECKING:
     from monitor.deliver import Dispatcher
+
+# An SMTP session holds a thread for up to its channel's timeout. Sessions get threads of their
+# own: on asyncio's default executor, a silent mail server would take the threads that the feed
+# and alert claims and the poll's writes wait for, and hold every feed up with it.
+SMTP_SESSIONS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="monitor-smtp")
 
 
 async def send(
@@ -100,7 +107,7 @@ async def _send_email(
         timezone=d.config.settings.timezone,
     )
     try:
-        outcomes = await asyncio.to_thread(
+        session = functools.partial(
             smtp.send_email,
             host=channel.host,
             port=channel.port,
@@ -112,6 +119,7 @@ async def _send_email(
             recipients=pending,
             timeout=channel.timeout.total_seconds(),
         )
+        outcomes = await asyncio.get_running_loop().run_in_executor(SMTP_SESSIONS, session)
     except DeliveryError as exc:
         return failed(d, channel, message, row, attempt, exc, answered(), {})
     replies = {addr: f"{o.status}: {o.code} {o.reply}".strip() for addr, o in outcomes.items()}

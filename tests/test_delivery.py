@@ -9,6 +9,7 @@ import email.policy
 import functools
 import hashlib
 import itertools
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor import alertwork, deliver, runtime
+from monitor import alertwork, deliver, runtime, workstate
 from monitor.events import AlertQueued, ChannelDisabled
 from monitor.fetch import guarded_client
 from monitor.runtime import open_store
@@ -261,6 +262,46 @@ def test_silent_smtp_server_times_out_without_holding_the_webhook(
     outcomes = [(k, d["channel_id"]) for k, d in events if k != "AlertQueued"]
     assert outcomes == [("AlertDelivered", "hook"), ("AlertAttemptFailed", "team")]
     assert events[-1][1]["kind"] == "timeout"
+
+
+def test_a_silent_mail_server_leaves_the_threads_the_feeds_need(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    # More hanging SMTP sessions than asyncio's default executor has threads: on it, the
+    # daemon's feed claims and writes (asyncio.to_thread) would wait for the mail to time out.
+    sessions = min(32, (os.cpu_count() or 1) + 4) + 2
+    with silent_smtp_server() as (_, port):
+        mail = "".join(
+            f'[[channels]]\nid = "mail{n}"\ntype = "email"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nsecurity = "none"\nallow_insecure = true\n'
+            f'sender = "m@example.org"\nrecipients = ["a@example.org"]\ntimeout = "8s"\n\n'
+            for n in range(sessions))
+        feed_server.route("/news.xml", body=rss([]))
+        path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")},
+                            channels=mail, notify=[f"mail{n}" for n in range(sessions)])
+        run_once(path)  # the feed's row; no alert yet
+        noted = cli(path, "note", "training-start", "--status", "at_risk", "--operator", "t",
+                    "--source", "https://www.nikkei.com/a/1")
+        assert noted.returncode == 0, noted.stderr
+        config = load(path, {})
+
+        async def scenario() -> tuple[bool, list[deliver.Outcome]]:
+            store = open_store(config)
+            try:
+                async with guarded_client(allow_private=True, timeout=30, user_agent="t") as c:
+                    d = deliver.Dispatcher(config, store, {}, c, "test")
+                    later = datetime.now(UTC) + timedelta(seconds=1)
+                    sends = asyncio.create_task(deliver.deliver_due(d, now=later, limit=64))
+                    await asyncio.sleep(1)  # every session has started, and hangs
+                    rows = await asyncio.wait_for(asyncio.to_thread(workstate.feed_rows, store), 4)
+                    assert list(rows) == ["news"]
+                    hanging = not sends.done()
+                    return hanging, await sends
+            finally:
+                store.close()
+
+        hanging, outcomes = asyncio.run(scenario())
+    assert hanging  # the read above did not wait for the mail
+    assert [o.status for o in outcomes] == ["retry"] * sessions
 
 
 def test_confirmation_by_two_publishers_explains_both_items(
