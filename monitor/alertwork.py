@@ -57,15 +57,18 @@ def claim_alerts(
     lease: float,
     limit: int,
     skip_channels: Collection[str] = (),
+    due_by: float | None = None,
 ) -> list[tuple[str, str]]:
-    """Lease up to `limit` due alerts: (alert id, channel id).
+    """Lease up to `limit` alerts due by `due_by` (default `now`): (alert id, channel id).
 
+    The lease runs from `now`: `run --once` claims batch after batch of what was due when it
+    started, and a lease counted from then would have run out after LEASE_SECONDS of batches.
     Alerts of `skip_channels` (those whose secret this dispatcher lacks) are left unclaimed and
     due, for a dispatcher that has it, or for this one once it has been restarted with it.
     """
     c = alert_work.c
     free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
-    wanted = [c.due_at <= now, free]
+    wanted = [c.due_at <= (now if due_by is None else due_by), free]
     if skip_channels:
         wanted.append(c.channel_id.not_in(sorted(skip_channels)))
     query = (
@@ -96,14 +99,25 @@ def finish_alert(conn: sa.Connection, alert_id: str, due_at: float | None) -> No
 
 
 def restore_alerts(conn: sa.Connection, outbox_rows: Iterable[dict[str, Any]]) -> None:
-    """Rebuild the alert queue from the outbox projection."""
+    """Rebuild the alert queue from the outbox projection. The leases of alerts still pending
+    are kept: a daemon may be sending one while `monitor rebuild` runs beside it, and another
+    dispatcher must not claim it meanwhile."""
+    c = alert_work.c
+    leases = {
+        r.alert_id: (r.lease_owner, r.lease_expires)
+        for r in conn.execute(sa.select(c.alert_id, c.lease_owner, c.lease_expires))
+    }
     conn.execute(alert_work.delete())
     for row in outbox_rows:
-        due = row.get("due_at") if row.get("status") == "pending" else None
+        pending = row.get("status") == "pending"
+        due = row.get("due_at") if pending else None
+        owner, expires = leases.get(row["alert_id"], (None, None)) if pending else (None, None)
         conn.execute(
             alert_work.insert().values(
                 alert_id=row["alert_id"],
                 channel_id=row["channel_id"],
                 due_at=datetime.fromisoformat(due).timestamp() if due else None,
+                lease_owner=owner,
+                lease_expires=expires,
             )
         )

@@ -95,7 +95,7 @@ class Daemon(Ticks):
             )
             # every alert due now, batch after batch; one retried is due later, not again now
             due_by, d = datetime.now(UTC), self.clients.dispatcher
-            while len(await deliver.deliver_due(d, now=due_by, limit=BATCH)) == BATCH:
+            while len(await deliver.deliver_due(d, due_by=due_by, limit=BATCH)) == BATCH:
                 pass
         finally:
             await self.close()

@@ -75,9 +75,14 @@ class Outcome:
 
 
 async def deliver_due(
-    d: Dispatcher, *, now: datetime | None = None, limit: int = 50
+    d: Dispatcher,
+    *,
+    now: datetime | None = None,
+    limit: int = 50,
+    due_by: datetime | None = None,
 ) -> list[Outcome]:
-    """Claim due alerts and deliver them concurrently; one slow channel delays no other."""
+    """Claim the alerts due by `due_by` (default `now`) and deliver them concurrently; one slow
+    channel delays no other."""
     now = now or datetime.now(UTC)
     claimed = await asyncio.to_thread(
         alertwork.claim_alerts,
@@ -87,6 +92,7 @@ async def deliver_due(
         lease=LEASE_SECONDS,
         limit=limit,
         skip_channels=d.held_channels(),
+        due_by=(due_by or now).timestamp(),
     )
     return list(await asyncio.gather(*(deliver_one(d, a, now) for a, _ in claimed)))
 

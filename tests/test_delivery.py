@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from monitor import alertwork, deliver, runtime, workstate
 from monitor.events import AlertQueued, ChannelDisabled
@@ -404,6 +405,43 @@ def test_a_held_alert_that_reaches_delivery_is_released_for_later_not_attempted(
         held = deliver.HOLD_SECONDS
         assert claim(now=now.timestamp() + held - 1) == []  # released for later, not at once
         assert claim(now=now.timestamp() + held + 1) == [(outcome.alert_id, "hook")]
+    finally:
+        store.close()
+
+
+def test_a_claim_leases_from_now_what_was_due_by_an_earlier_time(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=503))
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    run_once(path, ENV)  # attempt 1 fails: the alert is due again at its retry time
+    retry_at = datetime.fromisoformat(str(alert_events(path)[-1][1]["retry_at"])).timestamp()
+    store = open_store(load(path, ENV))
+    try:
+        claim = functools.partial(alertwork.claim_alerts, store, owner="o", lease=300, limit=9)
+        later = retry_at + 1000  # `run --once` still claiming, long after it started
+        assert claim(now=later, due_by=retry_at - 1) == []  # not due when the run started
+        assert len(claim(now=later, due_by=retry_at + 1)) == 1
+        with store.engine.connect() as conn:
+            lease = sa.select(alertwork.alert_work.c.lease_expires)
+            assert conn.execute(lease).scalar_one() == later + 300  # from now, not the start
+    finally:
+        store.close()
+
+
+def test_rebuild_beside_a_running_daemon_keeps_the_leases_of_alerts_being_sent(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
+    receiver.respond(Reply(status=503))
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    run_once(path, ENV)
+    retry_at = datetime.fromisoformat(str(alert_events(path)[-1][1]["retry_at"])).timestamp()
+    store = open_store(load(path, ENV))
+    try:
+        claim = functools.partial(alertwork.claim_alerts, store, lease=600, limit=9)
+        assert len(claim(owner="sender", now=retry_at + 1)) == 1  # a daemon sends it
+        rebuilt = cli(path, "rebuild", env=ENV)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert claim(owner="other", now=retry_at + 2) == []  # still the sender's
+        assert len(claim(owner="other", now=retry_at + 602)) == 1  # once its lease ran out
     finally:
         store.close()
 
