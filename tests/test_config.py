@@ -174,6 +174,12 @@ MISTAKES = [
         id="password-without-username",
     ),
     pytest.param(
+        EMAIL + 'timeout = "2m1s"\n',
+        "channels[0].timeout: 2m1s is longer than 2m, the most a delivery attempt may take "
+        "(an alert is leased for 5m while it is sent)",
+        id="channel-timeout-beyond-the-lease",
+    ),
+    pytest.param(
         '[settings]\ntimezone = "Asia/Tokio"\n',
         "settings.timezone: 'Asia/Tokio' is not an IANA time zone (e.g. Asia/Tokyo, UTC)",
         id="bad-timezone",
@@ -802,3 +808,12 @@ def test_format_duration_reads_back_as_the_same_duration(seconds: int) -> None:
     text = format_duration(value)
     assert parse_duration(text) == value
     assert format_duration(parse_duration(text)) == text
+
+
+def test_the_longest_channel_timeout_fits_twice_in_an_alerts_lease(tmp_path: Path) -> None:
+    from monitor import deliver
+    from monitor.config.values import MAX_CHANNEL_TIMEOUT
+
+    assert deliver.LEASE_SECONDS >= 2 * MAX_CHANNEL_TIMEOUT.total_seconds()
+    two_minutes = load_config(write(tmp_path, EMAIL + 'timeout = "2m"\n'), {})
+    assert two_minutes.channels[0].timeout == timedelta(minutes=2)

@@ -24,6 +24,7 @@ from monitor.config.values import (
     DEFAULT_DATABASE_URL,
     DEFAULT_RETRY_SCHEDULE,
     ID_PATTERN,
+    ChannelTimeout,
     Count,
     Day,
     Domain,
@@ -99,7 +100,7 @@ class EmailChannel(Model):
     password_env: EnvName | None = None
     sender: Email
     recipients: Annotated[tuple[Email, ...], Field(min_length=1)]
-    timeout: Duration = timedelta(seconds=30)
+    timeout: ChannelTimeout = timedelta(seconds=30)
     retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE
 
     # Field validators rather than a model validator: they still run, and report, when
@@ -129,7 +130,7 @@ class WebhookChannel(Model):
     type: Literal["webhook"]
     url: HttpUrl
     secret_env: EnvName
-    timeout: Duration = timedelta(seconds=15)
+    timeout: ChannelTimeout = timedelta(seconds=15)
     retry_schedule: RetrySchedule = DEFAULT_RETRY_SCHEDULE
 
 

@@ -78,6 +78,20 @@ def _duration(value: Any) -> Any:
     return value if isinstance(value, timedelta) else parse_duration(value)
 
 
+# An alert is leased for deliver.LEASE_SECONDS (5 minutes) while it is attempted; an attempt
+# that could outlast the lease would let another daemon claim and send it again meanwhile.
+MAX_CHANNEL_TIMEOUT = timedelta(minutes=2)
+
+
+def _channel_timeout(value: timedelta) -> timedelta:
+    if value > MAX_CHANNEL_TIMEOUT:
+        raise ValueError(
+            f"{format_duration(value)} is longer than {format_duration(MAX_CHANNEL_TIMEOUT)}, "
+            "the most a delivery attempt may take (an alert is leased for 5m while it is sent)"
+        )
+    return value
+
+
 def timezone_name(name: str) -> str:
     """Accept an IANA time zone name that this system's zoneinfo knows."""
     try:
@@ -235,6 +249,7 @@ Duration = Annotated[
     BeforeValidator(_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
+ChannelTimeout = Annotated[Duration, AfterValidator(_channel_timeout)]
 NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 Id = Annotated[StrictStr, Field(pattern=ID_PATTERN)]
 HttpUrl = Annotated[StrictStr, AfterValidator(check_http_url)]
