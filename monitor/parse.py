@@ -129,7 +129,7 @@ def parse_drafts(
     # so items skipped as known never make a feed look empty or broken here.
     if not kept:
         if not result.get("version"):
-            raise ParseError("not_a_feed", describe(data))
+            raise ParseError("not_a_feed", describe(data, base))
         if bozo and type(result.get("bozo_exception")).__name__ not in _BENIGN_BOZO:
             raise ParseError("malformed", f"feed has no recoverable entries ({bozo})")
     return DraftFeed(

@@ -12,10 +12,14 @@ import codecs
 import html
 import re
 import zlib
+from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
 
 from feedparser.encodings import parse_content_type
 
 from monitor.errors import ParseError
+from monitor.oneline import one_line
+from monitor.redact import redact_url
 
 _WINDOW = 64 * 1024  # bytes decoded first; real prologs end within a few hundred
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -244,8 +248,10 @@ def _harmless_external_id(literals: list[str]) -> bool:
     return any(known(x) for x in literals) and all(allowed(x) for x in literals)
 
 
-def describe(body: bytes) -> str:
-    """One sentence saying what a body that holds no feed looks like."""
+def describe(body: bytes, base: str | None = None) -> str:
+    """One sentence saying what a body that holds no feed looks like; for an HTML page that
+    links to a feed (`<link rel="alternate" type="application/rss+xml" href=…>`), the first
+    such feed's URL, resolved against `base` (the page's URL), so the operator can use it."""
     text = _sniff_text(body)
     if text is None:
         return f"body is binary (first bytes {body[:4].hex(' ')})"
@@ -255,9 +261,10 @@ def describe(body: bytes) -> str:
     head = stripped[:8192]
     if re.search(r"<!DOCTYPE\s+html|<(html|head|body|frameset|title)[\s>]", head, re.IGNORECASE):
         title = re.search(r"<title[^>]*>(.*?)</title", head, re.IGNORECASE | re.DOTALL)
-        if title is None:
-            return "body is an HTML page (no title)"
-        return f"body is an HTML page (title {_snippet(title.group(1))!r})"
+        page = f"title {_snippet(title.group(1))!r}" if title is not None else "no title"
+        found = next(feed_links(stripped[:_WINDOW], base), None)
+        links = f"; it links to the feed {found}" if found is not None else ""
+        return f"body is an HTML page ({page}){links}"
     root = re.search(r"<([A-Za-z_][\w:.-]*)", head)
     if root and (stripped.startswith("<?xml") or not _HTML_TAG.fullmatch(root.group(1).lower())):
         return f"body is XML but not a feed (root element <{root.group(1)}>)"
@@ -265,6 +272,35 @@ def describe(body: bytes) -> str:
 
 
 _HTML_TAG = re.compile(r"a|b|br|i|em|strong|p|div|span|font|pre|h[1-6]|hr|table|t[dr]")
+_LINK = re.compile(r"<link\b[^>]{0,2048}>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""([A-Za-z-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_FEED_TYPES = frozenset(
+    {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
+)
+
+
+def feed_links(markup: str, base: str | None = None) -> Iterator[str]:
+    """The feeds an HTML page announces (RSS autodiscovery), as absolute http(s) URLs, shown
+    safely: credentials redacted, on one line, at most 300 characters."""
+    for tag in _LINK.findall(markup):
+        attrs = {
+            m.group(1).lower(): html.unescape(m.group(2) or m.group(3) or m.group(4) or "")
+            for m in _ATTRIBUTE.finditer(tag)
+        }
+        rel = attrs.get("rel", "").lower().split()
+        kind = attrs.get("type", "").partition(";")[0].strip().lower()
+        href = attrs.get("href", "").strip()
+        if "alternate" not in rel or kind not in _FEED_TYPES or not href:
+            continue
+        try:
+            url = urljoin(base, href) if base else href
+            if urlsplit(url).scheme not in ("http", "https") or len(url) > 300:
+                continue
+        except ValueError:
+            continue
+        shown = one_line(redact_url(url))
+        if shown == url:  # nothing hidden or folded: a URL the operator can paste as it is
+            yield url
 
 
 def _sniff_text(body: bytes) -> str | None:

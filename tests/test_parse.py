@@ -344,6 +344,52 @@ def test_non_feed_bodies_say_what_they_looked_like(body: bytes, sentence: str) -
     assert str(caught.value) == sentence
 
 
+PAGE = """<!DOCTYPE html><html><head><title>METI News</title>
+<link rel="stylesheet" type="text/css" href="/s.css">
+<link rel="alternate" type="text/html" hreflang="en" href="/english/">
+{links}
+</head><body>news</body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("links", "found"),
+    [
+        ('<link rel="alternate" type="application/rss+xml" title="RSS" href="/press/rss.xml">',
+         "https://www.meti.go.jp/press/rss.xml"),
+        (("<LINK REL='Alternate feed' TYPE='application/atom+xml; charset=utf-8' "
+         "HREF='//feeds.example.org/a?x=1&amp;y=2'>"),
+         "https://feeds.example.org/a?x=1&y=2"),
+        ("<link href=https://example.org/f.json rel=alternate type=application/feed+json>",
+         "https://example.org/f.json"),
+        (('<link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">\n'
+         '<link rel="alternate" type="application/rss+xml" href="rss2.xml">'),
+         "https://www.meti.go.jp/news/rss2.xml"),
+    ],
+)
+def test_an_html_page_that_links_to_a_feed_names_it(links: str, found: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse(PAGE.format(links=links), base="https://www.meti.go.jp/news/index.html")
+    assert caught.value.kind == "not_a_feed"
+    assert str(caught.value) == (
+        f"body is an HTML page (title 'METI News'); it links to the feed {found}")
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        "",  # no feed announced
+        ('<link rel="alternate" type="application/rss+xml" '
+        'href="https://u:secret@example.org/rss?token=abc">'),  # credentials are never shown
+        '<link rel="alternate" type="application/rss+xml" href="ftp://example.org/rss">',
+        '<link rel="alternate" type="application/rss+xml" href="/' + "a" * 400 + '">',
+    ],
+)
+def test_a_page_names_no_feed_it_cannot_show_safely(links: str) -> None:
+    with pytest.raises(ParseError) as caught:
+        parse(PAGE.format(links=links), base="https://www.meti.go.jp/news/index.html")
+    assert str(caught.value) == "body is an HTML page (title 'METI News')"
+
+
 def test_broken_json_names_the_parse_problem() -> None:
     with pytest.raises(ParseError) as caught:
         parse(b'{"version": "https://jsonfeed.org/version/1.1", ')

@@ -50,6 +50,20 @@ def test_a_relative_item_link_is_recorded_against_the_url_the_feed_came_from(
     assert urls == [feed_server.url("/a/5"), feed_server.url("/rss/b?id=2")]
 
 
+def test_a_page_configured_as_a_feed_fails_naming_the_feed_it_links_to(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    page = (b'<html><head><title>News</title><link rel="alternate" '
+            b'type="application/rss+xml" href="rss/news.xml"></head></html>')
+    feed_server.route("/news/", body=page, headers={"Content-Type": "text/html"})
+    run_once(write_config(tmp_path, feeds={"a": feed_server.url("/news/")}))
+    store = opened(tmp_path / "feeds.toml")
+    [failed] = store.read(types=("FeedFailed",))
+    store.close()
+    assert failed.data["kind"] == "not_a_feed"
+    assert failed.data["message"].endswith(
+        f"it links to the feed {feed_server.url('/news/rss/news.xml')}")
+
+
 def test_not_modified_and_unchanged_polls_write_no_event(
         tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/a.xml", body=rss([item(1), item(2)]), etag='"v1"')
