@@ -31,6 +31,7 @@ from monitor.entries import (
 from monitor.errors import ParseError
 from monitor.feedtext import html_to_text, lookup, text_of
 from monitor.jsonfeed import parse_json_feed
+from monitor.oneline import printable_line
 from monitor.screen import declaration_alone, describe, inflate, screen, sniff_japanese
 
 __all__ = [  # html_to_text: feedtext's
@@ -151,9 +152,13 @@ def _read(
     whether its lines were shifted by one (`declaration_alone`)."""
     headers = {"content-type": content_type} if content_type else {}
     if split is not None and len(keep) < len(split.items):
-        result, shifted = _feedparser(split.reduced(keep), headers)
-        if _faithful(result, data):
-            return result, len(split.items) - len(keep), shifted
+        try:
+            result, shifted = _feedparser(split.reduced(keep), headers)
+        except ParseError:  # the whole document's failure, or its parse, is the one to report
+            pass
+        else:
+            if _faithful(result, data):
+                return result, len(split.items) - len(keep), shifted
     result, shifted = _feedparser(data, headers)
     return result, 0, shifted
 
@@ -163,12 +168,20 @@ def _feedparser(data: bytes, headers: dict[str, str]) -> tuple[Any, bool]:
     # nh3 sanitizes what is displayed, and no base URL is passed, so feedparser's own
     # sanitizing and relative-link pass would only cost time (about 35 % of its parse)
     given = declaration_alone(data)
-    result = feedparser.parse(
-        io.BytesIO(given),
-        response_headers=headers,
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    # feedparser 6.0 raises on some broken bodies rather than flag them as bozo: its loose parser
+    # turns '&#x110000;' into chr(0x110000) (ValueError) and '&#xD800;' into a surrogate it then
+    # encodes (UnicodeEncodeError), ends '</height>' without a start with int(None) (TypeError);
+    # a declared encoding's name holding a non-UTF-8 byte fails to decode. `malformed` each time.
+    try:
+        result = feedparser.parse(
+            io.BytesIO(given),
+            response_headers=headers,
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+    except Exception as exc:  # noqa: BLE001 (a failure of feedparser's own, above)
+        reason = printable_line(f"{type(exc).__name__}: {exc}")[:200]
+        raise ParseError("malformed", f"feedparser could not read the body ({reason})") from None
     return result, given is not data
 
 
