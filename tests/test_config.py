@@ -8,11 +8,11 @@ import json
 import os
 import re
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -793,13 +793,49 @@ def test_parse_duration_reads_units(text: str, expected: timedelta) -> None:
         ("15M", "'15M' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
         ("-5m", "'-5m' is not a duration (use e.g. 30s, 15m, 6h, 14d)"),
         ("0s", "'0s' is not a positive duration (use e.g. 30s, 15m, 6h, 14d)"),
-        ("99999999999w", "'99999999999w' is too long to be a duration"),
+        ("99999999999w", "'99999999999w' is too long to be a duration (at most 36525d)"),
+        ("999999999d", "'999999999d' is too long to be a duration (at most 36525d)"),
     ],
 )
 def test_parse_duration_refuses_with_a_sentence(text: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_duration(text)
     assert str(caught.value) == message
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=10**12), st.sampled_from("smhdw"))
+@example(999_999_999, "d")  # accepted, and the first poll's next poll time overflowed
+@example(36_525, "d")
+def test_an_accepted_duration_fits_every_time_and_timeout_the_daemon_computes(n: int, unit: str) -> None:
+    """From any day a configuration may name (1900–9998) the daemon adds and subtracts its
+    durations, and uses them as socket and thread timeouts: none of that may overflow."""
+    try:
+        value = parse_duration(f"{n}{unit}")
+    except ValueError as error:
+        assert str(error).startswith(f"'{n}{unit}' is too long to be a duration")
+        return
+    assert value.total_seconds() <= threading.TIMEOUT_MAX
+    for when in (datetime(2026, 11, 29, tzinfo=UTC), datetime(1900, 1, 1, tzinfo=UTC)):
+        assert (when + value - value) == when
+    assert datetime(9998, 12, 31, tzinfo=UTC) - value < datetime(9998, 12, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["settings.poll_interval", "settings.backoff_ceiling", "feeds[0].interval", "feeds[0].stale_after"],
+)
+def test_a_duration_too_long_for_the_daemon_is_a_configuration_problem(
+    tmp_path: Path, key: str
+) -> None:
+    section, _, name = key.partition(".")
+    text = (
+        f'[settings]\n{name} = "999999999d"\n' + FEED
+        if section == "settings"
+        else FEED + f'{name} = "999999999d"\n'
+    )
+    message = "'999999999d' is too long to be a duration (at most 36525d)"
+    assert problems_of(write(tmp_path, text)) == [f"{tmp_path / 'feeds.toml'}: {key}: {message}"]
 
 
 @given(st.integers(min_value=1, max_value=10**9))

@@ -25,6 +25,9 @@ from monitor.terms import TermError, check_term
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 DEFAULT_DATABASE_URL = "sqlite:///storage/events.db"
 DURATION_EXAMPLES = "use e.g. 30s, 15m, 6h, 14d"
+# A century: a time plus or minus it stays a datetime (a poll interval of 999999999d made the
+# first poll's next poll time overflow), and it stays a socket's or a thread's timeout.
+MAX_DURATION = timedelta(days=36525)
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:\s*\d+\s*[wdhms])+\s*")
 _DURATION_PART = re.compile(r"(\d+)\s*([wdhms])")
@@ -56,10 +59,9 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(text))
     if seconds == 0:
         raise ValueError(f"{text!r} is not a positive duration ({DURATION_EXAMPLES})")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"{text!r} is too long to be a duration") from None
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is too long to be a duration (at most {MAX_DURATION.days}d)")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
