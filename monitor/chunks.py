@@ -157,18 +157,18 @@ def transparent(codec: str) -> bool:
     """
     try:
         name = codecs.lookup(codec).name
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         return True
     try:
         if _PROBE.decode(name) != _PROBE.decode("ascii"):
             return False
-    except (UnicodeDecodeError, LookupError):  # LookupError: 'base64' is no text encoding
-        return False
+    except (UnicodeError, LookupError):  # LookupError: 'base64' is no text encoding
+        return False  # UnicodeError: 'punycode' and 'undefined' fail on it as such
     for lead in range(0x80, 0x100):
         for mark in b"<>":
             try:
                 text = bytes((lead, mark)).decode(name)
-            except UnicodeDecodeError:
+            except UnicodeError:
                 continue
             if not text.endswith(chr(mark)):
                 return False

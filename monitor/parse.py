@@ -200,7 +200,7 @@ def _faithful(result: Any, whole: bytes) -> bool:
         return False
     try:
         whole.decode(str(result.get("encoding") or ""))
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeError, LookupError):
         return False
     return True
 

@@ -63,12 +63,24 @@ def screen(body: bytes, *, content_type: str | None = None) -> None:
         if first.startswith("<?"):
             declared += _PI_ENCODING.findall(first)
     for codec in _known(sniffed, declared):
+        text = _decoded(body[:_WINDOW], codec)
+        if (text is None or not _check_prolog(text)) and len(body) > _WINDOW:
+            whole = _decoded(body, codec)
+            if whole is not None:
+                _check_prolog(whole)
+
+
+def _decoded(data: bytes, codec: str) -> str | None:
+    """`data` in `codec`, or None where feedparser cannot read it in that codec either."""
+    try:
+        return data.decode(codec, errors="replace")
+    except (LookupError, TypeError):  # 'base64' and friends are not text encodings
+        return None
+    except UnicodeError:  # no 'replace' (idna, punycode): feedparser decodes strictly anyway
         try:
-            text = body[:_WINDOW].decode(codec, errors="replace")
-        except (LookupError, TypeError):  # 'base64' and friends are not text encodings
-            continue
-        if not _check_prolog(text) and len(body) > _WINDOW:
-            _check_prolog(body.decode(codec, errors="replace"))
+            return data.decode(codec)
+        except UnicodeError:
+            return None
 
 
 def _first_line(body: bytes, codec: str, head: str) -> str:
@@ -169,7 +181,7 @@ def _known(sniffed: list[str], declared: list[str]) -> list[str]:
     for name in declared:
         try:
             found.append(codecs.lookup(name).name)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             continue  # feedparser cannot decode with an unknown codec either
     return list(dict.fromkeys(found))
 

@@ -7,6 +7,7 @@ flip, a cut, a deletion or an inserted piece of hostile markup.
 
 from __future__ import annotations
 
+import encodings.aliases
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,29 @@ def test_known_items_leave_exactly_the_new_entries_of_a_changed_feed(
         assert keys(part) == [everything[i] for i in new]
     else:  # empty entries were dropped: none invented
         assert all(k in everything for k in keys(part))
+
+
+# every codec Python knows by name, text or not, and a name no lookup accepts
+CODECS = sorted({*encodings.aliases.aliases.values(), "idna", "punycode", "undefined", "utf-8\0"})
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(CODECS), st.sampled_from(CODECS) | st.none())
+@example("idna", None)  # no 'replace' error handler: UnicodeError in the screen
+@example("punycode", None)
+@example("undefined", None)
+@example("utf-8", "undefined")  # as a header charset: UnicodeError in chunks.transparent
+@example("utf-8", "utf-8\0")  # ValueError from codecs.lookup
+def test_any_declared_or_header_codec_yields_entries_or_a_named_parse_error(
+    declared: str, charset: str | None
+) -> None:
+    body = RSS.replace(b"utf-8", declared.encode("latin-1")) % "café".encode()
+    content_type = None if charset is None else f"text/xml; charset={charset}"
+    try:
+        feed = parse_drafts(body, now=NOW, content_type=content_type)
+    except ParseError as error:
+        assert error.kind in KINDS
+        assert str(error) and "\n" not in str(error)
+        return
+    again = parse_drafts(body, now=NOW, content_type=content_type, known=frozenset(feed.prints))
+    assert again.entries == () or again.skipped == 0
