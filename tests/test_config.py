@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -657,6 +658,26 @@ def test_values_beyond_what_the_monitor_can_compute_with_are_refused(
 ) -> None:
     """A deadline of 9999-12-31 ends after the last datetime; 2**64 overflows a hash."""
     assert f"{tmp_path / 'feeds.toml'}: {problem}" in problems_of(write(tmp_path, text), {})
+
+
+INTEGER_SETTINGS = ["max_feed_bytes", "max_redirects", "concurrency", "per_host_concurrency"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(INTEGER_SETTINGS), st.integers(min_value=-(2**70), max_value=2**70))
+@example("max_redirects", 99999999999999999999)  # accepted, then orjson refused it at start
+def test_an_integer_setting_is_refused_or_one_the_daemon_can_record(key: str, value: int) -> None:
+    """The daemon records the configuration's fingerprints at start (ConfigApplied)."""
+    from monitor.runtime import fingerprints
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = write(Path(folder), f"[settings]\n{key} = {value}\n" + FEED)
+        try:
+            config = load_config(path, {})
+        except ConfigError as error:
+            assert [p for p in error.problems if f"settings.{key}: must be at" in p], error
+            return
+    assert fingerprints(config)["settings"]
 
 
 def test_a_keyword_dsn_is_refused_without_being_echoed(tmp_path: Path) -> None:
