@@ -23,6 +23,7 @@ from monitor.cli.common import (
     out,
     print_json,
     takes_globals,
+    utf8_text,
 )
 from monitor.errors import ConfigError, MonitorError, UsageError
 
@@ -93,6 +94,7 @@ def retry(
     from monitor.store import NewEvent
 
     who, reason = operator_name(operator), operator_text("--reason", reason)
+    utf8_text("alert", alert_id)
     with opened() as (config, store), store.transaction() as tx:
         row = tx.state("outbox", alert_id)
         if row is None:

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from monitor.errors import ConfigError, MonitorError, UsageError
+from monitor.oneline import printable_line
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -56,6 +57,18 @@ def operator_text(option: str, value: str) -> str:
     return value
 
 
+def utf8_text(option: str, value: str) -> str:
+    """A value looked up in the log, which holds only text: an argument's bytes that are not
+    UTF-8 reach Python as lone surrogates ('\\udcff'), which no database driver can send."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{option} {value!r}: not UTF-8 text", hint="check the terminal's encoding"
+        ) from None
+    return value
+
+
 def operator_name(given: str | None) -> str:
     """Who an operator's event names: `--operator`, else $USER, else the account's name."""
     if given:
@@ -87,10 +100,10 @@ def _main(
 def fail(error: MonitorError) -> NoReturn:
     """The CLI's error boundary: one line per problem, a hint, the exit code."""
     lines = error.problems if isinstance(error, ConfigError) else [str(error)]
-    for line in lines:
-        err.print(f"error: {escape(line)}")
+    for line in lines:  # one line each, whatever an argument it quotes holds (a newline, ESC)
+        err.print(f"error: {escape(printable_line(line))}")
     if error.hint:
-        err.print(f"hint: {escape(error.hint)}")
+        err.print(f"hint: {escape(printable_line(error.hint))}")
     raise typer.Exit(2 if isinstance(error, ConfigError | UsageError) else 1)
 
 
@@ -140,7 +153,7 @@ def usage_failed(exc: typer.TyperException) -> int:
         exc.show()
         return exc.exit_code
     message = exc.format_message().strip().splitlines() or ["bad command line"]
-    err.print(f"error: {escape(message[0])}")
+    err.print(f"error: {escape(printable_line(message[0]))}")
     ctx = getattr(exc, "ctx", None)  # None when the parser stopped before a command's context
     err.print(f"hint: see `{escape(ctx.command_path if ctx is not None else 'monitor')} --help`")
     return exc.exit_code

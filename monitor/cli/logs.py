@@ -19,12 +19,14 @@ from monitor.cli.common import (
     err,
     opened,
     out,
+    utf8_text,
 )
 from monitor.cli.common import (
     command as _command,
 )
 from monitor.config import Config
 from monitor.errors import UsageError
+from monitor.oneline import printable_line
 
 # --- reviewing the log ---------------------------------------------------------------------
 
@@ -46,13 +48,18 @@ def _filter(
 ) -> Any:
     from monitor.review import Filter, parse_when
 
+    for option, value in (("--stream", stream), ("--milestone", milestone), ("--feed", feed),
+                          ("--grep", grep)):
+        if value is not None:
+            utf8_text(option, value)
     # the log keeps the history of feeds and milestones removed since: a note, not an error
     for option, value, known in (
         ("--milestone", milestone, {m.id for m in config.milestones}),
         ("--feed", feed, {f.id for f in config.feeds}),
     ):
         if value is not None and value not in known:
-            err.print(escape(f"note: {option} {value}: not in the configuration; its history only"))
+            note = f"note: {option} {value}: not in the configuration; its history only"
+            err.print(escape(printable_line(note)))
     tz = config.settings.timezone
     return Filter(
         types=tuple(types or ()),
