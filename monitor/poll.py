@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from monitor import evaluate, identity, workstate
 from monitor.config import Config, Feed
-from monitor.errors import FetchError
+from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
 from monitor.pollrecord import (
@@ -88,7 +88,18 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
             return await _defer_unchanged(p, feed, work, result, now)
         return await _in_writer(p, record_unchanged, p, feed, work, result, now)
     # parsing and recording share one thread hop: a hop costs about as much CPU as recording
-    return await _in_writer(p, parse_and_record, p, feed, work, result, body_hash, now)
+    try:
+        return await _in_writer(p, parse_and_record, p, feed, work, result, body_hash, now)
+    except StoreError:
+        raise  # the log cannot be written: not this feed's failure, nor one it could record
+    except Exception as exc:  # a bug met while recording fails this feed, not the daemon
+        log.exception("feed '%s': unexpected error while recording", feed.id)
+        broken = ParseError(
+            "unexpected",
+            f"unexpected {type(exc).__name__} while recording: {exc}",
+            hint=UNFORESEEN_HINT,
+        )
+        return await _in_writer(p, record_failure, p, feed, work, broken, now, result)
 
 
 def log_failure(report: PollReport) -> None:

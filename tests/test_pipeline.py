@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from monitor import poll, workstate
+from monitor import items, poll, workstate
 from monitor.clients import fetch_limits
 from monitor.fetch import Fetcher
 from monitor.parse import parse_drafts
@@ -62,6 +62,36 @@ def test_a_page_configured_as_a_feed_fails_naming_the_feed_it_links_to(
     assert failed.data["kind"] == "not_a_feed"
     assert failed.data["message"].endswith(
         f"it links to the feed {feed_server.url('/news/rss/news.xml')}")
+
+
+def test_a_bug_met_while_recording_fails_that_feed_and_the_run_goes_on(
+        tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # No server can make the monitor's own code fail: a stand-in bug, for one feed only.
+    real = items.record_items
+
+    def buggy(tx: Any, config: Any, matcher: Any, feed: Any, *args: Any, **kw: Any) -> Any:
+        if feed.id == "bad":
+            raise KeyError("no such thing")
+        return real(tx, config, matcher, feed, *args, **kw)
+
+    monkeypatch.setattr(items, "record_items", buggy)
+    feed_server.route("/bad.xml", body=rss([item(1)]))
+    feed_server.route("/good.xml", body=rss([item(2)]))
+    path = write_config(tmp_path, feeds={"bad": feed_server.url("/bad.xml"),
+                                         "good": feed_server.url("/good.xml")})
+    assert run_once(path) == 0
+    store = opened(path)
+    try:
+        [failed] = store.read(types=("FeedFailed",))
+        assert (failed.data["feed_id"], failed.data["kind"]) == ("bad", "unexpected")
+        assert "unexpected KeyError while recording: 'no such thing'" in failed.data["message"]
+        assert [r.data["feed_id"] for r in store.read(types=("ItemDiscovered",))] == ["good"]
+        assert workstate.feed_rows(store)["bad"].failures == 1  # backs off like any failure
+    finally:
+        store.close()
+    traced = [r for r in caplog.records if r.exc_info and "while recording" in r.getMessage()]
+    assert len(traced) == 1
 
 
 def test_not_modified_and_unchanged_polls_write_no_event(
