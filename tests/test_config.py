@@ -874,3 +874,10 @@ def test_the_longest_channel_timeout_fits_twice_in_an_alerts_lease(tmp_path: Pat
     assert deliver.LEASE_SECONDS >= 2 * MAX_CHANNEL_TIMEOUT.total_seconds()
     two_minutes = load_config(write(tmp_path, EMAIL + 'timeout = "2m"\n'), {})
     assert two_minutes.channels[0].timeout == timedelta(minutes=2)
+
+
+def test_a_huge_value_is_quoted_in_a_problem_line_cut_short(tmp_path: Path) -> None:
+    path = write(tmp_path, '[settings]\ntimezone = "' + "Asia/" * 20_000 + '"\n')
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: settings.timezone: 'Asia/Asia/")
+    assert len(problem) == 500 and problem.endswith("…")

@@ -48,7 +48,9 @@ def load_config(given: str | Path, env: Mapping[str, str]) -> Config:
     except ValidationError as exc:
         found.extend(translate(exc.errors()))
     found.extend(reference_problems(raw))
-    problems = [f"{name}: {key_path(loc)}: {message}" for loc, message in in_file_order(found)]
+    problems = [
+        _capped(f"{name}: {key_path(loc)}: {message}") for loc, message in in_file_order(found)
+    ]
     database_url = None if file is None else file.settings.database_url
     override = env.get(DATABASE_URL_ENV, "").strip()
     if override:
@@ -138,3 +140,10 @@ def _parse(content: bytes, name: str) -> dict[str, Any]:
             message, where = match.group(1), f" line {match.group(2)}, column {match.group(3)}:"
         message = message[:1].lower() + message[1:]
         raise ConfigError([f"{name}:{where} {message}"], hint=FIX_HINT) from None
+
+
+PROBLEM_CAP = 500  # characters of one problem line: a value quoted whole could be megabytes
+
+
+def _capped(line: str) -> str:
+    return line if len(line) <= PROBLEM_CAP else line[: PROBLEM_CAP - 1] + "…"
