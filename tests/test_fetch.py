@@ -249,6 +249,7 @@ NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
         (" 0 ", 0.0),
         ("Sun, 01 Jun 2025 12:02:00 GMT", 120.0),
         ("Sun, 01 Jun 2025 11:00:00 GMT", 0.0),  # already past
+        ("Sun, 01 Jun 2025 12:02:00 -0000", 120.0),  # RFC 5322's "-0000" reads as a naive time
         ("-5", None),
         ("²", None),  # a digit to str.isdigit(), not to float()
         ("٣", None),
@@ -378,6 +379,24 @@ def test_endless_plain_body_stops_at_the_cap(feed_server: FeedServer, transport:
     feed_server.route("/f", body=b"x" * 4096, endless=True)
     limits = FetchLimits(allow_private=True, max_bytes=100_000)
     assert failure(feed_server.url("/f"), transport, limits).kind == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [("identity", lambda b: b), ("gzip", gzip.compress), ("br", brotli.compress)],
+)
+def test_a_body_of_exactly_the_cap_is_kept_and_one_byte_more_is_too_large(
+    feed_server: FeedServer, transport: str, coding: str, encode: Any
+) -> None:
+    cap = 100_000
+    limits = FetchLimits(allow_private=True, deadline=10.0, max_bytes=cap)
+    exact = RSS + b" " * (cap - len(RSS))
+    feed_server.route("/exact", body=encode(exact), headers={"Content-Encoding": coding})
+    feed_server.route("/over", body=encode(exact + b" "), headers={"Content-Encoding": coding})
+    assert fetch(feed_server.url("/exact"), transport, limits).body == exact
+    error = failure(feed_server.url("/over"), transport, limits)
+    assert error.kind == "too_large"
+    assert error.message.endswith(f"larger than {cap} bytes once decoded")
 
 
 PRIVATE = FetchLimits(allow_private=False, deadline=10.0)
