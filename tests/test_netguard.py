@@ -45,6 +45,9 @@ from monitor.netguard import is_forbidden, parse_host_literal
         ("ff02::1", "multicast"),
         ("2001:db8::1", "reserved"),
         ("2001:0:4136:e378::1", "reserved"),
+        # not in the table, but not global either (IANA): the fallback names them
+        ("2001:2::1", "reserved"),  # benchmarking, RFC 5180
+        ("2001:10::1", "reserved"),  # ORCHID, RFC 4843
         ("64:ff9b::7f00:1", "loopback (embedded in NAT64)"),
         ("64:ff9b::a00:1", "private (embedded in NAT64)"),
         ("64:ff9b:1::1", "private"),
