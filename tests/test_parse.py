@@ -86,6 +86,10 @@ def hostile_documents(sentinel: Path) -> dict[str, str]:
         "doctype after a comment holding a tag": (
             f'<!-- <rss> --><!DOCTYPE rss [<!ENTITY xxe SYSTEM "{uri}">]>\n{body}'
         ),
+        # a comment ends at "-->", not at its first ">": else "<b>" would pass for the root
+        "doctype after a comment holding '>' and a tag": (
+            f'<!-- a > <b> --><!DOCTYPE rss [<!ENTITY xxe SYSTEM "{uri}">]>\n{body}'
+        ),
         "lowercase declaration": f'<!doctype rss [<!entity xxe SYSTEM "{uri}">]>\n{body}',
     }
 
@@ -264,6 +268,7 @@ def test_entity_text_inside_an_item_is_not_mistaken_for_a_declaration() -> None:
         ('<!DOCTYPE rss "' + "a" * 5000, "unterminated or oversized DOCTYPE"),
         ("<?pi?>" * 10_001, "over 10000 declarations"),
         ('<!DOCTYPE rss SYSTEM "http://example.org/rss.dtd">', "external DTD"),
+        ('<!DOCTYPE rss [<!ATTLIST rss version CDATA "2.0">]>', "internal subset"),
     ],
 )
 def test_pathological_prologs_are_refused_without_a_full_scan(prolog: str, reason: str) -> None:
@@ -300,6 +305,18 @@ def test_gzip_bomb_stops_at_the_cap() -> None:
         parse(bomb, max_bytes=1024 * 1024)
     assert caught.value.kind == "too_large"
     assert "1048576" in str(caught.value)
+
+
+@pytest.mark.parametrize("compress", [lambda b: b, gzip.compress], ids=["plain", "gzip"])
+def test_a_body_of_exactly_the_cap_parses_and_one_byte_more_is_too_large(compress: Any) -> None:
+    document = rss(item("At the cap")).encode()
+    cap = len(document) + 100
+    exact = document + b" " * 100
+    assert [e.title for e in parse(compress(exact), max_bytes=cap).entries] == ["At the cap"]
+    with pytest.raises(ParseError) as caught:
+        parse(compress(exact + b" "), max_bytes=cap)
+    assert caught.value.kind == "too_large"
+    assert str(cap) in str(caught.value)
 
 
 def test_plain_body_over_the_cap_is_too_large() -> None:
