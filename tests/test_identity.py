@@ -76,6 +76,8 @@ def test_mapped_text_refuses_empty_span() -> None:
         ("https://e.com/?UTM_Campaign=x&q=a%20b+c", "https://e.com/?q=a%20b+c"),
         ("https://e.com/?igshid=1&ref_src=twsrc&yclid=2&msclkid=3&dclid=4", "https://e.com/"),
         ("https://e.com/?ref=home", "https://e.com/?ref=home"),
+        ("https://e.com/?utm%5Fsource=x&id=1", "https://e.com/?id=1"),  # the key decoded
+        ("https://e.com/x?&a=1&&b=2&", "https://e.com/x?a=1&b=2"),  # empty pairs dropped
         ("  https://e.com/a  ", "https://e.com/a"),
         ("https://user@Example.com:443/", "https://user@example.com/"),
         ("http://[::1", "http://[::1"),
@@ -104,6 +106,24 @@ def test_item_id_falls_back_to_normalized_text() -> None:
     a = item_id(guid=None, link=None, title="ＮＥＤＯ  採択", summary="Award\n")
     b = item_id(guid="", link=" ", title="nedo 採択", summary="award")
     assert a == b == _sha("text:nedo 採択\naward")
+
+
+@pytest.mark.parametrize(
+    ("guid", "expected"),
+    [
+        ("https://news.example.com/a/1", True),
+        ("tag:nedo.go.jp,2026:press-1", True),
+        ("urn:uuid:0b7a4f4e-7d0f-4e0a-9c1e-3b2a6f0d1c2e", True),
+        ("  tag:x,2026:1  ", True),
+        ("1", False),
+        ("tn-20261101-1", False),
+        ("note: 12", False),  # a colon then a space is text, not a URI scheme
+        ("id:", False),
+        ("12:34", False),  # a scheme starts with a letter
+    ],
+)
+def test_a_guid_with_a_uri_scheme_is_global(guid: str, expected: bool) -> None:
+    assert identity.global_guid(guid) is expected
 
 
 def test_item_id_differs_by_summary() -> None:
