@@ -18,6 +18,23 @@ def test_backoff_stays_within_the_ceiling_and_above_zero(failures: int, rand: fl
     assert timedelta(0) < delay <= CEILING
 
 
+@given(
+    st.integers(min_value=0, max_value=40),
+    st.floats(min_value=0.0, max_value=1.0),
+    st.integers(min_value=60, max_value=7 * 86400).map(lambda s: timedelta(seconds=s)),
+)
+def test_no_draw_passes_any_ceiling(failures: int, rand: float, ceiling: timedelta) -> None:
+    """Whatever ceiling is configured, not only the 6 h one: a delay within 20 % below it
+    (256 min against 5 h) must be spread below it too."""
+    assert backoff(failures, ceiling=ceiling, rand=rand) <= ceiling
+
+
+def test_a_delay_whose_jitter_could_pass_the_ceiling_is_spread_below_it() -> None:
+    five_hours = timedelta(hours=5)  # the ninth failure's 256 min +20 % reaches 307 min
+    assert backoff(9, ceiling=five_hours, rand=1.0) == five_hours
+    assert backoff(9, ceiling=five_hours, rand=0.0) == BACKOFF_BASE * 256 * 0.8
+
+
 @given(st.integers(min_value=1, max_value=8), st.floats(min_value=0.0, max_value=1.0))
 def test_backoff_doubles_with_each_failure_below_the_ceiling(failures: int, rand: float) -> None:
     wide = timedelta(days=365)
