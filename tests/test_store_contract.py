@@ -19,6 +19,7 @@ from monitor import events as ev
 from monitor import upcast
 from monitor.errors import AppendOnlyError, ConflictError, StoreError
 from monitor.store import GENESIS, EventStore, NewEvent, Recorded, rawsql
+from monitor.store.verify import verify as verify_chain
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
 
@@ -397,6 +398,18 @@ def test_verify_with_expect_catches_a_rehashed_tail(five: EventStore) -> None:
     assert (report.ok, report.first_bad) == (False, 5)
     assert report.problem == f"position 5: hash {new_hash} differs from expected {known[1]}"
     assert five.verify(expect=(5, new_hash)).ok
+
+
+@pytest.mark.parametrize("batch", [1, 2, 4, 5])
+def test_verify_reads_a_long_log_in_pages_without_skipping(five: EventStore, batch: int) -> None:
+    """The default page (5000 records) is longer than any log here: smaller ones show the
+    walk goes on from each page's last position."""
+    report = verify_chain(five.engine, batch=batch)
+    assert (report.ok, report.checked, report.head) == (True, 5, five.head())
+    tamper(five, "DELETE FROM events WHERE position = 4")
+    report = verify_chain(five.engine, batch=batch)
+    assert (report.ok, report.first_bad) == (False, 4)
+    assert report.problem == "position 4: missing (the next record is at 5)"
 
 
 def test_verify_of_an_empty_log_is_ok_with_no_head(store: EventStore) -> None:
