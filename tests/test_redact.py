@@ -71,6 +71,8 @@ from tests.kit import closed_port, load, monitor_cmd, write_config
         ),
         ("https://e.org/f?pwd=S3&jwt=S4", f"https://e.org/f?pwd={REDACTED}&jwt={REDACTED}"),
         ("https://e.org/f?PHPSESSID=S1", f"https://e.org/f?PHPSESSID={REDACTED}"),
+        # an OAuth redirect's authorization code is a credential until it is exchanged
+        ("https://e.org/cb?code=Ax9&state=s1", f"https://e.org/cb?code={REDACTED}&state=s1"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
