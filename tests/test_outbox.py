@@ -22,10 +22,12 @@ SCHEDULE = tuple(timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000
 
 
 def test_alert_id_is_stable_per_transition_and_channel() -> None:
-    assert outbox.alert_id("e1", "team") == outbox.alert_id("e1", "team")
+    # Pinned: receivers deduplicate on it, so an upgrade must not change an alert's id.
+    assert outbox.alert_id("e1", "team") == "alt_a0148f39498e90681f10680482f6c9af"
     assert outbox.alert_id("e1", "team") != outbox.alert_id("e1", "hook")
     assert outbox.alert_id("e1", "team") != outbox.alert_id("e2", "team")
-    assert outbox.alert_id("e1", "team").startswith("alt_")
+    # the two ids are kept apart, not run together: ("e1", "2team") is not ("e12", "team")
+    assert outbox.alert_id("e1", "2team") != outbox.alert_id("e12", "team")
 
 
 @pytest.mark.parametrize("attempts,base", list(enumerate(SCHEDULE, start=1)))
@@ -35,6 +37,11 @@ def test_schedule_without_jitter_at_the_midpoint(attempts: int, base: timedelta)
 
 def test_schedule_is_spent_after_its_last_delay() -> None:
     assert outbox.next_attempt_at(SCHEDULE, len(SCHEDULE) + 1, now=NOW, rand=0.5) is None
+
+
+def test_no_retry_is_scheduled_before_a_first_attempt() -> None:
+    # attempts_made counts failed attempts: 0 must not wrap round to the schedule's last delay
+    assert outbox.next_attempt_at(SCHEDULE, 0, now=NOW, rand=0.5) is None
 
 
 @given(st.integers(min_value=1, max_value=7), st.floats(min_value=0, max_value=0.999999))
@@ -79,3 +86,21 @@ def test_fold_follows_an_alert_through_its_life() -> None:
     row = outbox.fold(row, AlertDelivered(alert_id="a", channel_id="team", attempt=3,
                                           response="200 OK"), NOW, 11)
     assert row["status"] == "delivered" and row["attempts"] == 3
+
+
+def test_recipients_that_accepted_stay_accepted_across_later_attempts() -> None:
+    """A retry goes only to the recipients still owed the alert, so its failure names only
+    them: the fold keeps what earlier attempts learned of the others."""
+    q = AlertQueued(alert_id="a", channel_id="team", milestone_id="m", subject="s", payload={})
+    row = outbox.fold(None, q, NOW, 1)
+    first = AlertAttemptFailed(alert_id="a", channel_id="team", attempt=1, kind="smtp_4xx",
+                               message="busy", retry_at=NOW + timedelta(seconds=5),
+                               recipients={"a@example.org": "accepted: 250 ok",
+                                           "b@example.org": "deferred: 451 busy"})
+    second = AlertAttemptFailed(alert_id="a", channel_id="team", attempt=2, kind="smtp_4xx",
+                                message="busy", retry_at=NOW + timedelta(seconds=300),
+                                recipients={"b@example.org": "deferred: 451 busy"})
+    row = outbox.fold(outbox.fold(row, first, NOW, 2), second, NOW, 3)
+    assert outbox.accepted_recipients(row) == {"a@example.org"}
+    assert row["recipients"] == {"a@example.org": "accepted: 250 ok",
+                                 "b@example.org": "deferred: 451 busy"}
