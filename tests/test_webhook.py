@@ -16,7 +16,7 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from monitor.channels.webhook import RESPONSE_CAP, send_webhook, sign
 from monitor.errors import DeliveryError
@@ -73,7 +73,7 @@ def test_two_secrets_give_two_signatures_each_verifying_with_its_own_secret() ->
         Webhook(secret).verify(BODY, headers | {"webhook-signature": signature})
         # Each signature verifies only with its own secret.
         other = OTHER_SECRET if secret == SECRET else SECRET
-        with pytest.raises(Exception):  # noqa: B017 - the library's error types vary
+        with pytest.raises(WebhookVerificationError, match="No matching signature found"):
             Webhook(other).verify(BODY, headers | {"webhook-signature": signature})
 
 
@@ -179,6 +179,30 @@ def test_messages_name_the_origin_but_not_the_path_token() -> None:
     error = _failure(f"http://127.0.0.1:{port}/hooks/T0k3nInPath?key=abc")
     assert f"127.0.0.1:{port}" in str(error)
     assert "T0k3nInPath" not in str(error) and "key=abc" not in str(error)
+    # nor user information in the URL: `https://user:token@host/` is a common webhook form
+    error = _failure(f"http://hook:Us3rT0ken@127.0.0.1:{port}/in")
+    assert str(error).startswith(f"webhook http://127.0.0.1:{port}: ")
+    assert "Us3rT0ken" not in str(error)
+
+
+async def _send_refused(url: str) -> str:
+    from monitor.fetch import guarded_client
+
+    async with guarded_client(allow_private=False, timeout=5.0, user_agent="test") as client:
+        return await send_webhook(
+            client, url=url, secrets=SECRET, alert_id="alt_p", body=BODY,
+            timestamp=int(time.time()), timeout=5.0,
+        )
+
+
+def test_a_private_address_is_a_permanent_failure_and_nothing_is_sent(
+    receiver: WebhookReceiver,
+) -> None:
+    """Retrying cannot make the address public: the alert is abandoned, not retried."""
+    with pytest.raises(DeliveryError) as caught:
+        _run(_send_refused(receiver.url()))
+    assert (caught.value.kind, caught.value.permanent) == ("private_address", True)
+    assert receiver.received == []
 
 
 def test_secret_never_appears_in_errors_or_logs(
