@@ -46,6 +46,7 @@ def matches(term: str, text: str) -> bool:
         ("3M", "13M", False),
         ("C++", "C++x", True),
         ("C++", "aC++", False),
+        (".NET", "ASP.NET Core", True),  # a term that starts with no letter has no left edge
     ],
 )
 def test_latin_terms_match_only_at_latin_word_boundaries(
