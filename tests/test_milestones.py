@@ -9,9 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor import evaluate
 from monitor import milestones as ms
 from monitor.events import MilestoneMatched, MilestoneStatusChanged, Status
+from monitor.match import compile_matcher
 from monitor.projections import Milestones
+from monitor.rules import RuleSpec
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 POLICY = ms.Policy(milestone_id="training-start", publishers=2, within=timedelta(days=14),
@@ -59,6 +62,34 @@ def test_publishers_outside_the_window_do_not_corroborate() -> None:
     state, events = step(state, item="b", publisher="itmedia.co.jp", published_at=NOW)
     assert changes(events) == []
     assert state.status is Status.REPORTED
+
+
+def test_a_report_exactly_the_window_apart_still_corroborates() -> None:
+    start = NOW - POLICY.within
+    state, _ = step(ms.MilestoneState(), item="a", publisher="nhk.or.jp", published_at=start)
+    state, events = step(state, item="b", publisher="itmedia.co.jp", published_at=NOW)
+    assert changes(events) == [("reported", "confirmed")]
+
+
+def test_a_late_found_older_report_does_not_reach_forward_past_the_window() -> None:
+    """The window looks back from the new report: one published 30 days before what was
+    recorded is not corroborated by that later report, whichever is found first."""
+    state, _ = step(ms.MilestoneState(), item="a", publisher="nhk.or.jp", published_at=NOW)
+    old = NOW - timedelta(days=30)
+    state, events = step(state, item="b", publisher="itmedia.co.jp", published_at=old)
+    assert changes(events) == []
+    assert state.status is Status.REPORTED
+
+
+def test_the_first_setback_rule_that_matches_speaks_for_the_milestone() -> None:
+    rules = {
+        "m:progress": RuleSpec(all=(("noetra",),)),
+        "m:setback:0": RuleSpec(all=(("delay*",),)),
+        "m:setback:1": RuleSpec(all=(("postpone*",),)),
+    }
+    doc = {"title": "Noetra training delayed and postponed again"}
+    [verdict] = evaluate.evaluate(compile_matcher(rules, {}), doc)
+    assert (verdict.kind, verdict.match.rule) == ("setback", "m:setback:0")
 
 
 def test_authoritative_publisher_confirms_alone() -> None:
