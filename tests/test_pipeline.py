@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from monitor import items, poll, workstate
 from monitor.clients import fetch_limits
 from monitor.fetch import Fetcher
+from monitor.items import newest_published
 from monitor.parse import parse_drafts
 from monitor.pollrecord import PollReport
 from monitor.runtime import open_store
@@ -302,6 +303,47 @@ def test_a_short_guid_names_one_article_per_publisher_not_everywhere(
     assert all([kind for kind, _ in seen].count("ItemDiscovered") == 1 for seen in items.values())
 
 
+def test_a_short_guid_without_a_publisher_is_told_apart_by_link_then_title(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """Where the first holder of `1` names no publisher (a host with no registrable domain),
+    an entry is its article when the canonical links agree, or with no link the titles; an
+    entry of another publisher is scoped to that publisher, so its two feeds share one item."""
+    first = {"title": "Noetra starts training", "link": "http://localhost/a/1?utm_source=a",
+             "guid": "1"}
+    same_link = {"title": "Retitled", "link": "http://localhost/a/1?utm_source=b", "guid": "1"}
+    same_title = {"title": "Noetra starts training", "guid": "1"}
+    publisher = {"title": "Acme's factory", "link": "https://blog.example.net/p/77", "guid": "1"}
+    bodies = {"a": [first], "b": [same_link], "c": [same_title], "d1": [publisher],
+              "d2": [{**publisher, "link": "https://blog.example.net/other/77"}]}
+    for name, entries in bodies.items():
+        feed_server.route(f"/{name}.xml", body=rss(entries))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    run_once(path)  # a holds `1` first
+    write_config(tmp_path, feeds={n: feed_server.url(f"/{n}.xml") for n in bodies})
+    run_once(path)
+    store = opened(path)
+    items: dict[str, list[str]] = {}
+    for r in store.read(types=("ItemDiscovered", "ItemSighted")):
+        items.setdefault(r.data["item_id"], []).append(r.data["feed_id"])
+    store.close()
+    assert sorted(sorted(feeds) for feeds in items.values()) == [["a", "b", "c"], ["d1", "d2"]]
+
+
+def test_an_edited_item_of_the_same_feed_is_neither_new_nor_seen_elsewhere(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/a.xml", body=rss([item(1), item(2)]))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    first = poll_now(path, "a", deferred=False)
+    assert (first.discovered, first.sighted) == (2, 0)
+    edited = {**item(1), "title": "Unrelated story 1 (updated)"}  # parsed again: it changed
+    feed_server.route("/a.xml", body=rss([edited, item(2), item(3)]))
+    again = poll_now(path, "a", deferred=False)
+    assert (again.outcome, again.discovered, again.sighted) == ("new", 1, 0)
+    store = opened(path)
+    assert types(store).count("ItemSighted") == 0
+    store.close()
+
+
 def test_items_without_guid_or_link_and_shared_guids_are_not_doubled(
         tmp_path: Path, feed_server: FeedServer) -> None:
     bare = {"title": "No guid, no link", "description": "just text"}
@@ -334,6 +376,62 @@ def test_stale_feed_is_recorded_once_while_it_keeps_answering(
     assert [r.type for r in store.read() if r.stream == "feed:meti"] == [
         "FeedStale", "FeedRecovered"]
     store.close()
+
+
+def test_monitor_poll_records_a_stale_feed_once_and_a_feed_without_dates_as_stale(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """`monitor poll` writes an unchanged poll in a transaction of its own, which must decide
+    again that the feed was already stale; a feed whose items carry no date is stale too."""
+    old = {"title": "June news", "guid": "june", "published": NOW - timedelta(days=90)}
+    undated = {"title": "Undated", "guid": "u1"}
+    feed_server.route("/meti.xml", body=rss([old]), etag='"june"')
+    feed_server.route("/undated.xml", body=rss([undated]))
+    path = write_config(tmp_path, feeds={"meti": feed_server.url("/meti.xml"),
+                                         "undated": feed_server.url("/undated.xml")})
+    text = path.read_text().replace('id = "meti"', 'id = "meti"\nstale_after = "14d"')
+    path.write_text(text.replace('id = "undated"', 'id = "undated"\nstale_after = "14d"'))
+    for _ in range(3):
+        for feed_id in ("meti", "undated"):
+            poll_now(path, feed_id, deferred=False)
+    assert feed_server.requests("/meti.xml")[-1].get("If-None-Match") == '"june"'
+    store = opened(path)
+    stale = [(r.stream, r.data["newest_item_at"]) for r in store.read(types=("FeedStale",))]
+    store.close()
+    assert sorted(stale, key=lambda s: s[0]) == [
+        ("feed:meti", (NOW - timedelta(days=90)).replace(microsecond=0).isoformat()),
+        ("feed:undated", None)]
+
+
+def test_a_gone_feed_that_answers_again_recovers_and_backs_off_from_scratch(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/g.xml", status=410)
+    path = write_config(tmp_path, feeds={"g": feed_server.url("/g.xml")})
+    poll_now(path, "g", deferred=False)
+    feed_server.route("/g.xml", body=rss([item(1)]))
+    assert poll_now(path, "g", deferred=False).outcome == "new"
+    store = opened(path)
+    assert [(r.type, r.data.get("kind"), r.data.get("after"))
+            for r in store.read() if r.stream == "feed:g"] == [
+        ("FeedFailed", "gone", None), ("FeedRecovered", None, "gone")]
+    assert workstate.feed_rows(store)["g"].failures == 0
+    store.close()
+    feed_server.route("/g.xml", status=503)
+    failed = poll_now(path, "g", deferred=False)  # the first failure since: about a minute
+    assert failed.retry_in is not None and failed.retry_in <= timedelta(seconds=72)
+
+
+def test_a_retry_after_beyond_a_week_is_taken_as_a_week(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/f.xml", status=503, headers={"Retry-After": "999999999"})
+    path = write_config(tmp_path, feeds={"f": feed_server.url("/f.xml")})
+    assert poll_now(path, "f", deferred=False).retry_in == timedelta(days=7)
+
+
+def test_the_newest_publication_time_is_the_latest_in_any_entry_order() -> None:
+    entries = parse_drafts(rss([item(3), item(1), item(5)]), now=NOW).entries
+    newest = (NOW - timedelta(hours=1)).replace(microsecond=0).timestamp()
+    assert newest_published(entries, None) == newest
+    assert newest_published(entries, newest + 60) == newest + 60  # what was known stands
 
 
 def test_first_polls_after_restart_are_spread(tmp_path: Path) -> None:
