@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -187,3 +189,19 @@ def deliver_at(path: Path, now: datetime, env: Mapping[str, str]) -> list[Any]:
                 store.close()
 
     return asyncio.run(tick())
+
+
+@contextmanager
+def kept_logging() -> Iterator[None]:
+    """Logging as it was before: a command sets up the root logger for its process (its
+    handler, with a filter that rewrites records, and the levels of noisy loggers), and the
+    tests that run after this one in the same process must not inherit it."""
+    root, handlers, level = logging.getLogger(), logging.getLogger().handlers[:], logging.root.level
+    levels = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name in logging.root.manager.loggerDict:
+            logging.getLogger(name).setLevel(levels.get(name, logging.NOTSET))

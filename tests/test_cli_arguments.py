@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from monitor.cli import main
 from monitor.runtime import open_store
-from tests.kit import assert_one_line_error, cli, load, write_config
+from tests.kit import assert_one_line_error, cli, kept_logging, load, write_config
 
 # {} is where the odd value goes
 COMMANDS = [
@@ -53,7 +53,7 @@ def monitor(config: Path, *args: str) -> tuple[int, str]:
     argv, stdout, stderr = sys.argv, io.TextIOWrapper(io.BytesIO()), io.StringIO()
     sys.argv = ["monitor", "--config", str(config), *args]
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), kept_logging():
             main()
     except SystemExit as done:
         code = done.code

@@ -19,7 +19,7 @@ from monitor.fetch import Fetcher
 from monitor.runtime import open_store
 from monitor.store import EventStore
 from tests.feedserver import FeedServer
-from tests.kit import load, rss, run_once, write_config
+from tests.kit import kept_logging, load, rss, run_once, write_config
 
 BODY = rss([{"title": "Unrelated story", "guid": "g1", "link": "https://news.example.com/1"}])
 
@@ -183,11 +183,9 @@ def test_a_reload_reschedules_changed_ticks_and_scrubs_new_channels_secrets(
         await running
         return jobs
 
-    logs.setup(secrets=[])
-    try:
+    with kept_logging():
+        logs.setup(secrets=[])
         jobs = asyncio.run(reload_while_running())
-    finally:
-        logging.getLogger().handlers.clear()
     assert jobs["poll_tick"] == jobs["deliver_tick"] == timedelta(seconds=7)
     assert jobs["deadline_tick"] == timedelta(hours=2)
     err = capfd.readouterr().err
