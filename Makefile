@@ -32,6 +32,7 @@ check: $(VENV)/.installed
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check monitor tests bench
+	$(BIN)/ruff format --check monitor bench
 	$(BIN)/mypy monitor
 
 clean:

@@ -22,9 +22,7 @@ from monitor.redact import shown_source
 from monitor.store import EventStore, Recorded
 
 
-def parse_when(
-    text: str, *, timezone: str, end: bool = False, option: str = "--since"
-) -> datetime:
+def parse_when(text: str, *, timezone: str, end: bool = False, option: str = "--since") -> datetime:
     """A date (`2026-06-30`) or an ISO 8601 time; a bare date means local midnight (or the
     day's end, with `end`). Errors name `option`."""
     try:
@@ -104,7 +102,10 @@ class Filter:
 
     def select(self, store: EventStore, *, after: int = 0) -> Iterator[Recorded]:
         records = store.read(
-            after=after, stream=self._stream(), types=self.types, since=self.since,
+            after=after,
+            stream=self._stream(),
+            types=self.types,
+            since=self.since,
             until=self.until,
         )
         return (r for r in records if self.accepts(r))
@@ -188,7 +189,9 @@ def summary(r: Recorded, timezone: str = "UTC") -> str:
             return f"{d['milestone_id']}: {d['from_status']} → {d['to_status']} ({d['reason']})"
         case "MilestoneSourceCorrected":
             cited = shown_source(str(d["source"]))
-            return f"{d['milestone_id']}: {d['status']}, source corrected to {cited} ({d['reason']})"
+            return (
+                f"{d['milestone_id']}: {d['status']}, source corrected to {cited} ({d['reason']})"
+            )
         case "FeedFailed":
             return f"{d['feed_id']}: {d['kind']}: {d['message']}"
         case "FeedRecovered":

@@ -128,8 +128,10 @@ async def _post(
     finally:
         await response.aclose()
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    text = kept.decode("utf-8", "replace") if encoding in ("", "identity") else (
-        f"({len(kept)} bytes of {printable_line(encoding)[:40]}-encoded answer, not decoded)"
+    text = (
+        kept.decode("utf-8", "replace")
+        if encoding in ("", "identity")
+        else (f"({len(kept)} bytes of {printable_line(encoding)[:40]}-encoded answer, not decoded)")
     )
     return (response.status_code, printable_line(response.reason_phrase), response.headers, text)
 

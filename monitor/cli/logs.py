@@ -48,8 +48,12 @@ def _filter(
 ) -> Any:
     from monitor.review import Filter, parse_when
 
-    for option, value in (("--stream", stream), ("--milestone", milestone), ("--feed", feed),
-                          ("--grep", grep)):
+    for option, value in (
+        ("--stream", stream),
+        ("--milestone", milestone),
+        ("--feed", feed),
+        ("--grep", grep),
+    ):
         if value is not None:
             utf8_text(option, value)
     # the log keeps the history of feeds and milestones removed since: a note, not an error

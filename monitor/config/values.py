@@ -163,8 +163,10 @@ def check_database_url(url: str) -> str:
             "(use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
         )
     port = _DATABASE_PORT.match(url)  # read as SQLAlchemy reads it; a broken one fails later
-    if port is not None and port["port"] and not (
-        port["port"].isdigit() and 0 < int(port["port"]) < 65536
+    if (
+        port is not None
+        and port["port"]
+        and not (port["port"].isdigit() and 0 < int(port["port"]) < 65536)
     ):
         raise ValueError(
             f"database URL ({scheme}://…): its host's port is not a number from 1 to 65535 "

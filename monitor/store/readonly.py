@@ -31,6 +31,8 @@ from monitor.redact import redact_url
 from monitor.store import schema
 
 TABLES = (schema.events.name, schema.projection_state.name)
+
+
 def open_engine(url: str) -> tuple[sa.Engine, Snapshot | None]:
     """A read-only engine on the log at `url`, and what to check when it closes (if anything)."""
     parsed = sa.make_url(url)
