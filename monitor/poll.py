@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from monitor import evaluate, identity, workstate
 from monitor.config import Config, Feed
-from monitor.errors import FetchError, ParseError, StoreError
+from monitor.errors import FetchError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
 from monitor.pollrecord import (
@@ -74,14 +74,9 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         result = await p.fetcher.fetch(work.url, etag=work.etag, last_modified=work.last_modified)
     except FetchError as exc:
         return await _in_writer(p, record_failure, p, feed, work, exc, now)
-    except Exception as exc:  # an answer no rule foresaw fails this feed, not the daemon
-        log.exception("feed '%s': unexpected error while fetching", feed.id)
-        unforeseen = FetchError(
-            "unexpected",
-            f"{work.url}: unexpected {type(exc).__name__}: {exc}",
-            hint=UNFORESEEN_HINT,
-        )
-        return await _in_writer(p, record_failure, p, feed, work, unforeseen, now)
+    except Exception as exc:  # noqa: BLE001 (logged by _unforeseen): an answer no rule foresaw
+        message = f"{work.url}: unexpected {type(exc).__name__}: {exc}"
+        return await _unforeseen(p, feed, work, now, "fetching", message)
     body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
     if result.status == 304 or body_hash == work.body_hash:
         if p.defer_unchanged and not _may_record(feed, work, result, now):
@@ -92,14 +87,25 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         return await _in_writer(p, parse_and_record, p, feed, work, result, body_hash, now)
     except StoreError:
         raise  # the log cannot be written: not this feed's failure, nor one it could record
-    except Exception as exc:  # a bug met while recording fails this feed, not the daemon
-        log.exception("feed '%s': unexpected error while recording", feed.id)
-        broken = ParseError(
-            "unexpected",
-            f"unexpected {type(exc).__name__} while recording: {exc}",
-            hint=UNFORESEEN_HINT,
-        )
-        return await _in_writer(p, record_failure, p, feed, work, broken, now, result)
+    except Exception as exc:  # noqa: BLE001 (logged by _unforeseen): a bug met while recording
+        message = f"unexpected {type(exc).__name__} while recording: {exc}"
+        return await _unforeseen(p, feed, work, now, "recording", message, result)
+
+
+async def _unforeseen(
+    p: Poller,
+    feed: Feed,
+    work: FeedWork,
+    now: datetime,
+    doing: str,
+    message: str,
+    result: FetchResult | None = None,
+) -> PollReport:
+    """An error no rule foresaw, met while `doing`: logged with its traceback (call this in the
+    `except` block), recorded as the feed's failure of kind `unexpected`, backed off."""
+    log.exception("feed '%s': unexpected error while %s", feed.id, doing)
+    error = FetchError("unexpected", message, hint=UNFORESEEN_HINT)
+    return await _in_writer(p, record_failure, p, feed, work, error, now, result)
 
 
 def log_failure(report: PollReport) -> None:
