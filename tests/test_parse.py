@@ -381,6 +381,12 @@ PAGE = """<!DOCTYPE html><html><head><title>METI News</title>
         (('<link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">\n'
          '<link rel="alternate" type="application/rss+xml" href="rss2.xml">'),
          "https://www.meti.go.jp/news/rss2.xml"),
+        # a relative URL is resolved against the page's <base href>, itself relative
+        (('<base href="/press/2026/"><link rel="alternate" type="application/rss+xml" '
+          'href="rss.xml">'), "https://www.meti.go.jp/press/2026/rss.xml"),
+        # attribute names after a run of letters (no '=') are still read
+        ("<link " + "a" * 1900 + ' rel="alternate" type="application/rss+xml" href="r.xml">',
+         "https://www.meti.go.jp/news/r.xml"),
     ],
 )
 def test_an_html_page_that_links_to_a_feed_names_it(links: str, found: str) -> None:
@@ -399,6 +405,8 @@ def test_an_html_page_that_links_to_a_feed_names_it(links: str, found: str) -> N
         'href="https://u:secret@example.org/rss?token=abc">'),  # credentials are never shown
         '<link rel="alternate" type="application/rss+xml" href="ftp://example.org/rss">',
         '<link rel="alternate" type="application/rss+xml" href="/' + "a" * 400 + '">',
+        ('<base href="https://u:secret@cdn.example.org/">'  # nor a base's credentials
+         '<link rel="alternate" type="application/rss+xml" href="rss.xml">'),
     ],
 )
 def test_a_page_names_no_feed_it_cannot_show_safely(links: str) -> None:
