@@ -209,13 +209,14 @@ def _apart(
 
 def _same_article(row: Mapping[str, Any], entry: Entry) -> bool:
     """Whether a recorded item (its `items` row) and an entry are one article: the same
-    publisher, or, where either names none, the same canonical link, else the same title."""
+    publisher, or, where either names none, the same canonical link, else the same title (the
+    one it was discovered with or its latest revision's: another feed may carry either)."""
     mine, theirs = identity.publisher(entry.source_url or entry.link), row.get("publisher")
     if mine and theirs:
         return bool(mine == theirs)
     if entry.link and row.get("url"):
         return bool(identity.canonical_url(entry.link) == row["url"])
-    return bool(entry.title == row.get("title"))
+    return entry.title in (row.get("title"), row.get("discovered_title"))
 
 
 def _discovered(feed: Feed, entry: Entry, iid: str) -> ItemDiscovered:

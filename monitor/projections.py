@@ -80,7 +80,8 @@ class Milestones:
 class Items:
     """item id -> what alerts and corroboration need: title (its latest revision's), url,
     publisher, feeds, revisions, and the terms each milestone matched in it (so an alert can
-    explain its evidence)."""
+    explain its evidence); a revised item keeps the title it was discovered with, which tells
+    its article apart (`items._same_article`)."""
 
     name = "items"
 
@@ -104,6 +105,7 @@ class Items:
         elif isinstance(e, ItemSighted) and e.feed_id not in row.get("feeds", []):
             row["feeds"] = [*row.get("feeds", []), e.feed_id]
         elif isinstance(e, ItemRevised):  # alerts show the text as it reads now
+            row.setdefault("discovered_title", row.get("title"))
             row.update(title=e.title, revisions=e.revision)
         elif isinstance(e, MilestoneMatched):
             terms = [{k: h.get(k) for k in ("group", "term", "field", "text")} for h in e.hits]

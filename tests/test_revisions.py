@@ -259,3 +259,25 @@ def test_the_log_shows_a_revision_with_the_title_it_replaced(
     shown = cli(path, "poll", "nikkei")
     assert shown.returncode == 0, shown.stderr
     assert "0 new items, 0 seen elsewhere, 1 revised, 0 transitions" in shown.stdout
+
+
+def test_a_revised_title_does_not_part_a_short_guid_from_its_article(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """Where no publisher or link tells a short GUID's article apart, its title does: an
+    aggregator carrying the title the item was discovered with still carries that item."""
+    first = {"title": STARTS, "link": "http://localhost/a/1", "guid": "1"}  # no publisher
+    feed_server.route("/a.xml", body=rss([first]))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    run_once(path)
+    feed_server.route("/a.xml", body=rss([{**first, "title": STARTS + " in Tokyo"}]))
+    run_once(path)
+    feed_server.route("/c.xml", body=rss([{"title": STARTS, "guid": "1"}]))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml"),
+                                         "c": feed_server.url("/c.xml")})
+    run_once(path)
+    store = opened(path)
+    try:
+        assert [t for t, _ in item_events(store)] == [
+            "ItemDiscovered", "ItemRevised", "ItemSighted"]
+    finally:
+        store.close()

@@ -218,6 +218,10 @@ REALISTIC: list[list[ev.Event]] = [
     [item(4, "nhk", "nhk.or.jp"), matched(4, "nhk.or.jp", "setback"),
      changed("confirmed", "at_risk", source="https://www.meti.go.jp/cut"),
      queued("a4", "team", "at_risk")],
+    [ev.ItemRevised(item_id="i2", feed_id="itm", title="Noetra story 2, delayed", summary="",
+                    published_at=AT, publisher="itmedia.co.jp", previous_title="Noetra story 2",
+                    revision=1),
+     matched(2, "itmedia.co.jp", "setback")],  # an edited item, evidence again
     [ev.AlertAbandoned(alert_id="a4", channel_id="team", attempt=1, kind="recipients_refused",
                        message="550 no such user")],
     [ev.AlertRequeued(alert_id="a4", channel_id="team", operator="kim", reason="fixed")],
@@ -247,6 +251,9 @@ def test_the_real_projections_rebuild_to_what_the_appends_kept(db_url: str) -> N
         "at_risk", "https://www.meti.go.jp/cut", 3)
     assert incremental["items"]["i1"]["feeds"] == ["nhk", "itm"]
     assert incremental["items"]["i4"]["terms"]["training-start"][0]["term"] == "Noetra"
+    revised = incremental["items"]["i2"]
+    assert (revised["title"], revised["discovered_title"], revised["revisions"]) == (
+        "Noetra story 2, delayed", "Noetra story 2", 1)
     total = sum(len(b) for b in REALISTIC)
     assert store.rebuild(batch=4) == total  # pages that cut through a poll's batch
     assert real_states(store) == incremental
