@@ -50,9 +50,12 @@ def feed_rows(store: EventStore, config: Config) -> list[dict[str, Any]]:
     """Each configured feed: health (ok / failing / gone / stale, or `not_polled` before its
     first poll completes), and the next poll (None for a disabled feed: none is due)."""
     work = workstate.feed_rows(store)
+    # one query for every feed: a query each cost a connection (and a ping on PostgreSQL) per
+    # feed, seconds for a few thousand feeds
+    health_of = store.states_of("feeds", [f.id for f in config.feeds])
     rows = []
     for f in config.feeds:
-        recorded = store.state("feeds", f.id)
+        recorded = health_of.get(f.id)
         health = recorded or {"health": "ok"}
         w = work.get(f.id)
         polled = recorded is not None or (w is not None and w.polls > 0)
