@@ -438,6 +438,49 @@ def test_read_filters_by_stream_type_time_and_position_across_pages(store: Event
     assert all(r.recorded_at.tzinfo is not None for r in store.read())
 
 
+def test_a_time_window_holds_what_a_clock_set_back_recorded_out_of_order(
+    store: EventStore,
+) -> None:
+    """Times come from the writer's clock: one set back records an earlier time later."""
+    for hours in (0, 3, 1, 5, 2, 4):
+        store.append([NewEvent(sighted(f"i{hours % 2}"))], now=T0 + timedelta(hours=hours))
+    window = store.read(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=3), batch=1)
+    assert [r.position for r in window] == [3, 5]
+    tail = store.read(since=T0 + timedelta(hours=4), stream="item:i0", after=2, batch=1)
+    assert [(r.position, r.stream_version) for r in tail] == [(6, 3)]
+    assert list(store.read(since=T0 + timedelta(hours=6))) == []
+
+
+def _read_work(store: EventStore, **filters: Any) -> tuple[int, int]:
+    """How many records `read` yields in pages of 10, and SQLite's virtual-machine steps."""
+    steps = itertools.count()
+
+    def count(dbapi: Any, *_: Any) -> None:
+        dbapi.set_progress_handler(lambda: next(steps) and 0, 1)
+
+    sa.event.listen(store.engine, "checkout", count)
+    try:
+        found = sum(1 for _ in store.read(batch=10, **filters))
+    finally:
+        sa.event.remove(store.engine, "checkout", count)
+    return found, next(steps)
+
+
+def test_reading_a_long_stream_in_pages_costs_in_proportion(sqlite_url: str) -> None:
+    """Each page is the next run of the stream's index, not the rest of the stream sorted
+    again: three times the events take about three times the work, where sorting took nine."""
+    store = EventStore.open(sqlite_url)
+    work = []
+    for name, count in (("short", 200), ("long", 600)):
+        for n in range(count):
+            store.append([NewEvent(changed(name)), NewEvent(sighted(f"{name}{n}"))])
+        found, steps = _read_work(store, stream=f"milestone:{name}")
+        assert found == count
+        work.append(steps)
+    store.close()
+    assert work[1] < 4 * work[0], work
+
+
 def test_get_and_caused_by_follow_the_causation_in_meta(store: EventStore) -> None:
     [cause] = store.append([NewEvent(changed("m"))])
     store.append(

@@ -142,15 +142,13 @@ class EventStore:
         where: list[sa.ColumnElement[bool]] = []
         if until_position is not None:
             where.append(events.c.position <= until_position)
-        if stream is not None:
-            where.append(events.c.stream == stream)
         if types:
             where.append(events.c.type.in_(list(types)))
         if since is not None:
             where.append(events.c.recorded_at >= format_time(since))
         if until is not None:
             where.append(events.c.recorded_at < format_time(until))
-        for rows in self._batches(after, where, batch):
+        for rows in self._batches(after, where, batch, stream=stream):
             yield from map(to_record, rows)
 
     def read_raw(
@@ -170,18 +168,35 @@ class EventStore:
         where: list[sa.ColumnElement[bool]],
         batch: int,
         columns: Sequence[sa.ColumnElement[Any]] = READ_COLUMNS,
+        *,
+        stream: str | None = None,
     ) -> Iterator[Sequence[schema.Row]]:
         # Keyset pages, each in a short read transaction of its own: memory stays one page,
         # and no reader pins a snapshot (or a WAL checkpoint) for the length of a replay.
-        cursor = after
+        # A stream's pages follow its index, in version order, which is position order (the
+        # writer numbers both under its lock). Ordered by position, SQLite sorted the rest of
+        # the stream again for each page, and PostgreSQL walked every position of the log.
+        cursor, version = after, 0
         while True:
-            query = sa.select(*columns).where(events.c.position > cursor, *where)
+            if stream is None:
+                query = sa.select(*columns).where(events.c.position > cursor, *where)
+                query = query.order_by(events.c.position)
+            else:
+                query = sa.select(*columns).where(
+                    events.c.stream == stream,
+                    events.c.stream_version > version,
+                    events.c.position > after,
+                    *where,
+                )
+                query = query.order_by(events.c.stream_version)
             with self._reading() as conn:
-                rows = conn.execute(query.order_by(events.c.position).limit(batch)).all()
+                rows = conn.execute(query.limit(batch)).all()
             if not rows:
                 return
             yield rows
             cursor = rows[-1][0]
+            if stream is not None:
+                version = rows[-1].stream_version
 
     def follow(
         self, *, after: int = 0, poll_seconds: float = 0.5, stop: Callable[[], bool] = _never
