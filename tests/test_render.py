@@ -32,9 +32,9 @@ def _evidence(**overrides: Any) -> dict[str, Any]:
         "title": "Noetra begins training its first foundation model",
         "url": "https://www3.nhk.or.jp/news/html/20260630/k1001.html",
         "publisher": "nhk.or.jp",
-        "published_at": "2026-06-30T01:15:00Z",
+        "published_at": "2026-06-30T01:15:00+00:00",
         "matched_terms": [
-            {"group": 0, "term": "@noetra", "field": "title", "text": "Noetra"},
+            {"group": 0, "term": "Noetra", "field": "title", "text": "Noetra"},
             {"group": 1, "term": "training", "field": "title", "text": "training"},
         ],
     }
@@ -218,7 +218,7 @@ def test_date_header_is_queued_at() -> None:
 
 def test_text_part_explains_match_and_names_chain_head() -> None:
     text, _ = _parts(_render(CASES["confirmed"]))
-    assert 'matched "@noetra" (all group 0) in title: "Noetra"' in text
+    assert 'matched "Noetra" (all group 0) in title: "Noetra"' in text
     assert 'matched "学習" (any) in summary: "学習"' in text
     assert f"chain head 1234:{HASH}" in text
     assert "https://www3.nhk.or.jp/news/html/20260630/k1001.html" in text
