@@ -158,12 +158,34 @@ def test_a_test_alert_that_fails_exits_1_naming_the_channel(
     receiver.respond(Reply(status=500))
     result = cli(config, "alerts", "test", "hook")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "error: test alert on 'hook' was not delivered" in result.stderr
+    assert re.search(r"error: test alert alt_test_\w+ on 'hook' was not delivered", result.stderr)
     # tried once, while the operator waits: not queued for a later run to send unasked
     [row] = json_out(config, "alerts")
     assert (row["status"], str(row["last_error"]).split(":")[0]) == ("abandoned", "http_5xx")
     run_once(config, ENV)  # delivers the milestone's own alert, not the test's again
     assert receiver.count(row["alert_id"]) == 1 and len(receiver.received) == 2
+
+
+def test_a_failed_test_alert_is_said_once_with_a_hint_that_fits_why(
+        config: Path, receiver: WebhookReceiver) -> None:
+    # the outcome is the command's one error line: no dispatcher log line beside it
+    receiver.respond(Reply(status=500))
+    failed = cli(config, "alerts", "test", "hook")
+    line = kit.assert_one_line_error(failed, 1)
+    assert re.match(r"error: test alert alt_test_\w+ on 'hook' was not delivered: http_5xx", line)
+    # disabled by an operator: its URL is not at fault, so the hint does not send one to fix it
+    assert cli(config, "alerts", "disable", "hook", "--reason", "maintenance").returncode == 0
+    refused = cli(config, "alerts", "test", "hook")
+    assert "channel 'hook' is disabled: maintenance" in kit.assert_one_line_error(refused, 1)
+    assert refused.stderr.splitlines()[-1] == "hint: run `monitor alerts enable hook` first"
+    # disabled by a 410: the URL may be what is wrong
+    assert cli(config, "alerts", "enable", "hook").returncode == 0
+    receiver.respond(Reply(status=410))
+    gone = cli(config, "alerts", "test", "hook")
+    assert "receiver answered 410 Gone" in kit.assert_one_line_error(gone, 1)
+    assert gone.stderr.splitlines()[-1] == (
+        "hint: fix the channel's url, or run `monitor alerts enable hook` once the receiver "
+        "is fixed")
 
 
 def test_an_alert_queued_under_a_lease_waits_for_its_holder(tmp_path: Path, db_url: str) -> None:

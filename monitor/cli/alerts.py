@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from datetime import UTC, datetime
@@ -253,19 +254,36 @@ async def _send_test(channel_id: str) -> None:
             tx.append([NewEvent(queued, meta={"instance": "cli"})])
             alertwork.queue_alert(tx.conn, alert_id, channel.id, now.timestamp(), leased_to=lease)
         s = config.settings
-        async with guarded_client(
-            allow_private=s.allow_private_networks, timeout=30, user_agent=s.user_agent
-        ) as client:
-            d = deliver.Dispatcher(config, store, secrets, client, instance_name())
-            outcome = await deliver.deliver_one(d, alert_id, now)
+        # the outcome is this command's to say, once: not also as the dispatcher's log line
+        quiet = logging.getLogger("monitor.deliver")
+        quiet.disabled = True
+        try:
+            async with guarded_client(
+                allow_private=s.allow_private_networks, timeout=30, user_agent=s.user_agent
+            ) as client:
+                d = deliver.Dispatcher(config, store, secrets, client, instance_name())
+                outcome = await deliver.deliver_one(d, alert_id, now)
+        finally:
+            quiet.disabled = False
+        if outcome.status != "delivered":
+            raise MonitorError(
+                f"test alert {alert_id} on '{channel_id}' was not delivered: {outcome.detail}",
+                hint=_disabled_hint(store.state("channels", channel.id), channel.id),
+            )
     out.print(
         f"test alert {alert_id} on '{escape(channel_id)}': {outcome.status}"
         + (f" ({escape(outcome.detail)})" if outcome.detail else "")
     )
-    if outcome.status != "delivered":
-        hint = None
-        if outcome.detail.startswith("channel_disabled:"):
-            hint = f"fix the channel's url, or run `monitor alerts enable {channel_id}`"
-        raise MonitorError(
-            f"test alert on '{channel_id}' was not delivered: {outcome.detail}", hint=hint
+
+
+def _disabled_hint(row: dict[str, Any] | None, channel_id: str) -> str | None:
+    """What takes a disabled channel's alerts again: a 410 may be the URL's fault (the sha256
+    of the URL that answered it is kept), an operator's disabling is not."""
+    if not row or not row.get("disabled"):
+        return None
+    if row.get("url_sha256"):
+        return (
+            f"fix the channel's url, or run `monitor alerts enable {channel_id}` once the "
+            "receiver is fixed"
         )
+    return f"run `monitor alerts enable {channel_id}` first"
