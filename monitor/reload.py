@@ -26,8 +26,8 @@ def config_stamp(config: Config) -> Stamp | None:
 def reloaded(current: Config, env: Mapping[str, str], why: str) -> Config | None:
     """The file's new configuration, or None if it is unchanged or refused (logged here).
 
-    The database stays the one opened at start-up: a new `database_url` is logged and kept for
-    the next start.
+    The database and the log format stay the ones set up at start-up: a new `database_url` or
+    `log_format` is logged and kept for the next start.
     """
     try:
         new = load_config(Path(current.path), env)
@@ -42,12 +42,12 @@ def reloaded(current: Config, env: Mapping[str, str], why: str) -> Config | None
         return None
     if new.sha256 == current.sha256:
         return None
-    if new.settings.database_url != current.settings.database_url:
-        log.warning("database_url changed: takes effect at the next start")
-    return new.model_copy(
-        update={
-            "settings": new.settings.model_copy(
-                update={"database_url": current.settings.database_url}
-            )
-        }
-    )
+    # the log opened at start-up and the log handler set up then stay until the next start
+    kept = {
+        "database_url": current.settings.database_url,
+        "log_format": current.settings.log_format,
+    }
+    for name, value in kept.items():
+        if getattr(new.settings, name) != value:
+            log.warning("%s changed: takes effect at the next start", name)
+    return new.model_copy(update={"settings": new.settings.model_copy(update=kept)})

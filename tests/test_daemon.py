@@ -401,3 +401,27 @@ def test_a_running_daemon_holds_alerts_without_a_secret_and_a_reload_naming_one_
     [delivered] = list(store.read(types=("AlertDelivered",)))
     store.close()
     assert delivered.data["attempt"] == 1
+
+
+@pytest.mark.parametrize("setting, before, after", [
+    ("database_url", None, "sqlite:///elsewhere.db"),
+    ("log_format", '"text"', '"json"'),
+])
+def test_a_reload_says_which_changed_setting_waits_for_the_next_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, setting: str, before: str | None,
+        after: str) -> None:
+    from monitor.reload import reloaded
+
+    path = write_config(tmp_path, feeds={"a": "https://example.org/a.xml"},
+                        extra_settings=f"{setting} = {before}" if before else "")
+    old = load(path)
+    text = path.read_text()
+    if before:
+        path.write_text(text.replace(f"{setting} = {before}", f"{setting} = {after}"))
+    else:
+        path.write_text(text.replace(
+            f'database_url = "{old.settings.database_url}"', f'database_url = "{after}"'))
+    with caplog.at_level("WARNING", logger="monitor.daemon"):
+        new = reloaded(old, {}, "SIGHUP")
+    assert new is not None
+    assert f"{setting} changed: takes effect at the next start" in caplog.messages
