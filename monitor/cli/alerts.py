@@ -187,12 +187,14 @@ def enable(
             for r in store.states("outbox").values()
             if r.get("channel_id") == channel_id
             and r.get("status") == "abandoned"
+            and not r.get("test")  # tried once while an operator waited: nothing to re-send
             and str(r.get("last_error")).startswith(("channel_disabled:", "gone:"))
         ]
     out.print(f"channel '{escape(channel_id)}' enabled: alerts to it are delivered again")
     if stranded:
+        shown = ", ".join(stranded[:5]) + (", …" if len(stranded) > 5 else "")
         out.print(
-            f"alerts to it abandoned while it was disabled: {len(stranded)}; "
+            f"alerts to it abandoned while it was disabled: {len(stranded)} ({shown}); "
             "`monitor alerts retry ID` re-queues one"
         )
 
