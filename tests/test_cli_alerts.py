@@ -188,6 +188,24 @@ def test_a_failed_test_alert_is_said_once_with_a_hint_that_fits_why(
         "is fixed")
 
 
+def test_a_failed_test_alert_needs_no_operator_afterwards(
+        config: Path, receiver: WebhookReceiver) -> None:
+    # said when it failed, and never sent again: not a red line in `status` for ever, nor
+    # something `alerts retry` would send to the receiver later, unasked by the time it arrives
+    receiver.respond(Reply(status=500))
+    assert cli(config, "alerts", "test", "hook").returncode == 1
+    [row] = json_out(config, "alerts")
+    assert row["test"] and row["status"] == "abandoned"
+    [counts] = [x for x in json_out(config, "status") if x["kind"] == "alerts"]
+    assert (counts["pending"], counts["abandoned"]) == (0, 0)
+    assert "abandoned_alert" not in {x["kind"] for x in json_out(config, "status")}
+    assert "alerts: 0 pending, 0 abandoned" in cli(config, "status").stdout
+    retried = cli(config, "alerts", "retry", row["alert_id"])
+    assert kit.assert_one_line_error(retried, 2) == (
+        f"error: alert '{row['alert_id']}' is a test alert, which is sent once")
+    assert retried.stderr.splitlines()[-1] == "hint: run `monitor alerts test hook` again"
+
+
 def test_an_alert_queued_under_a_lease_waits_for_its_holder(tmp_path: Path, db_url: str) -> None:
     # `alerts test` queues its alert leased to itself and sends it at once; a daemon's
     # dispatcher claiming due alerts meanwhile must not send it a second time

@@ -104,6 +104,11 @@ def retry(
             )
         if row["status"] != "abandoned":
             raise UsageError(f"alert '{alert_id}' is {row['status']}, not abandoned")
+        if row.get("test"):
+            raise UsageError(
+                f"alert '{alert_id}' is a test alert, which is sent once",
+                hint=f"run `monitor alerts test {row['channel_id']}` again",
+            )
         if row["channel_id"] not in {c.id for c in config.channels}:
             raise UsageError(
                 f"alert '{alert_id}': channel '{row['channel_id']}' is not configured",

@@ -36,7 +36,9 @@ def status(json_: JsonOpt = False) -> None:
         now = datetime.now(UTC)
         milestones = reports.milestone_rows(store, config, now)
         feeds = reports.feed_rows(store, config)
-        alerts = reports.alert_rows(store)
+        # a test alert was tried once while an operator waited, who saw how it went: it needs
+        # no operator afterwards (`monitor alerts` lists it)
+        alerts = [a for a in reports.alert_rows(store) if not a.get("test")]
         channels = store.states_of("channels", [c.id for c in config.channels])
     disabled = {cid: row for cid, row in channels.items() if row.get("disabled")}
     abandoned = [a for a in alerts if a.get("status") == "abandoned"]
