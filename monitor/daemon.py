@@ -123,9 +123,9 @@ class Daemon(Ticks):
         scheduler.add_job(self._watch_config, "interval", seconds=2, **common)
         scheduler.start()
         log.info(
-            "monitoring %d feeds and %d milestones as %s",
-            len(self.config.feeds),
-            len(self.config.milestones),
+            "monitoring %s and %s as %s",
+            counted(len(self.config.feeds), "feed"),
+            counted(len(self.config.milestones), "milestone"),
             self.instance,
         )
         await self.stop_event.wait()

@@ -517,7 +517,7 @@ def test_check_prints_the_effective_config_with_env_names_and_no_secret(tmp_path
     assert [c.get("password_env") or c.get("secret_env") for c in effective["channels"]] == [
         "MONITOR_SMTP_PASSWORD", "MONITOR_WEBHOOK_SECRET"]
     assert "<redacted>" not in result.stdout  # nothing here holds a credential
-    assert "configuration ok: 1 feeds, 1 milestones, 2 channels" in result.stderr
+    assert "configuration ok: 1 feed, 1 milestone, 2 channels" in result.stderr
     db = "postgresql+psycopg://monitor:canary-db-pw-77@db.example.org/monitor"
     result = cli(path, "check", env={**CANARY, "MONITOR_DATABASE_URL": db})
     assert orjson.loads(result.stdout)["settings"]["database_url"] == (

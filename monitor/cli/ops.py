@@ -39,8 +39,9 @@ def check() -> None:
     check_secrets(config, os.environ)
     out.print_json(orjson.dumps(redacted(config), default=str).decode())
     err.print(
-        f"configuration ok: {len(config.feeds)} feeds, {len(config.milestones)} "
-        f"milestones, {len(config.channels)} channels"
+        f"configuration ok: {counted(len(config.feeds), 'feed')}, "
+        f"{counted(len(config.milestones), 'milestone')}, "
+        f"{counted(len(config.channels), 'channel')}"
     )
     if not config.feeds:  # valid, but a running daemon refuses to reload to it
         err.print(escape("warning: no [[feeds]]: nothing will be polled"))

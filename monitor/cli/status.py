@@ -24,6 +24,7 @@ from monitor.cli.common import (
     print_json,
 )
 from monitor.errors import UsageError
+from monitor.oneline import counted
 
 
 @app.command()
@@ -81,7 +82,7 @@ def status(json_: JsonOpt = False) -> None:
             escape(m["id"]),
             m["status"],
             local(m["since"], tz),
-            f"{m['evidence']} ({len(m['publishers'])} publishers)",
+            f"{m['evidence']} ({counted(len(m['publishers']), 'publisher')})",
             escape((m["newest_evidence"] or "—")[:60]),
             deadline,
         )
