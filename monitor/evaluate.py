@@ -55,7 +55,7 @@ def compile_rules(config: Config) -> Matcher:
 def timed_out_sentence(late: TimedOut) -> str:
     """What a timed-out regex search means for its milestone, in words for the operator."""
     return (
-        f"milestone '{late.rule.split(':')[0]}' rule '{late.rule}': term {late.term!r} ran out "
+        f"milestone '{late.rule.split(':')[0]}' rule '{late.rule}': term '{late.term}' ran out "
         f"of time ({REGEX_TIMEOUT:g} s) in the {late.field} and is taken as no match"
     )
 

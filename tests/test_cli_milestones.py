@@ -183,6 +183,17 @@ def test_explain_says_which_regex_search_ran_out_of_time(tmp_path: Path) -> None
     assert (result.returncode, result.stdout, result.stderr) == (0, "", f"warning: {said}\n")
 
 
+def test_explain_shows_a_regex_term_as_written_in_feeds_toml(tmp_path: Path) -> None:
+    veto = r"/\b(?:will|to) [a-z]+ training\b/"  # a TOML literal string keeps it so
+    path = write_config(tmp_path, feeds={"news": "https://example.org/feed.xml"})
+    path.write_text(path.read_text().replace(
+        'none = ["SoftBank Hawks", "ホークス"]', f"none = ['{veto}']"))
+    result = cli(path, "explain", "Noetra will begin training")
+    assert result.stdout.splitlines()[0] == (
+        f"rule training-start:progress would match, but its none term '{veto}' found "
+        "'will begin training' in the title")  # not repr's doubled backslashes, nor Rich's \[
+
+
 def test_backtest_writes_nothing_and_lists_the_transitions_the_daemon_recorded(
         config: Path) -> None:
     head = cli(config, "verify").stdout.splitlines()[0]

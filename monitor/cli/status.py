@@ -177,7 +177,8 @@ def explain(text: str, json_: JsonOpt = False) -> None:
         out.print(escape(evaluate.timed_out_sentence(t)))
     for veto in vetoed:
         out.print(
-            f"rule {escape(veto.rule)} would match, but its none term {escape(veto.term)!r} "
+            # quoted as written in feeds.toml: repr would double a regex's backslashes
+            f"rule {escape(veto.rule)} would match, but its none term '{escape(veto.term)}' "
             f"found {escape(veto.text)!r} in the {veto.field}"
         )
     if not verdicts:
