@@ -170,6 +170,8 @@ def test_closed_port_is_a_retryable_connect_error() -> None:
         port = probe.getsockname()[1]
     error = _failure(f"http://127.0.0.1:{port}/hook")
     assert (error.kind, error.permanent) == ("connect", False)
+    # in words, as a feed's is: not aiohttp's own text, whose "ssl:default" an http URL baffles
+    assert str(error) == f"webhook http://127.0.0.1:{port}: cannot connect (connection refused)"
 
 
 def test_messages_name_the_origin_but_not_the_path_token() -> None:

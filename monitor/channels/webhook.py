@@ -100,7 +100,8 @@ async def send_webhook(
     except (TimeoutError, httpx.TimeoutException):
         raise DeliveryError("timeout", f"webhook {where}: no answer within {timeout:g} s") from None
     except httpx.ConnectError as exc:
-        raise DeliveryError("connect", f"webhook {where}: cannot connect ({_cause(exc)})") from None
+        said = _connect_cause(exc)
+        raise DeliveryError("connect", f"webhook {where}: cannot connect ({said})") from None
     except httpx.TransportError as exc:
         raise DeliveryError("network", f"webhook {where}: {_cause(exc)}") from None
     except FetchError as exc:  # the address-checking client refuses private targets this way
@@ -170,6 +171,15 @@ def _where(url: str) -> str:
         return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
     except ValueError:
         return "(invalid URL)"
+
+
+def _connect_cause(exc: httpx.ConnectError) -> str:
+    """The root cause in the words a feed's failure uses ("connection refused"): aiohttp's own
+    text names its SSL mode ("ssl:default") even for an http:// URL."""
+    translated = bodies.translate("", exc)
+    if translated.kind == "connect" and not str(translated).startswith(": connection failed"):
+        return str(translated).removeprefix(": ")
+    return _cause(exc)
 
 
 def _cause(exc: Exception) -> str:
