@@ -208,10 +208,13 @@ def _record_sync(
     last = events[-1]
     about = {"alert": alert_id, "channel": getattr(last, "channel_id", None)}
     if isinstance(last, AlertAbandoned):
+        # a disabled or removed channel is not called: that attempt was never made
+        unsent = last.kind in ("channel_disabled", "channel_removed")
         log.error(
-            "alert %s on channel '%s' abandoned after attempt %d: %s: %s",
+            "alert %s on channel '%s' abandoned %s attempt %d: %s: %s",
             alert_id,
             last.channel_id,
+            "before" if unsent else "after",
             last.attempt,
             last.kind,
             last.message,

@@ -674,3 +674,20 @@ def test_a_slow_429_retries_a_minute_after_the_answer_not_after_the_claim(
     assert kind == "AlertAttemptFailed" and data["kind"] == "rate_limited"
     retry_at = datetime.fromisoformat(str(data["retry_at"]))
     assert retry_at >= now + timedelta(seconds=61)  # the answer came a second after the claim
+
+
+def test_an_alert_abandoned_for_a_disabled_channel_is_logged_as_not_attempted_again(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
+        caplog: pytest.LogCaptureFixture) -> None:
+    receiver.respond(Reply(status=503))
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    run_once(path, ENV)  # attempt 1 fails; attempt 2 is due later
+    assert cli(path, "alerts", "disable", "hook", "--reason", "maintenance",
+               env=ENV).returncode == 0
+    sent = len(receiver.received)
+    with caplog.at_level("ERROR", logger="monitor.deliver"):
+        outcome, *_ = deliver_at(path, datetime.now(UTC) + timedelta(days=1))
+    assert outcome.status == "abandoned" and len(receiver.received) == sent
+    [line] = [m for m in caplog.messages if outcome.alert_id in m and "abandoned" in m]
+    assert line == (f"alert {outcome.alert_id} on channel 'hook' abandoned before attempt 2: "
+                    "channel_disabled: channel 'hook' is disabled: maintenance")
