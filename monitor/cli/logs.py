@@ -223,7 +223,8 @@ def verify(
     if not report.ok:
         err.print(f"error: chain broken: {escape(report.problem or '')}")
         raise typer.Exit(1)
-    out.print(f"ok: {report.checked} events verified")
+    held = f"; position {expected[0]} holds the expected hash" if expected is not None else ""
+    out.print(f"ok: {report.checked} events verified{held}")
 
 
 @app.command()
