@@ -910,3 +910,27 @@ def test_the_race_test_detects_a_writer_without_the_lock(pg_url: str) -> None:
     )
     assert broken
     assert any("duplicate" in str(e.__cause__ or e) for e in outcome.errors), outcome.errors
+
+
+def test_a_feed_filter_decodes_only_that_feeds_events(
+        store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.review import Filter
+    from monitor.store import eventstore
+
+    tricky = "a_b%"  # LIKE's wildcards, taken literally
+    store.append([NewEvent(sighted(f"i{n}", feed=("axb%" if n % 10 else tricky)))
+                  for n in range(100)])
+    store.append([NewEvent(ev.FeedFailed(feed_id=tricky, url="https://e.org/f", kind="gone",
+                                         message="410"))])
+    decoded: list[int] = []
+    real = eventstore.to_record
+
+    def counted(row: Any) -> Recorded:
+        decoded.append(row[0])
+        return real(row)
+
+    monkeypatch.setattr(eventstore, "to_record", counted)
+    found = list(Filter(feed=tricky).select(store))
+    assert [r.type for r in found] == ["ItemSighted"] * 10 + ["FeedFailed"]
+    assert all(r.data["feed_id"] == tricky for r in found)
+    assert len(decoded) == len(found)  # the other feed's 90 events were never decoded

@@ -134,12 +134,17 @@ class EventStore:
         since: datetime | None = None,
         until: datetime | None = None,
         batch: int = 1000,
+        payload_has: str | None = None,
     ) -> Iterator[Recorded]:
         """Records after `after` in position order, fetched `batch` rows at a time.
 
         `since` is inclusive and `until` exclusive (recorded_at); `until_position` inclusive.
+        `payload_has`: only records whose stored payload (its canonical JSON text) contains
+        this text, found by the database without decoding the others.
         """
         where: list[sa.ColumnElement[bool]] = []
+        if payload_has is not None:
+            where.append(events.c.data.contains(payload_has, autoescape=True))
         if until_position is not None:
             where.append(events.c.position <= until_position)
         if types:
