@@ -297,8 +297,8 @@ _FEED_TYPES = frozenset(
 def feed_links(markup: str, base: str | None = None) -> Iterator[str]:
     """The feeds an HTML page announces (RSS autodiscovery), as absolute http(s) URLs that can
     be shown as they are: a link carrying credentials, one that would not print on one line,
-    or one over 300 characters is left out. A relative URL is
-    resolved against the page's `<base href>` where it has one, as a browser does."""
+    or one over 300 characters is left out. A relative URL is resolved against the page's
+    `<base href>` where it has one, as a browser does."""
     found = _BASE.search(markup)
     given = _attributes(found.group(0)).get("href", "").strip() if found is not None else ""
     if given:
