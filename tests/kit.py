@@ -205,3 +205,11 @@ def kept_logging() -> Iterator[None]:
         root.setLevel(level)
         for name in logging.root.manager.loggerDict:
             logging.getLogger(name).setLevel(levels.get(name, logging.NOTSET))
+
+
+def webhook_channel(url: str, channel_id: str = "hook") -> str:
+    """A [[channels]] entry: a webhook to `url`, its secret in MONITOR_WEBHOOK_SECRET."""
+    return (
+        f'\n[[channels]]\nid = "{channel_id}"\ntype = "webhook"\nurl = "{url}"\n'
+        'secret_env = "MONITOR_WEBHOOK_SECRET"\n'
+    )

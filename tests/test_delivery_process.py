@@ -22,7 +22,7 @@ from monitor.fetch import guarded_client
 from monitor.runtime import open_store
 from monitor.store import NewEvent
 from tests.feedserver import FeedServer
-from tests.kit import ROOT, load, rss, write_config
+from tests.kit import ROOT, load, rss, webhook_channel, write_config
 from tests.receivers import Reply, SmtpServer, WebhookReceiver
 from tests.test_delivery import CONFIRMING, ENV, channels, deliver_at
 
@@ -70,13 +70,7 @@ def test_kill_9_at_each_step_delivers_at_least_once_with_the_same_ids(
 @pytest.mark.slow
 def test_three_dispatchers_deliver_two_thousand_alerts_exactly_once(
         tmp_path: Path, pg_url: str, receiver: WebhookReceiver) -> None:
-    hook = f"""
-[[channels]]
-id = "hook"
-type = "webhook"
-url = "{receiver.url()}"
-secret_env = "MONITOR_WEBHOOK_SECRET"
-"""
+    hook = webhook_channel(receiver.url())
     path = write_config(tmp_path, feeds={}, db_url=pg_url, channels=hook, notify=("hook",))
     store = open_store(load(path, ENV))
     now = datetime.now(UTC)
@@ -121,13 +115,7 @@ def test_a_lease_that_expires_during_a_slow_delivery_records_one_outcome(
     # Dispatcher a's request hangs past its lease; b claims the alert and delivers it; then
     # a's answer arrives. The receiver saw one id twice (at least once), but the log must not
     # say the delivered alert was delivered twice, is due again, or was abandoned.
-    hook = f"""
-[[channels]]
-id = "hook"
-type = "webhook"
-url = "{receiver.url()}"
-secret_env = "MONITOR_WEBHOOK_SECRET"
-"""
+    hook = webhook_channel(receiver.url())
     path = write_config(tmp_path, feeds={}, db_url=pg_url, channels=hook, notify=("hook",))
     now = datetime.now(UTC)
     alert_id = _queue_one(path, ENV, now)
@@ -175,13 +163,7 @@ def test_a_daemon_sends_an_alert_once_though_its_lease_runs_out_while_it_sends(
     # A delivery can outlast its lease (a channel's long timeout, or sends queued behind a
     # silent mail server's); the next tick finds it claimable again, but this daemon is still
     # sending it: it must not start a second send of its own.
-    hook = f"""
-[[channels]]
-id = "hook"
-type = "webhook"
-url = "{receiver.url()}"
-secret_env = "MONITOR_WEBHOOK_SECRET"
-"""
+    hook = webhook_channel(receiver.url())
     path = write_config(tmp_path, feeds={}, channels=hook, notify=("hook",))
     alert_id = _queue_one(path, ENV, datetime.now(UTC))
     gate = threading.Event()

@@ -21,7 +21,7 @@ from monitor.runtime import open_store
 from monitor.store import EventStore
 from tests.conftest import SECRET
 from tests.feedserver import FeedServer
-from tests.kit import cli, load, rss, run_once, write_config
+from tests.kit import cli, load, rss, run_once, webhook_channel, write_config
 from tests.receivers import WebhookReceiver
 
 NOW = datetime.now(UTC)
@@ -100,21 +100,12 @@ def test_only_evidence_of_a_new_kind_is_fresh() -> None:
 # --- polled end to end --------------------------------------------------------------------
 
 
-HOOK = """
-[[channels]]
-id = "hook"
-type = "webhook"
-url = "{url}"
-secret_env = "MONITOR_WEBHOOK_SECRET"
-"""
-
-
 def test_a_headline_rewritten_as_a_setback_puts_the_milestone_at_risk_and_alerts(
         tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver, db_url: str) -> None:
     env = {"MONITOR_WEBHOOK_SECRET": SECRET}
     feed_server.route("/n.xml", body=rss([story(STARTS)]))
     path = write_config(tmp_path, feeds={"nikkei": feed_server.url("/n.xml")}, db_url=db_url,
-                        channels=HOOK.format(url=receiver.url()), notify=["hook"])
+                        channels=webhook_channel(receiver.url()), notify=["hook"])
     run_once(path, env)
     feed_server.route("/n.xml", body=rss([story(DELAYED)]))
     run_once(path, env)
