@@ -10,10 +10,12 @@ again), never a fact; a poll that may append an event records in its own transac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import logging
 import random
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +24,8 @@ from typing import Any, TypeVar
 
 from monitor import evaluate, identity, workstate
 from monitor.config import Config, Feed
-from monitor.errors import FetchError, StoreError
+from monitor.entries import DraftFeed
+from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
 from monitor.pollrecord import (
@@ -30,7 +33,9 @@ from monitor.pollrecord import (
     PollReport,
     next_poll,
     parse_and_record,
+    parse_body,
     record_failure,
+    record_parsed,
     record_unchanged,
 )
 from monitor.store import EventStore
@@ -40,6 +45,10 @@ log = logging.getLogger("monitor.poll")
 T = TypeVar("T")
 
 FLUSH_EVERY = 500  # deferred unchanged polls written per transaction, at most
+# A body this long, or gzip data (it may inflate to the cap), is parsed on a thread of its own
+# (`_parse_apart`): feedparser reads about a megabyte of dense markup a second here, so a body
+# at the 15 MiB cap would hold the writer, and a stop waiting for it, some 15 s.
+BIG_BODY = 1024 * 1024
 
 
 @dataclass
@@ -60,6 +69,7 @@ class Poller:
     writer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="monitor-writer")
     )
+    big_parses: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     def close(self) -> None:
         """Wait for the writer thread's work, then stop it."""
@@ -84,6 +94,9 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
         return await _in_writer(p, record_unchanged, p, feed, work, result, now)
     # parsing and recording share one thread hop: a hop costs about as much CPU as recording
     try:
+        if _parses_long(result.body or b""):
+            parsed = await _parse_apart(p, feed, work, result, now)
+            return await _in_writer(p, record_parsed, p, feed, work, result, parsed, body_hash, now)
         return await _in_writer(p, parse_and_record, p, feed, work, result, body_hash, now)
     except StoreError:
         raise  # the log cannot be written: not this feed's failure, nor one it could record
@@ -106,6 +119,41 @@ async def _unforeseen(
     log.exception("feed '%s': unexpected error while %s", feed.id, doing)
     error = FetchError("unexpected", message, hint=UNFORESEEN_HINT)
     return await _in_writer(p, record_failure, p, feed, work, error, now, result)
+
+
+async def _parse_apart(
+    p: Poller, feed: Feed, work: FeedWork, result: FetchResult, now: datetime
+) -> DraftFeed | ParseError:
+    """`parse_body` on a daemon thread, one such parse at a time, while the writer records
+    other polls. A stop does not wait for it: the poll is abandoned with nothing recorded
+    (its lease runs out and the feed is polled again), and the thread ends with the process."""
+    async with p.big_parses:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[DraftFeed | ParseError] = loop.create_future()
+
+        def run() -> None:
+            settle: Callable[[], None]
+            try:
+                settle = functools.partial(
+                    done.set_result, parse_body(p, feed, result, now, work.item_prints)
+                )
+            except BaseException as exc:  # noqa: BLE001 (parse_body returns a feed's errors)
+                settle = functools.partial(done.set_exception, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the daemon stopped
+                loop.call_soon_threadsafe(_unless_done, done, settle)
+
+        threading.Thread(target=run, name="monitor-parser", daemon=True).start()
+        return await done
+
+
+def _unless_done(done: asyncio.Future[Any], settle: Callable[[], None]) -> None:
+    if not done.done():  # else the poll was cancelled meanwhile
+        settle()
+
+
+def _parses_long(body: bytes) -> bool:
+    """Whether a body is parsed apart (see BIG_BODY); gzip data may inflate to the cap."""
+    return len(body) >= BIG_BODY or body.startswith(b"\x1f\x8b")
 
 
 def log_failure(report: PollReport) -> None:

@@ -190,24 +190,46 @@ def record_failure(
 def parse_and_record(
     p: Poller, feed: Feed, work: FeedWork, result: FetchResult, body_hash: str | None, now: datetime
 ) -> PollReport:
+    parsed = parse_body(p, feed, result, now, work.item_prints)
+    return record_parsed(p, feed, work, result, parsed, body_hash, now)
+
+
+def parse_body(
+    p: Poller, feed: Feed, result: FetchResult, now: datetime, item_prints: str | None
+) -> DraftFeed | ParseError:
+    """The body's entries, or why it has none. Pure but for the log: it runs on whichever
+    thread the poll chose (`monitor.poll`) and touches no database."""
     assert result.body is not None
     try:
-        parsed = parse_drafts(
+        return parse_drafts(
             result.body,
             now=now,
             content_type=result.content_type,
             max_bytes=p.config.settings.max_feed_bytes,
-            known=frozenset((work.item_prints or "").split()),
+            known=frozenset((item_prints or "").split()),
             base=result.url,
         )
     except ParseError as exc:
-        return record_failure(p, feed, work, exc, now, result)
+        return exc
     except Exception as exc:  # a body no rule foresaw fails this feed, not the daemon
         log.exception("feed '%s': unexpected error while parsing", feed.id)
-        unforeseen = ParseError(
+        return ParseError(
             "unexpected", f"unexpected {type(exc).__name__}: {exc}", hint=UNFORESEEN_HINT
         )
-        return record_failure(p, feed, work, unforeseen, now, result)
+
+
+def record_parsed(
+    p: Poller,
+    feed: Feed,
+    work: FeedWork,
+    result: FetchResult,
+    parsed: DraftFeed | ParseError,
+    body_hash: str | None,
+    now: datetime,
+) -> PollReport:
+    """Record what `parse_body` found: the feed's failure, or its entries."""
+    if isinstance(parsed, ParseError):
+        return record_failure(p, feed, work, parsed, now, result)
     for warning in parsed.warnings:
         log.warning("feed '%s': %s (entries recovered)", feed.id, warning)
     return _record_changed(p, feed, work, result, parsed, body_hash, now)

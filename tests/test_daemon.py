@@ -164,6 +164,32 @@ def test_sigterm_while_polling_exits_zero_quickly_and_the_log_verifies(
     store.close()
 
 
+def dense_feed(megabytes: float) -> bytes:
+    """One item whose description is `megabytes` of empty elements: feedparser reads about a
+    megabyte of them a second here, in a body well under the size cap."""
+    head = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item>"
+            b"<title>Dense</title><guid>dense-1</guid><description>")
+    return head + b"<a></a>" * int(megabytes * 2**20 / 7) + b"</description></item></channel></rss>"
+
+
+def test_sigterm_while_a_long_body_is_parsed_exits_zero_quickly(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """14 MiB of markup takes feedparser longer than a stop may: the poll is abandoned with
+    nothing recorded (its parse runs on a thread the exit does not wait for)."""
+    feed_server.route("/dense.xml", body=dense_feed(14))
+    path = write_config(tmp_path, feeds={"dense": feed_server.url("/dense.xml")},
+                        extra_settings='tick = "1s"')
+    proc = start(path)
+    wait_for(lambda: feed_server.hits("/dense.xml") > 0)
+    time.sleep(1)  # the body is read and its parse begun
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0  # exits 0 within 10 s
+    assert count(path, "ItemDiscovered") == 0
+    store = open_store(load(path))
+    assert store.verify().ok
+    store.close()
+
+
 def test_second_signal_exits_at_once(tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.route("/hang.xml", delay=60)
     path = write_config(tmp_path, feeds={"h": feed_server.url("/hang.xml")},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import random
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -190,3 +191,57 @@ def test_a_reload_reschedules_changed_ticks_and_scrubs_new_channels_secrets(
     assert jobs["deadline_tick"] == timedelta(hours=2)
     err = capfd.readouterr().err
     assert "the channel's secret is <redacted>" in err and secret not in err
+
+
+def test_a_long_body_is_parsed_apart_while_the_writer_records_other_feeds(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long body's parse (here one of about a second and a half) does not hold the writer:
+    a feed polled while it runs is recorded first."""
+    monkeypatch.setattr(poll, "BIG_BODY", 100_000)
+    long_body = (
+        b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><title>Long"
+        b"</title><guid>long-1</guid><description>"
+        + b"<a></a>" * 220_000  # about 1.5 MB of markup: feedparser reads about 1 MB a second
+        + b"</description></item></channel></rss>"
+    )
+    assert len(long_body) > poll.BIG_BODY > len(BODY)
+    feed_server.route("/long.xml", body=long_body)
+    feed_server.route("/short.xml", body=BODY)
+    feeds = {"long": feed_server.url("/long.xml"), "short": feed_server.url("/short.xml")}
+    config = load(write_config(tmp_path, feeds=feeds))
+    store = open_store(config)
+    workstate.sync_feeds(store, config, now=time.time(), rng=random.Random(1))
+
+    async def short_while_long_parses() -> tuple[pollrecord.PollReport, pollrecord.PollReport]:
+        works = {
+            w.feed_id: w
+            for w in workstate.claim_feeds(
+                store,
+                owner="t",
+                now=time.time(),
+                lease=60,
+                limit=2,
+                feed_ids=list(feeds),
+                due_only=False,
+            )
+        }
+        async with Fetcher(fetch_limits(config)) as fetcher:
+            poller = poll.poller_for(config, store, fetcher, "t")
+            long = asyncio.create_task(poll.poll_feed(poller, works["long"]))
+            while not feed_server.hits("/long.xml"):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)  # its body read, its parse begun
+            short = await poll.poll_feed(poller, works["short"])
+            assert not long.done()  # the short feed was recorded while the long one parsed
+            reports = short, await long
+            poller.close()
+            return reports
+
+    short, long = asyncio.run(short_while_long_parses())
+    assert (short.outcome, short.discovered) == ("new", 1)
+    assert (long.outcome, long.discovered) == ("new", 1)
+    found = [r.data["feed_id"] for r in store.read(types=("ItemDiscovered",))]
+    assert found == ["short", "long"]
+    assert store.verify().ok
+    store.close()
