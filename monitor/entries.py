@@ -84,6 +84,7 @@ class DraftFeed:
     warnings: tuple[str, ...]
     prints: tuple[str, ...] = ()  # of every item of the body, in order; () when not split
     skipped: int = 0  # items left out as known; their entries are not in `entries`
+    unread: int = 0  # entries left out beyond the cap on items read (parse_drafts' max_items)
 
 
 def built(entry: Entry) -> Draft:

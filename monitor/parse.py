@@ -62,9 +62,10 @@ def parse_feed(
     max_bytes: int = 15 * 1024 * 1024,
     max_field: int = 65536,
     base: str | None = None,
+    max_items: int = 1000,
 ) -> ParsedFeed:
     """Parse an RSS, RDF, Atom or JSON Feed body; raise ParseError for anything else. `base`,
-    the feed's URL, resolves relative item links."""
+    the feed's URL, resolves relative item links; entries past `max_items` are not read."""
     drafts = parse_drafts(
         body,
         now=now,
@@ -72,6 +73,7 @@ def parse_feed(
         max_bytes=max_bytes,
         max_field=max_field,
         base=base,
+        max_items=max_items,
     )
     return ParsedFeed(
         title=drafts.title,
@@ -91,20 +93,29 @@ def parse_drafts(
     max_field: int = 65536,
     known: Collection[str] = frozenset(),
     base: str | None = None,
+    max_items: int = 1000,
 ) -> DraftFeed:
     """`parse_feed` with each entry left as a Draft, and the items printed in `known` left out.
 
     `known` holds the prints (DraftFeed.prints) of the previous poll of the same feed: those
     items were parsed then, byte for byte, so feedparser reads only the others. With nothing
     known the entries, errors and warnings are exactly parse_feed's.
+
+    At most `max_items` entries are read, the first in the document's order (of a body cut
+    into items, the first not known): 15 MiB of tiny items is some 290,000 of them, a minute
+    and 2 GB to record. The rest are counted in `DraftFeed.unread`; of a cut body their prints
+    are left out, so they are read when the body next changes.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     data = inflate(body, max_bytes=max_bytes)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
         parsed = parse_json_feed(data, now=now, cap=max_field, base=base)
-        whole = tuple(built(e) for e in parsed.entries)
-        return DraftFeed(parsed.title, parsed.link, parsed.language, whole, parsed.warnings)
+        whole = tuple(built(e) for e in parsed.entries[:max_items])
+        unread = max(len(parsed.entries) - max_items, 0)
+        return DraftFeed(
+            parsed.title, parsed.link, parsed.language, whole, parsed.warnings, unread=unread
+        )
     screen(data, content_type=content_type)
     warnings: list[str] = []
     guessed = sniff_japanese(data, content_type)
@@ -114,15 +125,22 @@ def parse_drafts(
     charsets = _charsets(content_type)
     split = split_items(data) if all(transparent(c) for c in charsets) else None
     prints = split.prints(";".join(charsets).encode()) if split is not None else ()
-    keep = frozenset(i for i, p in enumerate(prints) if p not in known)
-    result, skipped, shifted = _read(data, content_type, split, keep)
+    new = [i for i, p in enumerate(prints) if p not in known]
+    keep = frozenset(new[:max_items])
+    result, reduced, shifted = _read(data, content_type, split, keep)
+    skipped = len(prints) - len(new) if reduced else 0
+    unread = len(new) - len(keep) if reduced else max(len(result.entries) - max_items, 0)
+    if unread:  # unread items must not pass for known at the next poll
+        prints = (
+            tuple(p for i, p in enumerate(prints) if i in keep or p in known) if reduced else ()
+        )
     feed = result.feed
     language = language_tag(feed.get("language"))
     rdf = str(result.get("version", "")).startswith(("rss09", "rss10"))
     bozo = _bozo_reason(result.get("bozo_exception"), shifted) if result.get("bozo") else None
     if bozo:
         warnings.append(bozo)
-    drafts = [_draft(e, language, rdf, now, max_field, base) for e in result.entries]
+    drafts = [_draft(e, language, rdf, now, max_field, base) for e in result.entries[:max_items]]
     kept = tuple(d for d in drafts if d.guid or d.link or _has_text(d.build()))
     if len(kept) < len(drafts):
         warnings.append(f"dropped {len(drafts) - len(kept)} empty entries")
@@ -141,15 +159,16 @@ def parse_drafts(
         warnings=tuple(warnings),
         prints=prints,
         skipped=skipped,
+        unread=unread,
     )
 
 
 def _read(
     data: bytes, content_type: str | None, split: Split | None, keep: frozenset[int]
-) -> tuple[Any, int, bool]:
-    """feedparser's result for the document with only the items in `keep`, how many items it
-    left out (none when the whole document had to be read after all, see `_faithful`), and
-    whether its lines were shifted by one (`declaration_alone`)."""
+) -> tuple[Any, bool, bool]:
+    """feedparser's result for the document with only the items in `keep`, whether it is that
+    (not when the whole document had to be read after all, see `_faithful`), and whether its
+    lines were shifted by one (`declaration_alone`)."""
     headers = {"content-type": content_type} if content_type else {}
     if split is not None and len(keep) < len(split.items):
         try:
@@ -158,9 +177,9 @@ def _read(
             pass
         else:
             if _faithful(result, data):
-                return result, len(split.items) - len(keep), shifted
+                return result, True, shifted
     result, shifted = _feedparser(data, headers)
-    return result, 0, shifted
+    return result, False, shifted
 
 
 def _feedparser(data: bytes, headers: dict[str, str]) -> tuple[Any, bool]:

@@ -22,6 +22,7 @@ from monitor.errors import FetchError, ParseError
 from monitor.eventbase import Event
 from monitor.events import FeedFailed, FeedMoved, FeedRecovered, FeedStale
 from monitor.fetch import FetchResult
+from monitor.oneline import counted
 from monitor.parse import parse_drafts
 from monitor.redact import redact_url, redacted_line
 from monitor.store import NewEvent, Transaction
@@ -208,6 +209,7 @@ def parse_body(
             max_bytes=p.config.settings.max_feed_bytes,
             known=frozenset((item_prints or "").split()),
             base=result.url,
+            max_items=p.config.settings.max_feed_items,
         )
     except ParseError as exc:
         return exc
@@ -232,6 +234,18 @@ def record_parsed(
         return record_failure(p, feed, work, parsed, now, result)
     for warning in parsed.warnings:
         log.warning("feed '%s': %s (entries recovered)", feed.id, warning)
+    if parsed.unread:
+        cap = p.config.settings.max_feed_items
+        log.warning(
+            "feed '%s': %s left unread, over max_feed_items (%d): %s",
+            feed.id,
+            counted(parsed.unread, "item"),
+            cap,
+            f"they are read as the feed changes, {cap} at a time"
+            if parsed.prints
+            else f"only the first {cap} entries of this feed are read",
+            extra={"feed": feed.id},
+        )
     return _record_changed(p, feed, work, result, parsed, body_hash, now)
 
 

@@ -660,7 +660,8 @@ def test_values_beyond_what_the_monitor_can_compute_with_are_refused(
     assert f"{tmp_path / 'feeds.toml'}: {problem}" in problems_of(write(tmp_path, text), {})
 
 
-INTEGER_SETTINGS = ["max_feed_bytes", "max_redirects", "concurrency", "per_host_concurrency"]
+INTEGER_SETTINGS = [
+    "max_feed_bytes", "max_feed_items", "max_redirects", "concurrency", "per_host_concurrency"]
 
 
 @settings(max_examples=60, deadline=None)

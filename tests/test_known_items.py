@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor import workstate
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor import parse, workstate
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
 from tests.kit import cli, load, rss, write_config
@@ -101,3 +106,75 @@ def test_a_working_table_from_before_the_column_gains_it(tmp_path: Path) -> None
     with sqlite3.connect(db) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(feed_state)")]
     assert columns[-1] == "item_prints"
+
+
+def tiny(count: int, first: int = 0) -> bytes:
+    return rss([{"title": f"t{n}", "guid": f"g{n}"} for n in range(first, first + count)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(0, 40), cap=st.integers(2, 12), added=st.integers(0, 1))
+def test_items_over_the_cap_are_read_as_the_feed_changes_each_once(
+        count: int, cap: int, added: int) -> None:
+    """Polls of a body of `count` items read at most `cap` each, the first unread ones; an
+    unread item never passes for known, so every item is read once, though `added` new items
+    land on top of the body at every poll."""
+    first, known, read = 0, frozenset[str](), list[str]()
+    for _ in range(count // (cap - added) + 2):
+        drafts = parse.parse_drafts(tiny(count - first, first), now=NOW, known=known,
+                                    max_items=cap)
+        got = [str(d.guid) for d in drafts.entries]
+        assert len(got) <= cap
+        read += got
+        in_body = {f"g{n}" for n in range(first, count)}
+        assert drafts.unread == len(in_body - set(read))
+        known = frozenset(drafts.prints)
+        first -= added
+    assert len(read) == len(set(read))  # none read twice
+    assert set(read) >= {f"g{n}" for n in range(first + added, count)}  # all read
+
+
+def test_the_cap_keeps_feedparser_from_reading_the_items_over_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = parse._feedparser
+
+    def counting(data: bytes, headers: dict[str, str]) -> object:
+        seen.append(data.count(b"<item>"))
+        return real(data, headers)
+
+    monkeypatch.setattr(parse, "_feedparser", counting)
+    drafts = parse.parse_drafts(tiny(5000), now=NOW, max_items=100)
+    assert seen == [100]
+    assert [d.guid for d in drafts.entries] == [f"g{n}" for n in range(100)]
+    assert (drafts.unread, len(drafts.prints)) == (4900, 100)
+
+
+@pytest.mark.parametrize("body", [
+    # a JSON Feed and a UTF-16 body cannot be cut into items: the first entries are read
+    json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "j", "items": [
+        {"id": f"g{n}", "title": f"t{n}"} for n in range(30)]}).encode(),
+    tiny(30).decode().replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16"),
+])
+def test_a_body_that_cannot_be_cut_reads_its_first_entries(body: bytes) -> None:
+    drafts = parse.parse_drafts(body, now=NOW, max_items=10)
+    assert [d.guid for d in drafts.entries] == [f"g{n}" for n in range(10)]
+    assert (drafts.unread, drafts.prints) == (20, ())
+
+
+def test_a_poll_records_at_most_max_feed_items_and_says_so(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.route("/a.xml", body=tiny(25))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")},
+                        extra_settings="max_feed_items = 10")
+    first = cli(path, "poll", "a")
+    assert first.returncode == 0, first.stderr
+    assert "10 new items" in first.stdout
+    assert ("15 items left unread, over max_feed_items (10): they are read as the feed changes"
+            in first.stderr)
+    feed_server.route("/a.xml", body=tiny(26, -1))  # g-1 on top
+    second = cli(path, "poll", "a")
+    assert second.returncode == 0, second.stderr
+    assert "10 new items" in second.stdout and "left unread" in second.stderr
+    assert discovered(path) == [f"g{n}" for n in range(10)] + ["g-1"] + [
+        f"g{n}" for n in range(10, 19)]

@@ -61,6 +61,7 @@ class Settings(Model):
     timezone: Annotated[StrictStr, AfterValidator(timezone_name)] = "Asia/Tokyo"
     fetch_timeout: Duration = timedelta(seconds=20)
     max_feed_bytes: Count = 15 * 1024 * 1024
+    max_feed_items: Count = 1000
     max_redirects: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] = 5  # as a Count
     concurrency: Count = 20
     per_host_concurrency: Count = 2
