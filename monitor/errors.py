@@ -4,6 +4,7 @@
     ├── ConfigError                   feeds.toml or MONITOR_* is wrong; carries every problem
     ├── UsageError                    a command-line argument is wrong
     ├── StoreError                    the event log refused or failed an operation
+    │   ├── WrongDatabaseError        database_url names no event log this command can use
     │   ├── ConflictError             expected stream version is stale; nothing was written
     │   └── AppendOnlyError           an UPDATE or DELETE on the log was attempted
     ├── FetchError                    a feed could not be fetched; kind + sentence
@@ -45,6 +46,13 @@ class UsageError(MonitorError):
 
 class StoreError(MonitorError):
     """The event log refused or failed an operation."""
+
+
+class WrongDatabaseError(StoreError):
+    """The configured database is not a monitor event log (another program's database, a file
+    that is not SQLite or not a file, a path that does not exist): the configuration is wrong,
+    as with a ConfigError, and the command line exits 2. A log that is there but cannot be
+    read or written now (a permission, a server down) is a plain StoreError (exit 1)."""
 
 
 class ConflictError(StoreError):

@@ -189,8 +189,8 @@ def test_a_file_that_is_not_a_monitor_log_is_one_line_error_and_stays_as_it_was(
         db.close()
     names = sorted(p.name for p in other.iterdir())
     config = hand_over(other, outside / "copy", files=[n for n in names if n != "feeds.toml"])
-    for args in (["verify"], ["log"], ["export"]):
-        line = assert_one_line_error(monitor(config, *args), 1)
+    for args in (["verify"], ["log"], ["export"]):  # the configuration's fault: exit 2
+        line = assert_one_line_error(monitor(config, *args), 2)
         assert says in line and "other.db" in line, line
     assert sorted(p.name for p in (outside / "copy").iterdir()) == names
 
@@ -292,9 +292,26 @@ def test_the_writing_commands_refuse_another_programs_database_and_leave_it_as_i
     before = (tmp_path / "other.db").read_bytes()
     for args in (["run", "--once"], ["rebuild"], ["note", "m", "--status", "reported",
                                                   "--source", "https://example.org/x"]):
-        line = assert_one_line_error(cli(config, *args), 1)
+        line = assert_one_line_error(cli(config, *args), 2)
         assert f"not a monitor event log ({says}); nothing was written to it" in line, line
     assert (tmp_path / "other.db").read_bytes() == before
+
+
+def test_a_database_url_naming_no_log_exits_2_and_an_unreachable_log_exits_1(
+    tmp_path: Path,
+) -> None:
+    """What database_url names is the configuration's business (exit 2, as a bad feeds.toml);
+    a log that is there but cannot be reached now is a runtime failure (exit 1)."""
+    config = write_config(tmp_path, feeds={"f": "https://example.org/feed.xml"},
+                          db_url="sqlite:///no-such-folder/events.db")
+    for args in (["rebuild"], ["status"]):  # a writer, and a command that only reads
+        line = assert_one_line_error(cli(config, *args), 2)
+        assert "no-such-folder" in line, line
+    assert not (tmp_path / "no-such-folder").exists()
+    down = {"MONITOR_DATABASE_URL": "postgresql+psycopg://monitor@127.0.0.1:1/monitor"}
+    for args in (["rebuild"], ["status"]):
+        line = assert_one_line_error(cli(config, *args, env=down), 1)
+        assert "cannot open" in line and "127.0.0.1:1" in line, line
 
 
 def test_an_export_over_a_file_this_user_may_not_write_is_refused_before_writing(

@@ -576,7 +576,7 @@ def test_errors_are_one_line_with_documented_exit_codes(config: Path, tmp_path: 
     (tmp_path / "a-file").write_text("not a folder")
     unwritable = f"sqlite:///{tmp_path / 'a-file' / 'events.db'}"
     result = cli(config, "status", env={"MONITOR_DATABASE_URL": unwritable})
-    assert_one_line_error(result, 1)
+    assert_one_line_error(result, 2)  # it names no log: the configuration's fault
     assert "a-file/events.db" in result.stderr and "cannot open" in result.stderr
 
 

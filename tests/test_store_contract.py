@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from monitor import events as ev
 from monitor import upcast
-from monitor.errors import AppendOnlyError, ConflictError, StoreError
+from monitor.errors import AppendOnlyError, ConflictError, StoreError, WrongDatabaseError
 from monitor.store import GENESIS, EventStore, NewEvent, Recorded, rawsql
 from monitor.store.verify import verify as verify_chain
 
@@ -545,17 +545,18 @@ def test_a_payload_that_is_not_json_is_refused_before_anything_is_written(
 def test_an_unreachable_database_is_named_without_its_password(tmp_path: Any) -> None:
     missing = f"sqlite:///{tmp_path / 'no-such-dir' / 'events.db'}"
     opening = r"^database 'sqlite:///.*no-such-dir.*': cannot open: "
-    with pytest.raises(StoreError, match=opening) as caught:
+    with pytest.raises(WrongDatabaseError, match=opening) as caught:  # a mistyped path: exit 2
         EventStore.open(missing)
     assert str(caught.value).endswith(f"(its folder {tmp_path / 'no-such-dir'} does not exist)")
     assert not (tmp_path / "no-such-dir").exists()  # a mistyped path leaves no folder behind
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(StoreError, match=r"cannot open: ") as caught:
+    with pytest.raises(WrongDatabaseError, match=r"cannot open: ") as caught:
         EventStore.open(f"sqlite:///{tmp_path / 'a-file' / 'events.db'}")
     assert str(caught.value).endswith(f"({tmp_path / 'a-file'} is not a folder)")
     closed_port = "postgresql+psycopg://monitor:s3cret@127.0.0.1:1/monitor"
     with pytest.raises(StoreError, match=r"cannot open") as caught:
         EventStore.open(closed_port)
+    assert not isinstance(caught.value, WrongDatabaseError)  # a server down: exit 1
     assert "s3cret" not in str(caught.value) and "127.0.0.1:1" in str(caught.value)
 
 

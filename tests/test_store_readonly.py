@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor import events as ev
-from monitor.errors import StoreError
+from monitor.errors import StoreError, WrongDatabaseError
 from monitor.store import EventStore, NewEvent, Recorded
 from monitor.store.readonly import Snapshot
 
@@ -103,7 +103,7 @@ def test_a_database_without_the_logs_tables_is_not_a_log_and_stays_so(
             other.execute("CREATE TABLE notes (text TEXT)")
         other.close()
     tables = _tables(db_url)
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(WrongDatabaseError) as caught:  # the configuration's fault: exit 2
         EventStore.open(db_url, read_only=True)
     assert "not a monitor event log (no events table)" in str(caught.value)
     assert caught.value.hint is not None and "database_url" in caught.value.hint
@@ -127,7 +127,7 @@ def test_a_read_only_opening_of_a_file_that_is_not_a_log_errors_in_one_line(
     elif isinstance(content, bytes):
         path.write_bytes(content)
     before = sorted(p.name for p in tmp_path.iterdir())
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(WrongDatabaseError) as caught:
         EventStore.open(f"sqlite:///{path}", read_only=True)
     assert says in str(caught.value) and str(path) in str(caught.value)
     assert "\n" not in str(caught.value)
@@ -136,7 +136,7 @@ def test_a_read_only_opening_of_a_file_that_is_not_a_log_errors_in_one_line(
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///x.db?timeout=3"])
 def test_a_read_only_opening_needs_a_plain_file_path(url: str) -> None:
-    with pytest.raises(StoreError, match="a command that only reads needs a plain file path"):
+    with pytest.raises(WrongDatabaseError, match="a command that only reads needs a plain file path"):
         EventStore.open(url, read_only=True)
 
 

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from monitor.errors import ConfigError, MonitorError, UsageError
+from monitor.errors import ConfigError, MonitorError, UsageError, WrongDatabaseError
 from monitor.oneline import printable_line
 
 if TYPE_CHECKING:
@@ -104,7 +104,8 @@ def fail(error: MonitorError) -> NoReturn:
         err.print(f"error: {escape(printable_line(line))}")
     if error.hint:
         err.print(f"hint: {escape(printable_line(error.hint))}")
-    raise typer.Exit(2 if isinstance(error, ConfigError | UsageError) else 1)
+    # a database that is not the log is the configuration's fault, as a bad feeds.toml is
+    raise typer.Exit(2 if isinstance(error, ConfigError | UsageError | WrongDatabaseError) else 1)
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from monitor.errors import AppendOnlyError, StoreError
+from monitor.errors import AppendOnlyError, StoreError, WrongDatabaseError
 from monitor.redact import redact_url
 from monitor.store import readonly, schema, verify
 from monitor.store.rawsql import load_states
@@ -65,7 +65,7 @@ class EventStore:
             else:
                 engine = schema.create_engine(url)
         except sa.exc.ArgumentError as exc:  # the URL itself is not echoed: it may hold a password
-            raise StoreError(f"database URL: {exc}") from None
+            raise WrongDatabaseError(f"database URL: {exc}") from None
         try:
             if read_only:
                 readonly.check_tables(engine, url)
@@ -74,8 +74,9 @@ class EventStore:
                 schema.create_schema(engine)
         except sa.exc.DBAPIError as exc:
             engine.dispose()
-            raise StoreError(
-                f"database '{_safe(url)}': cannot open: {_first_line(exc)}{schema.missing_folder(engine)}"
+            folder = schema.missing_folder(engine)  # a mistyped path: the configuration's fault
+            raise (WrongDatabaseError if folder else StoreError)(
+                f"database '{_safe(url)}': cannot open: {_first_line(exc)}{folder}"
             ) from None
         except StoreError:
             engine.dispose()

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from monitor.errors import StoreError
+from monitor.errors import StoreError, WrongDatabaseError
 from monitor.redact import redact_url
 from monitor.store import schema
 
@@ -53,7 +53,7 @@ def check_tables(engine: sa.Engine, url: str) -> None:
             raise
         missing = ["not a SQLite file"]  # SQLite's "file is not a database"
     if missing:
-        raise StoreError(
+        raise WrongDatabaseError(
             f"database '{redact_url(url)}': not a monitor event log ({missing[0]})",
             hint=schema.NOT_A_LOG_HINT,
         )
@@ -97,7 +97,7 @@ def _sqlite_target(url: sa.URL, shown: str) -> tuple[sa.URL, Snapshot | None]:
     """The URI that opens the file of `url` read-only, and the snapshot an immutable one needs."""
     name = url.database or ""
     if not name or name == ":memory:" or name.startswith("file:") or url.query:
-        raise StoreError(
+        raise WrongDatabaseError(
             f"database '{shown}': a command that only reads needs a plain file path",
             hint="use sqlite:///path/to/events.db",
         )
@@ -120,15 +120,17 @@ def _must_be_a_file(path: Path, shown: str) -> None:
     try:
         reason = None if stat.S_ISREG(path.stat().st_mode) else "not a file"
     except (FileNotFoundError, NotADirectoryError):
-        raise StoreError(
+        raise WrongDatabaseError(
             f"database '{shown}': cannot open: no such file",
             hint="check database_url (or MONITOR_DATABASE_URL): "
             "a command that only reads never creates the log",
         ) from None
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    except OSError as exc:  # a permission, say: the file may well be the log
+        raise StoreError(
+            f"database '{shown}': cannot open: {exc.strerror or type(exc).__name__}"
+        ) from None
     if reason is not None:
-        raise StoreError(f"database '{shown}': cannot open: {reason}")
+        raise WrongDatabaseError(f"database '{shown}': cannot open: {reason}")
 
 
 def _uri(url: sa.URL, path: Path, **params: str) -> sa.URL:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from monitor.errors import StoreError
+from monitor.errors import StoreError, WrongDatabaseError
 from monitor.redact import redact_url
 from monitor.store.records import Recorded
 
@@ -179,7 +179,7 @@ def refuse_foreign(url: sa.URL) -> None:
         engine.dispose()
     if foreign is not None:
         shown = redact_url(url.render_as_string(hide_password=False))
-        raise StoreError(
+        raise WrongDatabaseError(
             f"database '{shown}': not a monitor event log ({foreign}); nothing was written to it",
             hint=NOT_A_LOG_HINT,
         )
