@@ -152,9 +152,13 @@ def test_explain_prints_each_hit_and_names_what_vetoed_a_near_miss(config: Path)
     assert result.stdout.splitlines() == [
         "training-start (progress, rule training-start:progress)",
         "Noetra begins training its model",
-        "  group 1: Noetra matched 'Noetra' in title [0:6]",
-        "  group 2: training matched 'training' in title [14:22]",
+        "  all group 0: Noetra matched 'Noetra' in title [0:6]",
+        "  all group 1: training matched 'training' in title [14:22]",
     ]
+    # numbered as the alert about it numbers them (`matched "Noetra" (all group 0)`), and as
+    # --json and the webhook's `group` do
+    [verdict] = json_out(config, "explain", "Noetra begins training its model")
+    assert [h["group"] for h in verdict["hits"]] == [0, 1]
     near_miss = "Noetra sponsors SoftBank Hawks spring training camp"
     result = cli(config, "explain", near_miss)
     assert (result.returncode, result.stdout.splitlines()) == (0, [

@@ -191,7 +191,8 @@ def explain(text: str, json_: JsonOpt = False) -> None:
         out.print(f"[bold]{escape(v.milestone_id)}[/bold] ({v.kind}, rule {escape(v.match.rule)})")
         out.print(shown)
         for h in v.match.hits:
-            group = "any" if h.group is None else f"group {h.group + 1}"
+            # numbered from 0, as alerts ("all group 0"), webhooks' `group` and rule ids are
+            group = "any" if h.group is None else f"all group {h.group}"
             out.print(
                 f"  {group}: {escape(h.term)} matched {escape(h.text)!r} "
                 f"in {h.field} [{h.start}:{h.end}]"
