@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import functools
+import io
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,7 +82,7 @@ def test_alerts_list_pending_abandoned_and_delivered(
     assert "JST" in next(x for x in table.splitlines() if x.startswith(queued["team"]))
     [subject, *_] = {r["data"]["subject"] for r in json_out(config, "log", "--type", "AlertQueued")}
     shown = subject if len(subject) <= 60 else subject[:59] + "…"  # cut, and marked so
-    assert shown.split()[-1] in table  # the subject's column may wrap: its cut end is there
+    assert shown.split()[-1] in table  # 200 columns have room for it: its cut end is there
     # `alerts retry ID` sends people here for the id: whole on a narrow terminal too
     narrow = kit.monitor_cmd("--config", str(config), "alerts",
                              env={**ENV, "NO_COLOR": "1", "COLUMNS": "80"})
@@ -94,6 +96,81 @@ def test_alerts_list_pending_abandoned_and_delivered(
     delivered = next(x for x in cli(config, "alerts").stdout.splitlines()
                      if x.startswith(queued["team"]))
     assert "delivered" in delivered and "451" not in delivered, delivered
+
+
+GOLDEN = Path(__file__).parent / "golden"
+LISTED = [  # outbox rows as the projection holds them: pending, abandoned, delivered
+    {"alert_id": "alt_" + "a1" * 16, "channel_id": "team", "status": "pending", "attempts": 1,
+     "due_at": "2026-07-01T09:35:00+00:00",
+     "subject": "[milestone-monitor] Noetra starts training — confirmed",
+     "last_error": "smtp: 127.0.0.1:2525: server answered 451 4.3.0 try again later"},
+    {"alert_id": "alt_" + "b2" * 16, "channel_id": "ops-webhook-tokyo", "status": "abandoned",
+     "attempts": 7, "due_at": None,
+     "subject": "[milestone-monitor] [bold]SoftBank[/bold] Sakai AI data centre starts "
+                "operating — at_risk",
+     "last_error": "http_4xx: https://hooks.example.org/<redacted>: 400 Bad Request: "
+                   '{"error":"unknown_event_type","detail":"milestone.status_changed"}'},
+    {"alert_id": "alt_" + "c3" * 16, "channel_id": "team", "status": "delivered", "attempts": 2,
+     "due_at": None, "subject": "[milestone-monitor] Noetra ships its first model — reported",
+     "last_error": "timeout: 127.0.0.1:2525: no answer within 30 s"},
+]
+
+
+def listed(width: int, rows: list[dict[str, Any]] = LISTED) -> str:
+    """`monitor alerts` as a terminal of `width` columns shows it (lines right-stripped)."""
+    from rich.console import Console
+
+    from monitor.cli.alerts import AlertListing
+
+    console = Console(width=width, highlight=False, soft_wrap=True, no_color=True, record=True,
+                      file=io.StringIO())
+    console.print(AlertListing(rows, "Asia/Tokyo"))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
+@pytest.mark.parametrize(("width", "golden"), [(80, "cli_alerts_80.txt"),
+                                                (200, "cli_alerts_200.txt")])
+def test_the_alerts_listing_reads_at_80_columns_and_at_a_wide_terminal(
+        width: int, golden: str) -> None:
+    shown = listed(width)
+    path = GOLDEN / golden
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(shown, encoding="utf-8")
+    assert shown == path.read_text(encoding="utf-8")
+    lines = shown.splitlines()
+    assert all(len(line) <= width for line in lines)
+    for row in LISTED:  # each alert starts a line with its whole id, channel and status
+        [line] = [x for x in lines if x.startswith(row["alert_id"])]
+        assert re.match(rf"{row['alert_id']}\s+{row['channel_id']}\s+{row['status']}\s", line)
+    assert "[bold]SoftBank[/bold]" in shown  # feed text is not Rich markup
+    assert "451 4.3.0 try again later" in shown and "timeout" not in shown  # delivered: no error
+
+
+def test_the_alerts_listing_at_80_columns_gives_each_alert_a_few_whole_lines() -> None:
+    lines = listed(80).splitlines()
+    [header] = [x for x in lines if x.startswith(LISTED[0]["alert_id"])]
+    assert header.split() == [LISTED[0]["alert_id"], "team", "pending", "1", "attempt"]
+    start = lines.index(header)
+    assert lines[start + 1].split() == ["next", "attempt", "2026-07-01", "18:35:00", "JST"]
+    assert lines[start + 2] == "  subject       " + LISTED[0]["subject"]
+    # a subject too long for the line is cut there, and says so
+    [cut] = [x for x in lines if "SoftBank" in x]
+    assert cut.startswith("  subject       [milestone-monitor]") and cut.endswith("…")
+    assert listed(80, []) == "no alerts\n"
+
+
+def test_the_alerts_listing_is_one_table_when_the_terminal_is_wide() -> None:
+    lines = listed(200).splitlines()
+    assert lines[0].split() == ["alert", "channel", "status", "attempts", "next", "attempt",
+                                "subject", "last", "error"]
+    first = lines.index(next(x for x in lines if x.startswith(LISTED[0]["alert_id"])))
+    assert "2026-07-01 18:35:00 JST" in lines[first] and LISTED[0]["subject"] in lines[first]
+    # the last error takes the rest of the line, and the lines below it in its column
+    column = lines[0].index("last error")
+    said = " ".join(x[column:] for x in lines[first:first + 2])
+    assert said == LISTED[0]["last_error"]
+    assert not lines[first + 1][:column].strip()
+    assert listed(200, []) == "no alerts\n"
 
 
 def test_retry_requeues_an_abandoned_alert_and_delivers_it_under_the_same_id(
