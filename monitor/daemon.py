@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor import deliver, logs, poll, runtime, workstate
 from monitor.clients import Clients
-from monitor.config import Config, secret_problems, secret_values
+from monitor.config import Config, secret_problems, secret_values, short_secrets
 from monitor.oneline import counted
 from monitor.reload import config_stamp, reloaded
 from monitor.ticks import Ticks
@@ -180,13 +180,16 @@ class Daemon(Ticks):
         workstate.sync_feeds(self.store, self.config, now=time.time(), rng=self.rng)
 
     def _warn_held(self) -> None:
-        """Name each channel whose alerts are held for a secret this process does not have."""
+        """Name each channel whose alerts are held for a secret this process does not have,
+        and each whose secret is too short to be scrubbed from the words of log lines."""
         for problem in secret_problems(self.config, self.env):
             log.warning(
                 "%s: alerts to that channel are held (not attempted, no retry used) until a "
                 "daemon that has it delivers them",
                 problem,
             )
+        for warning in short_secrets(self.config, self.env):
+            log.warning("%s", warning)
 
     # --- reload ---------------------------------------------------------------------------
 

@@ -16,15 +16,18 @@ from datetime import UTC, datetime
 
 import orjson
 
-from monitor.redact import redact_text
+from monitor.redact import SecretScrubber, redact_text
 
 
 def secret_forms(secrets: Iterable[str]) -> list[str]:
-    """Every form in which a secret could leak: plain, base64, URL-encoded, per rotated key."""
+    """Every form in which a secret could leak: plain, base64, URL-encoded; each word of one
+    holding spaces too (a rotation list's secrets), but for words under 4 characters, which
+    are a passphrase's fragments (`a`, `of`), not secrets."""
     forms: set[str] = set()
     for secret in secrets:
-        for part in [secret, *secret.split()]:
-            if len(part) < 4:
+        whole = secret.strip()
+        for part in {secret, whole, *secret.split()}:
+            if not part or (len(part) < 4 and part != whole):
                 continue
             forms.add(part)
             forms.add(base64.b64encode(part.encode()).decode())
@@ -35,20 +38,19 @@ def secret_forms(secrets: Iterable[str]) -> list[str]:
 
 class ScrubSecrets(logging.Filter):
     """Replace secret values, and credentials in URLs, in the rendered message and traceback
-    of every record."""
+    of every record. A short secret goes only where it stands alone (`redact.SHORT_SECRET`):
+    a password "abc" leaves "abcdef" as it is."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.forms = secret_forms(secrets)
+        self.secrets = SecretScrubber(secret_forms(secrets))
 
     def scrub(self, text: str) -> str:
-        for form in self.forms:
-            text = text.replace(form, "<redacted>")
-        return redact_text(text)
+        return redact_text(self.secrets.scrub(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self.forms or "://" in message or record.exc_info:
+        if self.secrets or "://" in message or record.exc_info:
             record.msg = self.scrub(message)
             record.args = None
             if record.exc_info:
@@ -63,7 +65,7 @@ def scrub_also(secrets: Iterable[str]) -> None:
     for handler in logging.getLogger().handlers:
         for f in handler.filters:
             if isinstance(f, ScrubSecrets):
-                f.forms = sorted({*f.forms, *more}, key=len, reverse=True)
+                f.secrets += more
 
 
 # what a line is about, given as `extra=` where it is logged: a log collector can filter on it

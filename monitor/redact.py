@@ -7,11 +7,16 @@ append-only, so a URL that reaches an event is there for good: the URLs events, 
 commands show go through `redact_url`, and error messages, which quote URLs, through
 `redacted_line`. Host and path shape stay readable:
 `https://hooks.slack.com/services/T000/B000/<redacted>`.
+
+Secret values themselves (an SMTP password, webhook secrets) are kept out of messages by
+construction; `SecretScrubber` takes them out of log lines and of the server replies an
+event records, as a second wall (a short one only where it stands alone: `SHORT_SECRET`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import unquote_plus, urlsplit
 
 from monitor.oneline import printable_line
@@ -177,3 +182,52 @@ def redacted_line(text: str) -> str:
     """An error message as events, log lines and commands show it: URLs redacted, on one line
     (a server's broken status line or header can put newlines and controls into it)."""
     return printable_line(redact_text(text))
+
+
+# --- secret values (an SMTP password, webhook secrets) in free text ---------------------------
+
+SHORT_SECRET = 8
+"""A secret value (or a form of one) shorter than this many characters is scrubbed only where
+it stands alone: not where a letter, digit or '_' runs on from its first or last character.
+Three letters, a password "abc", are in too many words ("abcdef") for each to lose them; where
+the password is written on its own ("login as monitor:abc refused"), it goes. `monitor check`
+and the daemon warn about a secret this short. A longer one is scrubbed wherever it is."""
+
+_WORD = re.compile(r"\w")
+
+
+class SecretScrubber:
+    """Replaces secret values (each form given: plain, base64, URL-encoded …) in text by
+    `<redacted>`, longest first, so that a shorter form inside a longer one leaves no part
+    of the longer behind."""
+
+    __slots__ = ("_alone", "forms")
+
+    def __init__(self, forms: Iterable[str] = ()) -> None:
+        self.forms: tuple[str, ...] = tuple(sorted({f for f in forms if f}, key=len, reverse=True))
+        self._alone = {f: _standing_alone(f) for f in self.forms if len(f) < SHORT_SECRET}
+
+    def __bool__(self) -> bool:
+        return bool(self.forms)
+
+    def __add__(self, more: Iterable[str]) -> SecretScrubber:
+        return SecretScrubber([*self.forms, *more])
+
+    def scrub(self, text: str) -> str:
+        for form in self.forms:
+            if form not in text:
+                continue
+            alone = self._alone.get(form)
+            if alone is None:
+                text = text.replace(form, REDACTED)
+            else:
+                text = alone.sub(REDACTED, text)
+        return text
+
+
+def _standing_alone(form: str) -> re.Pattern[str]:
+    """`form` where no word character runs on from its first or last character (a form that
+    starts or ends with punctuation is found whatever stands beside that end)."""
+    before = r"(?<!\w)" if _WORD.match(form[0]) else ""
+    after = r"(?!\w)" if _WORD.match(form[-1]) else ""
+    return re.compile(before + re.escape(form) + after)

@@ -25,6 +25,7 @@ from email.utils import getaddresses
 from typing import Self
 
 from monitor.errors import DeliveryError
+from monitor.redact import SecretScrubber
 
 log = logging.getLogger(__name__)
 
@@ -297,13 +298,13 @@ def _text(reply: bytes | str) -> str:
 
 
 def _scrub(text: str, username: str, password: str) -> str:
-    """`text` without the password in any form a server might echo (plain or base64)."""
+    """`text` without the password in any form a server might echo (plain or base64); a short
+    password only where it stands alone (`redact.SHORT_SECRET`), so that a reply's words that
+    merely contain it stay readable in the event that records it."""
     if not password:
         return text
     forms = {password, _b64(password), _b64(f"\0{username}\0{password}")}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, "<redacted>")
-    return text
+    return SecretScrubber(forms).scrub(text)
 
 
 def _b64(value: str) -> str:

@@ -33,11 +33,13 @@ from monitor.oneline import counted
 @_command
 def check() -> None:
     """Validate the configuration, list every problem at once, print it with secrets redacted."""
-    from monitor.config import check_secrets, redacted
+    from monitor.config import check_secrets, redacted, short_secrets
 
     config = load()
     check_secrets(config, os.environ)
     out.print_json(orjson.dumps(redacted(config), default=str).decode())
+    for warning in short_secrets(config, os.environ):
+        err.print(f"warning: {escape(warning)}")
     err.print(
         f"configuration ok: {counted(len(config.feeds), 'feed')}, "
         f"{counted(len(config.milestones), 'milestone')}, "

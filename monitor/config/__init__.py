@@ -4,6 +4,7 @@
     check_secrets(config, env) every channel secret variable set and well-formed
     secrets_for(config, env)   channel id → secret; available_secrets: the ones that are set
     secret_values(config, env) every value the channels' variables hold (for log scrubbing)
+    short_secrets(config, env) a warning for each secret too short to scrub inside words
     redacted(config)           the effective configuration for `monitor check`, secrets hidden
 
 Settings enter at the entry points and are passed down; there is no global configuration.
@@ -29,6 +30,7 @@ from monitor.config.secrets import (
     secret_problems,
     secret_values,
     secrets_for,
+    short_secrets,
 )
 from monitor.config.values import (
     CREDENTIALS,
@@ -69,4 +71,5 @@ __all__ = [
     "secret_problems",
     "secret_values",
     "secrets_for",
+    "short_secrets",
 ]

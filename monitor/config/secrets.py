@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from monitor.config.models import Config, EmailChannel
 from monitor.errors import ConfigError
+from monitor.redact import SHORT_SECRET
 
 WEBHOOK_PREFIX = "whsec_"
 
@@ -38,6 +39,26 @@ def secret_problems(config: Config, env: Mapping[str, str]) -> list[str]:
         elif key == "secret_env":
             problems.extend(f"{where}: {variable}: {p}" for p in _webhook_secret_problems(value))
     return problems
+
+
+def short_secrets(config: Config, env: Mapping[str, str]) -> list[str]:
+    """A warning for each channel whose secret is shorter than `SHORT_SECRET`: logs and
+    events scrub it only where it stands alone, so a word holding it keeps it. Never quotes
+    the secret, nor says how long it is."""
+    warnings: list[str] = []
+    for i, channel in enumerate(config.channels):
+        email = isinstance(channel, EmailChannel)
+        key = "password_env" if email else "secret_env"
+        variable = channel.password_env if isinstance(channel, EmailChannel) else channel.secret_env
+        value = env.get(variable, "") if variable is not None else ""
+        secrets = ([value.strip()] if email else value.split()) if value.strip() else []
+        if any(len(secret) < SHORT_SECRET for secret in secrets):
+            warnings.append(
+                f"{config.path}: channels[{i}].{key}: {variable} holds a secret shorter than "
+                f"{SHORT_SECRET} characters, which logs hide only where it stands alone (not "
+                "inside a longer word); use a longer one"
+            )
+    return warnings
 
 
 def secrets_for(config: Config, env: Mapping[str, str]) -> dict[str, str]:
