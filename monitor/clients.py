@@ -60,10 +60,13 @@ class Clients:
 
     async def close_later(self, delay: float) -> None:
         """Once polls started before a reload are done: their deferred writes, then the clients;
-        at once when cancelled (the daemon stops, its in-flight polls done or abandoned)."""
+        at once when cancelled (the daemon stops, its in-flight polls done or abandoned).
+        `delay`, a lease, is what deliveries get; a poll still parsing a long body after it,
+        or fetching under a longer fetch_timeout, is waited for: its recording needs the writer."""
         try:
             await poll.flush_unchanged(self.poller)
             await asyncio.sleep(delay)
+            await self.poller.idle.wait()
         finally:
             await poll.flush_unchanged(self.poller)
             await self.close()

@@ -70,16 +70,35 @@ class Poller:
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="monitor-writer")
     )
     big_parses: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    # polls in flight, and whether there are none: clients a reload replaced close their writer
+    # only then, as a long body's parse may outlast the lease they wait (Clients.close_later)
+    polls: int = 0
+    idle: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
 
     def close(self) -> None:
         """Wait for the writer thread's work, then stop it."""
         self.writer.shutdown(wait=True)
 
 
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
+
+
 async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -> PollReport:
     """Poll one claimed feed and record the outcome; never raises for a bad feed."""
+    p.polls += 1
+    p.idle.clear()
+    try:
+        return await _poll(p, work, now or datetime.now(UTC))
+    finally:
+        p.polls -= 1
+        if not p.polls:
+            p.idle.set()
+
+
+async def _poll(p: Poller, work: FeedWork, now: datetime) -> PollReport:
     feed = p.config.feed(work.feed_id)
-    now = now or datetime.now(UTC)
     try:
         result = await p.fetcher.fetch(work.url, etag=work.etag, last_modified=work.last_modified)
     except FetchError as exc:

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor import logs, poll, pollrecord, workstate
-from monitor.clients import fetch_limits
+from monitor.clients import Clients, fetch_limits
 from monitor.daemon import Daemon
 from monitor.fetch import Fetcher
 from monitor.runtime import open_store
@@ -23,6 +23,12 @@ from tests.feedserver import FeedServer
 from tests.kit import kept_logging, load, rss, run_once, write_config
 
 BODY = rss([{"title": "Unrelated story", "guid": "g1", "link": "https://news.example.com/1"}])
+LONG_BODY = (
+    b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><title>Long"
+    b"</title><guid>long-1</guid><description>"
+    + b"<a></a>" * 220_000  # about 1.5 MB of markup: feedparser reads about 1 MB a second
+    + b"</description></item></channel></rss>"
+)
 
 
 def feed_types(path: Path, feed_id: str) -> list[str]:
@@ -199,14 +205,8 @@ def test_a_long_body_is_parsed_apart_while_the_writer_records_other_feeds(
     """A long body's parse (here one of about a second and a half) does not hold the writer:
     a feed polled while it runs is recorded first."""
     monkeypatch.setattr(poll, "BIG_BODY", 100_000)
-    long_body = (
-        b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title><item><title>Long"
-        b"</title><guid>long-1</guid><description>"
-        + b"<a></a>" * 220_000  # about 1.5 MB of markup: feedparser reads about 1 MB a second
-        + b"</description></item></channel></rss>"
-    )
-    assert len(long_body) > poll.BIG_BODY > len(BODY)
-    feed_server.route("/long.xml", body=long_body)
+    assert len(LONG_BODY) > poll.BIG_BODY > len(BODY)
+    feed_server.route("/long.xml", body=LONG_BODY)
     feed_server.route("/short.xml", body=BODY)
     feeds = {"long": feed_server.url("/long.xml"), "short": feed_server.url("/short.xml")}
     config = load(write_config(tmp_path, feeds=feeds))
@@ -244,4 +244,35 @@ def test_a_long_body_is_parsed_apart_while_the_writer_records_other_feeds(
     found = [r.data["feed_id"] for r in store.read(types=("ItemDiscovered",))]
     assert found == ["short", "long"]
     assert store.verify().ok
+    store.close()
+
+
+def test_a_reload_does_not_close_the_writer_under_a_long_parse(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clients replaced by a reload are closed once their lease has passed; a poll whose long
+    body is still being parsed then (behind other long bodies, or a lease shortened by the
+    reload) is recorded on their writer all the same, not refused by a writer shut down."""
+    monkeypatch.setattr(poll, "BIG_BODY", 100_000)
+    feed_server.route("/long.xml", body=LONG_BODY)
+    config = load(write_config(tmp_path, feeds={"long": feed_server.url("/long.xml")}))
+    store = open_store(config)
+    workstate.sync_feeds(store, config, now=time.time(), rng=random.Random(1))
+
+    async def reload_while_long_parses() -> pollrecord.PollReport:
+        [work] = workstate.claim_feeds(
+            store, owner="t", now=time.time(), lease=60, limit=1, feed_ids=["long"],
+            due_only=False,
+        )  # fmt: skip
+        old = await Clients.open(config, store, {}, "t")
+        long = asyncio.create_task(poll.poll_feed(old.poller, work))
+        while not feed_server.hits("/long.xml"):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # its body read, its parse begun
+        await old.close_later(0.1)  # the lease a reload waits has passed: the clients close
+        return await long
+
+    report = asyncio.run(reload_while_long_parses())
+    assert (report.outcome, report.discovered) == ("new", 1)
+    assert [r.data["feed_id"] for r in store.read(types=("ItemDiscovered",))] == ["long"]
     store.close()
