@@ -102,9 +102,10 @@ def parse_drafts(
     known the entries, errors and warnings are exactly parse_feed's.
 
     At most `max_items` entries are read, the first in the document's order (of a body cut
-    into items, the first not known): 15 MiB of tiny items is some 290,000 of them, a minute
-    and 2 GB to record. The rest are counted in `DraftFeed.unread`; of a cut body their prints
-    are left out, so they are read when the body next changes.
+    into items, the first not known; the first of all when the whole document had to be read
+    after all): 15 MiB of tiny items is some 290,000 of them, a minute and 2 GB to record. The
+    rest are counted in `DraftFeed.unread`; of a cut body their prints are left out, so they
+    are read when the body next changes.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -129,10 +130,22 @@ def parse_drafts(
     keep = frozenset(new[:max_items])
     result, reduced, shifted = _read(data, content_type, split, keep)
     skipped = len(prints) - len(new) if reduced else 0
-    unread = len(new) - len(keep) if reduced else max(len(result.entries) - max_items, 0)
+    # the items read: those kept, or of the whole document its first entries, which are its
+    # first items when feedparser found an entry for each item (else the reading is unknown)
+    read: Collection[int] | None = keep
+    unread = len(new) - len(keep)
+    if not reduced:
+        read = range(max_items) if len(result.entries) == len(prints) else None
+        unread = (
+            sum(1 for p in prints[max_items:] if p not in known)
+            if read is not None
+            else max(len(result.entries) - max_items, 0)
+        )
     if unread:  # unread items must not pass for known at the next poll
         prints = (
-            tuple(p for i, p in enumerate(prints) if i in keep or p in known) if reduced else ()
+            tuple(p for i, p in enumerate(prints) if i in read or p in known)
+            if read is not None
+            else ()
         )
     feed = result.feed
     language = language_tag(feed.get("language"))
