@@ -75,7 +75,11 @@ class Daemon(Ticks):
                 feed_ids=ids,
                 due_only=False,
             )
-            reports = await asyncio.gather(*(poll.poll_feed(self.poller, w) for w in works))
+            keeper = asyncio.ensure_future(self.keep_leases())
+            try:
+                reports = await asyncio.gather(*(poll.poll_feed(self.poller, w) for w in works))
+            finally:
+                keeper.cancel()
             await poll.flush_unchanged(self.poller)
             for r in reports:
                 if r.outcome == "failed":

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from monitor.entries import DraftFeed
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
+from monitor.oneline import counted
 from monitor.pollrecord import (
     UNFORESEEN_HINT,
     PollReport,
@@ -74,6 +76,8 @@ class Poller:
     # only then, as a long body's parse may outlast the lease they wait (Clients.close_later)
     polls: int = 0
     idle: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
+    # feed id -> when (epoch s) the lease of its poll in flight was taken or last renewed
+    leases: dict[str, float] = field(default_factory=dict)
 
     def close(self) -> None:
         """Wait for the writer thread's work, then stop it."""
@@ -89,12 +93,34 @@ async def poll_feed(p: Poller, work: FeedWork, *, now: datetime | None = None) -
     """Poll one claimed feed and record the outcome; never raises for a bad feed."""
     p.polls += 1
     p.idle.clear()
+    p.leases[work.feed_id] = time.time()  # claimed just now
     try:
         return await _poll(p, work, now or datetime.now(UTC))
     finally:
         p.polls -= 1
+        p.leases.pop(work.feed_id, None)
         if not p.polls:
             p.idle.set()
+
+
+async def renew_leases(p: Poller, lease: float) -> None:
+    """Renew the leases of polls in flight for half a lease or more (a long body's parse, and
+    the queue of such parses, can outlast one): else a claim, this daemon's next or another's,
+    would take the feed and poll it twice. A renewal that fails is logged."""
+    now = time.time()
+    old = [feed_id for feed_id, since in p.leases.items() if now - since >= lease / 2]
+    if not old:
+        return
+    try:
+        await asyncio.to_thread(
+            workstate.renew_leases, p.store, owner=p.instance, feed_ids=old, until=now + lease
+        )
+    except StoreError as exc:
+        log.warning("leases of %s not renewed: %s", counted(len(old), "poll"), exc)
+        return
+    for feed_id in old:
+        if feed_id in p.leases:
+            p.leases[feed_id] = now
 
 
 async def _poll(p: Poller, work: FeedWork, now: datetime) -> PollReport:

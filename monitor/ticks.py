@@ -92,6 +92,7 @@ class Ticks:
         transactions rather than one per feed. Unchanged polls are written together at the end.
         """
         self._heartbeat()
+        await poll.renew_leases(self.poller, self.lease())
         cap = self.config.settings.concurrency * 4
         loop = asyncio.get_running_loop()
         until = loop.time() + self.config.settings.tick.total_seconds() * 0.9
@@ -121,6 +122,13 @@ class Ticks:
                     break  # nothing more is due now
         finally:
             await poll.flush_unchanged(self.poller)
+
+    async def keep_leases(self) -> None:
+        """Renew the leases of long polls every tick, until cancelled (`run --once`, whose
+        polls no poll tick follows)."""
+        while True:
+            await asyncio.sleep(self.config.settings.tick.total_seconds())
+            await poll.renew_leases(self.poller, self.lease())
 
     async def _poll_one(self, work: workstate.FeedWork) -> None:
         report = await poll.poll_feed(self.poller, work)

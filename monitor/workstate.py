@@ -220,6 +220,17 @@ def _member(
     return column.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(doc)))
 
 
+def renew_leases(store: EventStore, *, owner: str, feed_ids: Sequence[str], until: float) -> None:
+    """Extend `owner`'s leases of these feeds to `until`; a lease another has taken stays."""
+    c = feed_state.c
+    with work_tx(store) as conn:
+        conn.execute(
+            feed_state.update()
+            .where(_member(store, c.feed_id, feed_ids), c.lease_owner == owner)
+            .values(lease_expires=until)
+        )
+
+
 def release_feed(conn: sa.Connection, feed_id: str, **values: Any) -> None:
     """Record a poll's outcome, count the poll and give the lease back (inside the poll's
     transaction). One statement per set of columns, built once: a changed poll is short."""

@@ -276,3 +276,61 @@ def test_a_reload_does_not_close_the_writer_under_a_long_parse(
     assert (report.outcome, report.discovered) == ("new", 1)
     assert [r.data["feed_id"] for r in store.read(types=("ItemDiscovered",))] == ["long"]
     store.close()
+
+
+def test_a_poll_longer_than_its_lease_keeps_it_and_is_not_polled_twice(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lease of 2 s and a feed that answers after 4 s: the ticks renew the lease of the poll
+    in flight, so no tick claims the feed again, and the lease is still this daemon's."""
+    feed_server.route("/slow.xml", body=BODY, delay=4)
+    path = write_config(tmp_path, feeds={"slow": feed_server.url("/slow.xml")})
+    monkeypatch.setattr(Daemon, "lease", lambda self: 2.0)
+
+    async def ticking() -> tuple[list[str | None], int]:
+        daemon = Daemon(load(path), {})
+        await daemon.start()
+        make_all_due(daemon.store)
+        owners = []
+        for _ in range(9):  # a tick every half second while the poll runs
+            await daemon.poll_tick()
+            owners.append(workstate.feed_rows(daemon.store)["slow"].lease_owner)
+            await asyncio.sleep(0.5)
+        await asyncio.gather(*daemon.inflight)
+        polls = workstate.feed_rows(daemon.store)["slow"].polls
+        await daemon.close()
+        return owners, polls
+
+    owners, polls = asyncio.run(ticking())
+    assert feed_server.hits("/slow.xml") == 1
+    assert polls == 1
+    assert set(owners[:7]) == {owners[0]} and owners[0] is not None  # held while in flight
+
+
+def test_run_once_keeps_the_leases_of_its_long_polls(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --once` claims every feed at its start: a poll still running after its lease would
+    be up keeps it, so another daemon cannot claim the feed meanwhile."""
+    feed_server.route("/slow.xml", body=BODY, delay=4)
+    path = write_config(
+        tmp_path, feeds={"slow": feed_server.url("/slow.xml")}, extra_settings='tick = "1s"'
+    )
+    monkeypatch.setattr(Daemon, "lease", lambda self: 2.0)
+
+    async def other_claims_meanwhile() -> list[workstate.FeedWork]:
+        daemon = Daemon(load(path), {})
+        once = asyncio.ensure_future(daemon.run_once())
+        await asyncio.sleep(3)  # past the lease the run took at its start
+        store = open_store(load(path))
+        claim = functools.partial(
+            workstate.claim_feeds, store, owner="other", now=time.time(), lease=60, limit=1,
+            feed_ids=["slow"], due_only=False,
+        )  # fmt: skip
+        taken = await asyncio.to_thread(claim)
+        store.close()
+        assert await once == 0
+        return taken
+
+    assert asyncio.run(other_claims_meanwhile()) == []
+    assert feed_server.hits("/slow.xml") == 1
