@@ -45,7 +45,7 @@ class Daemon(Ticks):
         self.scheduler: AsyncIOScheduler | None = None  # run_forever's
         # clients replaced by a reload, closed once the polls that use them are done: not
         # in-flight work, so a stop waits for none of them and closes them at once
-        self.retiring: set[asyncio.Task[None]] = set()
+        self.retiring: set[asyncio.Task[bool]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -121,8 +121,8 @@ class Daemon(Ticks):
         common: dict[str, Any] = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         for job, seconds in self._intervals().items():
             scheduler.add_job(
-                getattr(self, job), "interval", id=job, seconds=seconds, next_run_time=_now(),
-                **common,
+                self.scheduled, "interval", args=[job], id=job, seconds=seconds,
+                next_run_time=_now(), **common,
             )  # fmt: skip
         scheduler.add_job(self._watch_config, "interval", seconds=2, **common)
         scheduler.start()

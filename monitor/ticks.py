@@ -17,10 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from monitor import alertwork, deliver, poll, runtime, workstate
 from monitor.clients import Clients
 from monitor.config import Config
+from monitor.errors import StoreError
 from monitor.oneline import counted
+from monitor.redact import redacted_line
 from monitor.store import EventStore
 
 log = logging.getLogger("monitor.daemon")  # the daemon's work: its log lines keep its name
@@ -40,6 +44,7 @@ class Ticks:
         self.delivering: set[str] = set()  # alert ids this process is sending now
         self.stopping = False
         self.heartbeat_failing = False
+        self.log_unreachable = False  # a job met an event log out of reach, none ended well since
 
     @property
     def poller(self) -> poll.Poller:
@@ -51,14 +56,37 @@ class Ticks:
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
-    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """The per-job wrapper: log anything unexpected, keep the daemon alive."""
+    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> bool:
+        """The per-job wrapper, keeping the daemon alive: an event log out of reach is said in
+        one line once (`_log_unreachable`), anything else unexpected with its traceback.
+        True when the job ended well."""
         try:
             await coro
         except asyncio.CancelledError:
             raise
+        except (StoreError, sa.exc.SQLAlchemyError) as exc:
+            self._log_unreachable(exc)
         except Exception:
             log.exception("unexpected error in a background task")
+        else:
+            return True
+        return False
+
+    async def scheduled(self, job: str) -> None:
+        """A scheduled tick (`job` names it); the first to end well after the event log was out
+        of reach says it is back."""
+        if await self._guard(getattr(self, job)()) and self.log_unreachable:
+            self.log_unreachable = False
+            log.info("event log reachable again")
+
+    def _log_unreachable(self, exc: Exception) -> None:
+        """An event log out of reach (a server down or restarting, a full disk) stops no tick:
+        each tries again. Said once, in one line, until a tick ends well."""
+        if self.log_unreachable:
+            return
+        self.log_unreachable = True
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.error("event log out of reach: %s; every tick tries again", redacted_line(reason))
 
     def lease(self) -> float:
         """Long enough for a fetch and its recording; a dead owner's lease soon expires."""

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -451,3 +452,60 @@ def test_a_reload_says_which_changed_setting_waits_for_the_next_start(
         new = reloaded(old, {}, "SIGHUP")
     assert new is not None
     assert f"{setting} changed: takes effect at the next start" in caplog.messages
+
+
+@pytest.fixture
+def pg_role(pg_available: None) -> Iterator[tuple[str, Callable[[bool], None]]]:
+    """A PostgreSQL URL of a role of its own, and a switch that lets it log in or not: an
+    event log out of reach (as when the server restarts) and back, as the daemon sees it."""
+    import psycopg
+
+    from tests.conftest import PG_BASE
+
+    role = "outage_" + uuid.uuid4().hex[:10]
+    plain = PG_BASE.replace("+psycopg", "")
+    admin = psycopg.connect(plain, autocommit=True)
+    admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    admin.execute(f'CREATE SCHEMA "{role}" AUTHORIZATION "{role}"')
+
+    def can_log_in(yes: bool) -> None:
+        admin.execute(f'ALTER ROLE "{role}" {"LOGIN" if yes else "NOLOGIN"}')
+        if not yes:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE usename = %s", (role,))
+
+    database = PG_BASE.rsplit("/", 1)[1]
+    yield (f"postgresql+psycopg://{role}@127.0.0.1:5432/{database}"
+           f"?options=-csearch_path%3D{role}"), can_log_in
+    can_log_in(False)
+    admin.execute(f'DROP SCHEMA "{role}" CASCADE')
+    admin.execute(f'DROP ROLE "{role}"')
+    admin.close()
+
+
+def test_an_event_log_out_of_reach_is_one_line_and_the_daemon_carries_on(
+        tmp_path: Path, feed_server: FeedServer,
+        pg_role: tuple[str, Callable[[bool], None]]) -> None:
+    url, can_log_in = pg_role
+    feed_server.route("/a.xml", body=rss(items(1, 2)))
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")}, db_url=url,
+                        interval="2s", extra_settings='tick = "1s"')
+    proc = start(path)
+    try:
+        wait_for(lambda: "monitoring 1 feed" in stderr_of(proc, path))
+        can_log_in(False)
+        wait_for(lambda: "event log out of reach" in stderr_of(proc, path))
+        time.sleep(3)  # three ticks try again, in vain
+        assert proc.poll() is None
+        can_log_in(True)
+        wait_for(lambda: "event log reachable again" in stderr_of(proc, path))
+        hits = feed_server.hits("/a.xml")
+        wait_for(lambda: feed_server.hits("/a.xml") > hits)  # polling goes on
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    logged = stderr_of(proc, path)
+    assert logged.count("event log out of reach") == 1, logged
+    assert "Traceback" not in logged, logged
+    line = next(x for x in logged.splitlines() if "event log out of reach" in x)
+    assert "every tick tries again" in line and "ERROR" in line
