@@ -210,3 +210,33 @@ def prepare() -> None:
     0.4 s) now, rather than in the first polls."""
     _irregular()
     _unstable()
+
+
+# No character beyond this case-folds to anything but itself (tests/test_store_contract.py checks
+# every code point); scanning the rest would cost `log --grep` a tenth of a second.
+_CASED_BELOW = 0x30000
+
+
+@cache
+def _folded_from() -> dict[str, frozenset[str]]:
+    """Character -> the non-ASCII characters whose casefold() differs from them and holds it
+    (σ: Σ and ς; s: ß, ẞ, ſ, ﬅ, ﬆ)."""
+    found: dict[str, set[str]] = {}
+    for cp in range(0x80, _CASED_BELOW):
+        ch = chr(cp)
+        folded = ch.casefold()
+        if folded != ch:
+            for part in folded:
+                found.setdefault(part, set()).add(ch)
+    return {part: frozenset(chars) for part, chars in found.items()}
+
+
+def folded_from(text: str) -> frozenset[str]:
+    """The non-ASCII characters whose case folding yields some character of `text`.
+
+    A text without any of them case-folds as its ASCII capitals lowered alone; so a folded
+    `text` found in a text's casefold() is found in the ASCII-lowered text too, unless that
+    text holds one of these (what `monitor log --grep` asks the database, `review.Filter`).
+    """
+    table = _folded_from()
+    return frozenset().union(*(table.get(ch, frozenset()) for ch in set(text)))

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 import orjson
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitor import events as ev
 from monitor import upcast
@@ -935,3 +937,60 @@ def test_a_feed_filter_decodes_only_that_feeds_events(
     assert [r.type for r in found] == ["ItemSighted"] * 10 + ["FeedFailed"]
     assert all(r.data["feed_id"] == tricky for r in found)
     assert len(decoded) == len(found)  # the other feed's 90 events were never decoded
+
+
+def failed(message: str, feed: str = "f") -> ev.FeedFailed:
+    return ev.FeedFailed(feed_id=feed, url="https://e.org/f", kind="timeout", message=message)
+
+
+def test_a_grep_decodes_only_the_payloads_that_may_hold_it(
+        store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.review import Filter
+    from monitor.store import eventstore
+
+    store.append([NewEvent(failed("Noetra POSTPONES training" if n % 10 == 0 else
+                                  "read timed out after 30 s; Müller’s “quotes”"))
+                  for n in range(100)])
+    store.append([NewEvent(failed("Noetra poſtpones training"))])  # long s: folds to s
+    decoded: list[int] = []
+    real = eventstore.to_record
+
+    def counted(row: Any) -> Recorded:
+        decoded.append(row[0])
+        return real(row)
+
+    monkeypatch.setattr(eventstore, "to_record", counted)
+    found = list(Filter(grep="PostPones").select(store))
+    assert len(found) == 11 and found[-1].data["message"] == "Noetra poſtpones training"
+    assert len(decoded) == len(found)  # the 90 others were never decoded
+    mullers = [r.position for r in store.read() if "Müller" in r.data["message"]]
+    decoded.clear()
+    assert [r.position for r in Filter(grep="müller’s").select(store)] == mullers
+    assert len(decoded) == 90 + 1  # the long s might have folded into the needle's s
+
+
+# characters whose case folding differs from SQL's, JSON's escapes, LIKE's wildcards
+TRICKY = "aAsSkKiIİıßẞſﬅﬆKﬁÉéΣσςιͅ学ノ\\\"/%_\n\u2028 "
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(texts=st.lists(st.text(TRICKY, max_size=10), min_size=1, max_size=6),
+       needles=st.lists(st.text(TRICKY, min_size=1, max_size=4), min_size=1, max_size=4))
+def test_a_grep_finds_what_decoding_every_payload_finds(
+        store: EventStore, texts: list[str], needles: list[str]) -> None:
+    from monitor.review import Filter
+
+    start = (store.head() or (0, ""))[0]
+    store.append([NewEvent(failed(t)) for t in texts])
+    for needle in [*needles, *(t[1:4] for t in texts if t[1:4])]:
+        chosen = Filter(grep=needle)
+        every = [r.position for r in store.read(after=start) if chosen.accepts(r)]
+        assert [r.position for r in chosen.select(store, after=start)] == every, needle
+
+
+def test_no_character_beyond_the_scanned_planes_case_folds() -> None:
+    from monitor import textfold
+
+    beyond = (chr(cp) for cp in range(textfold._CASED_BELOW, 0x110000))
+    assert not [ch for ch in beyond if ch.casefold() != ch]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from monitor.store.records import (
     NewEvent,
     Projection,
     Recorded,
+    TextProbe,
     VerifyReport,
     format_time,
 )
@@ -136,16 +138,20 @@ class EventStore:
         until: datetime | None = None,
         batch: int = 1000,
         payload_has: str | None = None,
+        payload_probe: TextProbe | None = None,
     ) -> Iterator[Recorded]:
         """Records after `after` in position order, fetched `batch` rows at a time.
 
         `since` is inclusive and `until` exclusive (recorded_at); `until_position` inclusive.
         `payload_has`: only records whose stored payload (its canonical JSON text) contains
-        this text, found by the database without decoding the others.
+        this text, found by the database without decoding the others. `payload_probe`: only
+        those the probe leaves (`TextProbe`), the same way.
         """
         where: list[sa.ColumnElement[bool]] = []
         if payload_has is not None:
             where.append(events.c.data.contains(payload_has, autoescape=True))
+        if payload_probe is not None:
+            where.append(self._probed(payload_probe))
         if until_position is not None:
             where.append(events.c.position <= until_position)
         if types:
@@ -156,6 +162,17 @@ class EventStore:
             where.append(events.c.recorded_at < format_time(until))
         for rows in self._batches(after, where, batch, stream=stream):
             yield from map(to_record, rows)
+
+    def _probed(self, probe: TextProbe) -> sa.ColumnElement[bool]:
+        # SQLite's LIKE ignores the case of ASCII letters, and only theirs; PostgreSQL's LIKE
+        # minds case, so the text's ASCII capitals are lowered first (ILIKE and lower() follow
+        # the locale, which may fold more, or fold I to a dotless ı)
+        text: sa.ColumnElement[str] = events.c.data
+        if self.dialect != "sqlite":
+            upper, lower = string.ascii_uppercase, string.ascii_lowercase
+            text = sa.func.translate(events.c.data, upper, lower, type_=sa.Text)
+        found = [events.c.data.contains(ch, autoescape=True) for ch in probe.or_any]
+        return sa.or_(text.contains(probe.lower, autoescape=True), *found)
 
     def read_raw(
         self, *, after: int = 0, types: Sequence[str] = (), batch: int = 5000
