@@ -31,7 +31,7 @@ from monitor.milestones import MilestoneState, since_of
 from monitor.projections import all_projections
 from monitor.record import append_decisions
 from monitor.review import local
-from monitor.store import EventStore, NewEvent, Transaction
+from monitor.store import EventStore, NewEvent, Recorded, Transaction
 
 CONFIG_STREAM = "config:main"
 KINDS = ("feeds", "milestones", "channels")
@@ -181,10 +181,8 @@ def record_baselines(
             _states(tx, config),
             {k: (source, since) for k, (_, source, since) in cited.items()},
         )
-        # one correction may follow each source the configuration cited: two daemons starting
-        # together record it once
         after = {
-            i: f"baseline-source:{c.milestone_id}:{cited[c.milestone_id][0]}"
+            i: _source_key(c.milestone_id, cited[c.milestone_id][0])
             for i, c in enumerate(corrections)
         }
         done_after = append_decisions(
@@ -200,7 +198,12 @@ def _configured_sources(
     """Milestone id -> (position, source, since): what the configuration last cited for its
     recorded baseline, the baseline's own event or a correction from the configuration since,
     and the since that baseline recorded. A note's correction is not the configuration's: an
-    unchanged feeds.toml leaves it in effect."""
+    unchanged feeds.toml leaves it in effect.
+
+    The configuration's corrections are found by their dedupe keys, each naming the position
+    of the citation it replaced (`record_baselines`): a lookup each, where reading the
+    milestone's stream for them read every match it ever had.
+    """
     out: dict[str, tuple[int, str, datetime]] = {}
     for m in config.milestones:
         if m.baseline is None:
@@ -212,18 +215,35 @@ def _configured_sources(
         baseline = recorded.event
         assert isinstance(baseline, MilestoneStatusChanged)
         cited = (position, str(baseline.source))
-        for r in store.read(
-            after=position, stream=f"milestone:{m.id}", types=("MilestoneSourceCorrected",)
-        ):
-            if r.meta.get("operator") == "configuration":
-                cited = (r.position, str(r.data["source"]))
+        while (later := tx.find_dedupe(_source_key(m.id, cited[0]))) is not None:
+            corrected = store.get(later)
+            if corrected is None:  # just now in this transaction
+                break
+            cited = (later, str(corrected.data["source"]))
         out[m.id] = (*cited, since_of(baseline, recorded.recorded_at))
     return out
+
+
+def _source_key(milestone_id: str, cited: int) -> str:
+    """One correction may follow each source the configuration cited (at position `cited`):
+    two daemons starting together record it once."""
+    return f"baseline-source:{milestone_id}:{cited}"
 
 
 def _baseline_key(milestone_id: str, baseline: Baseline | None) -> str:
     assert baseline is not None
     return f"baseline:{milestone_id}:{baseline.status}:{baseline.since.isoformat()}"
+
+
+def _first_change(store: EventStore, milestone_id: str) -> Recorded | None:
+    """The milestone's first transition, the only one that may be its baseline: a baseline is
+    recorded only while the milestone has no since (`evaluate.baseline_events`), which every
+    transition sets. It is read off the start of the stream, where the first match already
+    moved the milestone: reading the whole stream for the baseline read every match."""
+    found = store.read(
+        stream=f"milestone:{milestone_id}", types=("MilestoneStatusChanged",), batch=1
+    )
+    return next(iter(found), None)
 
 
 def baseline_conflicts(store: EventStore, config: Config) -> list[str]:
@@ -238,11 +258,8 @@ def baseline_conflicts(store: EventStore, config: Config) -> list[str]:
         if m.baseline is None or state.since is None:
             continue
         prefix = f"baseline:{m.id}:"
-        keys = [
-            str(r.dedupe_key)
-            for r in store.read(stream=f"milestone:{m.id}", types=("MilestoneStatusChanged",))
-            if (r.dedupe_key or "").startswith(prefix)
-        ]
+        first = _first_change(store, m.id)
+        keys = [str(first.dedupe_key)] if first and str(first.dedupe_key).startswith(prefix) else []
         if keys and keys[-1] == _baseline_key(m.id, m.baseline):
             continue
         where = f"milestones '{m.id}': baseline {m.baseline.status} since {m.baseline.since}"

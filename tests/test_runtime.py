@@ -1,10 +1,27 @@
-"""What ConfigApplied says changed: fingerprints of each part, compared across restarts."""
+"""What ConfigApplied says changed (fingerprints of each part, compared across restarts), and
+what start-up reads of the configured baselines."""
 
 from __future__ import annotations
 
+import itertools
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from monitor.runtime import config_change, fingerprints
+import sqlalchemy as sa
+
+from monitor.config import Config
+from monitor.events import MilestoneMatched, MilestoneSourceCorrected, MilestoneStatusChanged
+from monitor.runtime import (
+    baseline_conflicts,
+    config_change,
+    fingerprints,
+    open_store,
+    record_baselines,
+)
+from monitor.store import EventStore, NewEvent
 from tests.kit import load, write_config
 
 FEEDS = {"a": "http://127.0.0.1:9/a.xml", "b": "http://127.0.0.1:9/b.xml"}
@@ -57,3 +74,104 @@ secret_env = "MONITOR_WEBHOOK_SECRET"
     config = load(write_config(tmp_path, feeds=FEEDS, channels=channels, notify=("hook",)))
     assert "hook" in fingerprints(config)["channels"]
     assert "abc123secret" not in str(fingerprints(config))
+
+
+BASELINE = 'baseline = { status = "confirmed", since = 2026-06-30, source = "https://a.example/1" }'
+NOW = datetime(2026, 7, 1, tzinfo=UTC)
+
+
+def with_matches(tmp_path: Path, db_url: str, matches: int) -> tuple[Path, EventStore]:
+    """A milestone whose configured baseline was recorded, then matched `matches` times."""
+    path = write_config(tmp_path, feeds=FEEDS, db_url=db_url)
+    path.write_text(path.read_text().replace("notify = []", f"notify = []\n{BASELINE}"))
+    store = open_store(load(path))
+    assert len(record_baselines(store, load(path), instance="t", now=NOW)) == 1
+    store.append([NewEvent(MilestoneMatched(
+        milestone_id="training-start", item_id=f"i{n}", kind="progress", rule="r",
+        hits=(), publisher="e.org", authoritative=False)) for n in range(matches)])
+    return path, store
+
+
+def cite(path: Path, store: EventStore, source: str) -> list[str]:
+    """The configuration cites `source` now: the sources it replaced, as start-up records."""
+    path.write_text(re.sub(r'source = "[^"]*"', f'source = "{source}"', path.read_text()))
+    found = record_baselines(store, load(path), instance="t", now=NOW)
+    return [c.previous_source for c in found if isinstance(c, MilestoneSourceCorrected)]
+
+
+def test_baseline_corrections_and_conflicts_as_the_log_has_them(
+        tmp_path: Path, db_url: str) -> None:
+    path, store = with_matches(tmp_path, db_url, 30)
+    try:
+        assert baseline_conflicts(store, load(path)) == []
+        assert cite(path, store, "https://a.example/2") == ["https://a.example/1"]
+        assert cite(path, store, "https://a.example/2") == []
+        note = MilestoneSourceCorrected(milestone_id="training-start", status="confirmed",
+                                        source="https://a.example/noted",
+                                        previous_source="https://a.example/2", reason="note")
+        store.append([NewEvent(note, meta={"operator": "alice"})])
+        assert cite(path, store, "https://a.example/2") == []  # the note stays
+        assert cite(path, store, "https://a.example/1") == ["https://a.example/noted"]
+        assert cite(path, store, "https://a.example/3") == ["https://a.example/1"]
+        path.write_text(path.read_text().replace("2026-06-30", "2026-07-01"))
+        assert baseline_conflicts(store, load(path)) == [(
+            "milestones 'training-start': baseline confirmed since 2026-07-01 differs from the "
+            "one recorded (confirmed since 2026-06-30) and is ignored; `monitor note "
+            "training-start --status STATUS --source URL` declares a status")]
+    finally:
+        store.close()
+
+
+def test_a_baseline_added_after_the_evidence_is_said_not_recorded(
+        tmp_path: Path, db_url: str) -> None:
+    path = write_config(tmp_path, feeds=FEEDS, db_url=db_url)
+    store = open_store(load(path))
+    matched = MilestoneMatched(milestone_id="training-start", item_id="i", kind="setback",
+                               rule="r", hits=(), publisher="e.org", authoritative=False)
+    moved = MilestoneStatusChanged(milestone_id="training-start", from_status="pending",
+                                   to_status="at_risk", reason="setback")
+    store.append([NewEvent(matched), NewEvent(moved)])
+    path.write_text(path.read_text().replace("notify = []", f"notify = []\n{BASELINE}"))
+    try:
+        assert record_baselines(store, load(path), instance="t", now=NOW) == []
+        [problem] = baseline_conflicts(store, load(path))
+        assert "not recorded: the log held a status first (at_risk since " in problem
+    finally:
+        store.close()
+
+
+def sqlite_steps(store: EventStore, run: Callable[[], object]) -> int:
+    """SQLite's virtual machine instructions while `run` runs: the rows it reads, and more."""
+    steps = itertools.count()
+
+    def counting(dbapi_conn: Any, *_: Any) -> None:
+        dbapi_conn.set_progress_handler(lambda: next(steps) and 0, 1)
+
+    store.engine.dispose()  # new connections, each counting
+    sa.event.listen(store.engine, "connect", counting)
+    run()
+    sa.event.remove(store.engine, "connect", counting)
+    return next(steps)
+
+
+def test_start_up_reads_of_the_baseline_do_not_grow_with_the_matches(tmp_path: Path) -> None:
+    """Each read the milestone's whole stream, every start and reload: 264 ms at 8,600
+    matches on PostgreSQL, and more with every match."""
+    costs = []
+    for matches in (10, 1000):
+        folder = tmp_path / str(matches)
+        folder.mkdir()
+        path, store = with_matches(folder, f"sqlite:///{folder / 'events.db'}", matches)
+        cite(path, store, "https://a.example/2")
+        path.write_text(path.read_text().replace("2026-06-30", "2026-07-01"))  # a conflict
+
+        config = load(path)
+
+        def start_up(config: Config = config, store: EventStore = store) -> None:
+            assert len(baseline_conflicts(store, config)) == 1
+            record_baselines(store, config, instance="t", now=NOW)
+
+        costs.append(sqlite_steps(store, start_up))
+        store.close()
+    few, many = costs
+    assert many < few * 1.2, costs
