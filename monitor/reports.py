@@ -76,8 +76,48 @@ def feed_rows(store: EventStore, config: Config) -> list[dict[str, Any]]:
     return rows
 
 
-def alert_rows(store: EventStore) -> list[dict[str, Any]]:
-    return sorted(store.states("outbox").values(), key=lambda r: r.get("queued_position", 0))
+def alert_rows(store: EventStore, *, delivered: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The alerts `monitor alerts` lists, in the order they were queued: every pending and
+    abandoned one (an operator may act on it), and the newest `delivered` others (None: all);
+    and how many others were left out. The database counts and picks them."""
+    counts = store.count_states("outbox", "status")
+    done = sum(n for status, n in counts.items() if status not in OPEN)
+    if delivered is None or done <= delivered:
+        return store.find_states("outbox", {}, order="queued_position"), 0
+    shown = store.find_states("outbox", {"status": OPEN}, order="queued_position")
+    newest = store.find_states(
+        "outbox", {"status": _others(counts)}, order="queued_position", last=delivered
+    )
+    rows = sorted([*shown, *newest], key=_queued)
+    return rows, done - len(newest)
+
+
+OPEN = ("pending", "abandoned")
+
+
+def _others(counts: dict[Any, int]) -> list[str]:
+    return [str(status) for status in counts if status not in OPEN and status is not None]
+
+
+def _queued(row: dict[str, Any]) -> int:
+    return int(row.get("queued_position", 0))
+
+
+def alert_summary(store: EventStore) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """What `monitor status` says of the alerts: how many pending, abandoned and delivered,
+    and the abandoned ones, in the order they were queued; test alerts left out (one was tried
+    while an operator waited, who saw how it went). The database counts them."""
+    counts = store.count_states("outbox", "status", unless="test")
+    pending, abandoned = counts.get("pending", 0), counts.get("abandoned", 0)
+    summary = {
+        "pending": pending,
+        "abandoned": abandoned,
+        "delivered": sum(counts.values()) - pending - abandoned,
+    }
+    rows = store.find_states(
+        "outbox", {"status": ["abandoned"]}, order="queued_position", unless="test"
+    )
+    return summary, rows
 
 
 def _iso(ts: float | None) -> str | None:

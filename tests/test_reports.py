@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
 import sqlalchemy as sa
 
 from monitor import reports
-from monitor.events import FeedFailed
+from monitor.events import AlertAbandoned, AlertDelivered, AlertQueued, FeedFailed
 from monitor.runtime import open_store
-from monitor.store import NewEvent
-from tests.kit import load, write_config
+from monitor.store import EventStore, NewEvent
+from tests.kit import cli, json_out, load, write_config
 
 
 def _feed_rows_and_checkouts(tmp_path: Path, feeds: int) -> tuple[list[dict[str, object]], int]:
@@ -38,3 +41,66 @@ def test_status_reads_the_health_of_every_feed_at_once(tmp_path: Path) -> None:
     assert [r["health"] for r in few] == ["not_polled", "failing", "not_polled"]
     assert [r["health"] for r in many][:3] == ["not_polled", "failing", "not_polled"]
     assert many_reads == few_reads, (few_reads, many_reads)
+
+
+def _outbox(tmp_path: Path, db_url: str) -> tuple[Path, EventStore]:
+    """60 alerts: every tenth from 3 abandoned, from 5 pending, the others delivered; one test
+    alert among the abandoned ones."""
+    path = write_config(tmp_path, feeds={}, db_url=db_url)
+    store = open_store(load(path))
+    batch = []
+    for n in range(60):
+        alert, channel = f"alt_{n:03d}", "hook" if n % 2 else "team"
+        batch.append(NewEvent(AlertQueued(alert_id=alert, channel_id=channel, milestone_id="m",
+                                          subject=f"alert {n}", payload={}, test=n == 13)))
+        if n % 10 == 3:
+            batch.append(NewEvent(AlertAbandoned(alert_id=alert, channel_id=channel, attempt=1,
+                                                 kind="channel_disabled", message="disabled")))
+        elif n % 10 != 5:
+            batch.append(NewEvent(AlertDelivered(alert_id=alert, channel_id=channel, attempt=1,
+                                                 response="ok")))
+    store.append(batch)
+    return path, store
+
+
+def _decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = orjson.loads
+
+    def counted(text: Any) -> Any:
+        calls.append(1)
+        return real(text)
+
+    monkeypatch.setattr(orjson, "loads", counted)
+    return calls
+
+
+def test_alerts_and_status_read_only_the_alerts_they_show(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They read every alert ever queued (the outbox only grows): the database counts them now,
+    and sends the rows shown."""
+    path, store = _outbox(tmp_path, db_url)
+    every = sorted(store.states("outbox").values(), key=lambda r: r["queued_position"])
+    delivered = [r for r in every if r["status"] == "delivered"]
+    decoded = _decoded(monkeypatch)
+    try:
+        rows, older = reports.alert_rows(store, delivered=5)
+        assert (len(decoded), older) == (len(rows), len(delivered) - 5)
+        assert rows == [r for r in every if r["status"] != "delivered" or r in delivered[-5:]]
+        assert reports.alert_rows(store, delivered=None) == (every, 0)
+        assert reports.alert_rows(store, delivered=len(delivered)) == (every, 0)
+        decoded.clear()
+        counts, abandoned = reports.alert_summary(store)
+        shown = [r for r in every if not r["test"]]
+        assert abandoned == [r for r in shown if r["status"] == "abandoned"]
+        assert len(decoded) == len(abandoned) == 5
+        assert counts == {"pending": 6, "abandoned": 5, "delivered": len(delivered)}
+    finally:
+        store.close()
+    monkeypatch.undo()
+    table = cli(path, "alerts", "--limit", "2").stdout
+    assert len([line for line in table.splitlines() if line.startswith("alt_")]) == 6 + 6 + 2
+    assert table.splitlines()[-1] == (
+        "46 older delivered alerts not listed: `monitor alerts --limit N` lists the newest N")
+    listed = [r["alert_id"] for r in json_out(path, "alerts", "--limit", "0")]
+    assert listed == [r["alert_id"] for r in every if r["status"] != "delivered"]

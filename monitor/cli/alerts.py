@@ -23,6 +23,7 @@ from monitor.cli.common import (
     OperatorOpt,
     alerts_app,
     command,
+    err,
     opened,
     operator_name,
     operator_text,
@@ -40,27 +41,49 @@ if TYPE_CHECKING:
 # `alerts test` holds its alert this long while it sends (a channel times out in 30 s); if the
 # command dies meanwhile, a dispatcher sends it once the lease expires, under the same id.
 TEST_LEASE_SECONDS = 300
+# `monitor alerts` lists this many delivered alerts, the newest, unless asked for more: the
+# outbox keeps every alert ever queued, and a delivered one needs nothing more
+DELIVERED_SHOWN = 50
 
 
 @alerts_app.callback()
 @takes_globals
-def alerts(ctx: typer.Context, json_: JsonOpt = False) -> None:
+def alerts(
+    ctx: typer.Context,
+    json_: JsonOpt = False,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            min=0,
+            help="the newest N delivered alerts (pending and abandoned ones are all listed)",
+        ),
+    ] = DELIVERED_SHOWN,
+) -> None:
     """Pending, delivered and abandoned alerts."""
     if ctx.invoked_subcommand is not None:
         return
-    command(_list)(json_)
+    command(_list)(json_, limit)
 
 
-def _list(json_: bool) -> None:
+def _list(json_: bool, limit: int) -> None:
     from monitor import reports
 
     with opened(read_only=True) as (config, store):
-        rows = reports.alert_rows(store)
+        rows, older = reports.alert_rows(store, delivered=limit)
+    left_out = (
+        f"{counted(older, 'older delivered alert')} not listed: `monitor alerts --limit N` "
+        "lists the newest N"
+    )
     if json_:
         for row in rows:
             print_json(row)
+        if older:  # stdout keeps one shape of object
+            err.print(left_out)
         return
     out.print(AlertListing(rows, config.settings.timezone))
+    if older:
+        out.print(left_out)
 
 
 class AlertListing:
@@ -267,13 +290,16 @@ def enable(
             event = ChannelEnabled(channel_id=channel_id, reason=reason, operator=who)
             key = enabled_key(channel_id, row)
             tx.append([NewEvent(event, dedupe_key=key, meta={"operator": who})])
+        abandoned = store.find_states(
+            "outbox",
+            {"channel_id": [channel_id], "status": ["abandoned"]},
+            order="queued_position",
+            unless="test",  # tried once while an operator waited: nothing to re-send
+        )
         stranded = [
             r["alert_id"]
-            for r in store.states("outbox").values()
-            if r.get("channel_id") == channel_id
-            and r.get("status") == "abandoned"
-            and not r.get("test")  # tried once while an operator waited: nothing to re-send
-            and str(r.get("last_error")).startswith(("channel_disabled:", "gone:"))
+            for r in abandoned
+            if str(r.get("last_error")).startswith(("channel_disabled:", "gone:"))
         ]
     out.print(f"channel '{escape(channel_id)}' enabled: alerts to it are delivered again")
     if stranded:

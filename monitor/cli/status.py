@@ -39,24 +39,15 @@ def status(json_: JsonOpt = False) -> None:
         feeds = reports.feed_rows(store, config)
         # a test alert was tried once while an operator waited, who saw how it went: it needs
         # no operator afterwards (`monitor alerts` lists it)
-        alerts = [a for a in reports.alert_rows(store) if not a.get("test")]
+        counts, abandoned = reports.alert_summary(store)
         channels = store.states_of("channels", [c.id for c in config.channels])
     disabled = {cid: row for cid, row in channels.items() if row.get("disabled")}
-    abandoned = [a for a in alerts if a.get("status") == "abandoned"]
-    pending = [a for a in alerts if a.get("status") == "pending"]
     if json_:
         for m in milestones:
             print_json({"kind": "milestone", **m})
         for f in feeds:
             print_json({"kind": "feed", **f})
-        print_json(
-            {
-                "kind": "alerts",
-                "pending": len(pending),
-                "abandoned": len(abandoned),
-                "delivered": len(alerts) - len(pending) - len(abandoned),
-            }
-        )
+        print_json({"kind": "alerts", **counts})
         for a in abandoned:  # each one needs an operator, as in the table's red lines
             print_json({"kind": "abandoned_alert", **a})
         for cid, row in disabled.items():
@@ -109,7 +100,7 @@ def status(json_: JsonOpt = False) -> None:
             escape(f["problem"] or ""),
         )
     out.print(feeds_table)
-    out.print(f"alerts: {len(pending)} pending, {len(abandoned)} abandoned")
+    out.print(f"alerts: {counts['pending']} pending, {counts['abandoned']} abandoned")
     for a in abandoned:
         out.print(
             f"[red]abandoned[/red] {a['alert_id']} on '{escape(a['channel_id'])}': "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import string
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from monitor.errors import AppendOnlyError, StoreError, WrongDatabaseError
 from monitor.redact import redact_url
@@ -289,6 +290,40 @@ class EventStore:
         with self._reading() as conn:
             return {key: orjson.loads(state) for key, state in conn.execute(query)}
 
+    def count_states(
+        self, projection: str, by: str, *, unless: str | None = None
+    ) -> dict[Any, int]:
+        """How many state rows hold each value of their field `by`, counted by the database;
+        rows whose field `unless` is true are left out."""
+        value = _field(self.dialect, by)
+        query = sa.select(value, sa.func.count()).where(*_rows(self.dialect, projection, unless))
+        with self._reading() as conn:
+            return {found: int(n) for found, n in conn.execute(query.group_by(value))}
+
+    def find_states(
+        self,
+        projection: str,
+        where: Mapping[str, Sequence[str]],
+        *,
+        order: str,
+        unless: str | None = None,
+        last: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The state rows whose fields hold one of the values `where` names, in the order of
+        their integer field `order` (0 when missing; then by key); `last`: the last N only.
+        The database picks them: the other rows are neither sent nor decoded."""
+        table = projection_state
+        wanted = [_field(self.dialect, f).in_(list(v)) for f, v in where.items()]
+        position = sa.func.coalesce(_field(self.dialect, order, sa.BigInteger), 0)
+        query = sa.select(table.c.state).where(*_rows(self.dialect, projection, unless), *wanted)
+        if last is None:
+            query = query.order_by(position, table.c.key)
+        else:
+            query = query.order_by(position.desc(), table.c.key.desc()).limit(last)
+        with self._reading() as conn:
+            rows = [orjson.loads(state) for (state,) in conn.execute(query)]
+        return rows if last is None else rows[::-1]
+
     def rebuild(self, *, progress: Callable[[int], None] | None = None, batch: int = 2000) -> int:
         """Clear the projections' state and replay every event from position 1."""
         names = [p.name for p in self._projections]
@@ -308,6 +343,26 @@ class EventStore:
                 if progress is not None:
                     progress(replayed)
         return replayed
+
+
+def _field(
+    dialect: str, name: str, kind: type[sa.types.TypeEngine[Any]] = sa.Text
+) -> sa.ColumnElement[Any]:
+    """A top-level field of a projection's JSON state, read by the database (text, or `kind`)."""
+    state = projection_state.c.state
+    if dialect == "sqlite":  # json_extract gives numbers as numbers already
+        return sa.func.json_extract(state, f'$."{name}"', type_=kind)
+    text = sa.cast(state, postgresql.JSONB)[name].astext
+    return text if kind is sa.Text else sa.cast(text, kind)
+
+
+def _rows(dialect: str, projection: str, unless: str | None) -> list[sa.ColumnElement[bool]]:
+    """The projection's rows, without those whose field `unless` is true."""
+    where = [projection_state.c.name == projection]
+    if unless is not None:
+        flag = _field(dialect, unless)  # SQLite: 1 for true; PostgreSQL: 'true'
+        where.append(sa.func.coalesce(flag, "") != (1 if dialect == "sqlite" else "true"))
+    return where
 
 
 def _first_line(exc: sa.exc.DBAPIError) -> str:
