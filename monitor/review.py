@@ -19,8 +19,7 @@ import orjson
 from monitor.errors import UsageError
 from monitor.events import EVENT_TYPES
 from monitor.redact import shown_source
-from monitor.store import EventStore, Recorded, TextProbe
-from monitor.textfold import folded_from
+from monitor.store import EventStore, Recorded
 
 
 def parse_when(text: str, *, timezone: str, end: bool = False, option: str = "--since") -> datetime:
@@ -46,11 +45,6 @@ def parse_when(text: str, *, timezone: str, end: bool = False, option: str = "--
             f"{option} '{text}': out of range in UTC",
             hint="use a date between 0001-01-02 and 9999-12-30",
         ) from None
-
-
-# A --grep needle whose characters more than this many others fold into (Greek ι: 71) is
-# looked for in every decoded payload instead: one LIKE each would cost more than it saves.
-MAX_PROBED_CHARACTERS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +108,10 @@ class Filter:
             since=self.since,
             until=self.until,
             payload_has=self._payload_text(),
-            payload_probe=self._grep_probe(),
+            # --grep looks in the payload as orjson writes it: the stored text (the writer
+            # stores canonical JSON, and orjson keeps the key order it reads), which the
+            # database and `read` can therefore search before anything is decoded
+            payload_folded=self.grep.casefold() if self.grep else None,
         )
         return (r for r in records if self.accepts(r))
 
@@ -125,24 +122,6 @@ class Filter:
         if not self.feed:
             return None
         return '"feed_id":' + orjson.dumps(self.feed).decode()
-
-    def _grep_probe(self) -> TextProbe | None:
-        """What a payload that --grep finds holds as stored, for the database to leave the
-        others undecoded (a million events took 8 to 12 s to decode); `accepts` still decides.
-
-        `accepts` looks in the payload's JSON as orjson writes it, which is the stored text
-        (the writer stores canonical JSON, and orjson keeps the key order it reads). A folded
-        needle in the text's casefold() is in the text with its ASCII capitals lowered,
-        unless the text holds a character that folds into one of the needle's (`folded_from`):
-        those texts are left to `accepts`. Too many such characters, and every text is.
-        """
-        if not self.grep:
-            return None
-        needle = self.grep.casefold()
-        folding = folded_from(needle)
-        if len(folding) > MAX_PROBED_CHARACTERS:
-            return None
-        return TextProbe(needle, tuple(sorted(folding)))
 
 
 def as_json(r: Recorded) -> dict[str, Any]:

@@ -236,7 +236,7 @@ def folded_from(text: str) -> frozenset[str]:
 
     A text without any of them case-folds as its ASCII capitals lowered alone; so a folded
     `text` found in a text's casefold() is found in the ASCII-lowered text too, unless that
-    text holds one of these (what `monitor log --grep` asks the database, `review.Filter`).
+    text holds one of these (how the database finds what `monitor log --grep` may show).
     """
     table = _folded_from()
     return frozenset().union(*(table.get(ch, frozenset()) for ch in set(text)))

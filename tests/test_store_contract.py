@@ -966,10 +966,11 @@ def test_a_grep_decodes_only_the_payloads_that_may_hold_it(
     mullers = [r.position for r in store.read() if "Müller" in r.data["message"]]
     decoded.clear()
     assert [r.position for r in Filter(grep="müller’s").select(store)] == mullers
-    assert len(decoded) == 90 + 1  # the long s might have folded into the needle's s
+    assert len(decoded) == 90
 
 
-# characters whose case folding differs from SQL's, JSON's escapes, LIKE's wildcards
+# characters whose case folding differs from SQL's (ASCII only), JSON's escapes, LIKE's
+# wildcards
 TRICKY = "aAsSkKiIİıßẞſﬅﬆKﬁÉéΣσςιͅ学ノ\\\"/%_\n\u2028 "
 
 

@@ -22,12 +22,16 @@ from monitor.store.records import (
     NewEvent,
     Projection,
     Recorded,
-    TextProbe,
     VerifyReport,
     format_time,
 )
 from monitor.store.schema import READ_COLUMNS, events, projection_state, to_record
 from monitor.store.writer import Transaction
+from monitor.textfold import folded_from
+
+# `read(payload_folded=…)`: a text whose characters more than this many others fold into
+# (Greek ι: 71) is looked for in every payload's text by `read` instead of by the database
+MAX_FOLDING = 16
 
 
 def _never() -> bool:
@@ -139,20 +143,21 @@ class EventStore:
         until: datetime | None = None,
         batch: int = 1000,
         payload_has: str | None = None,
-        payload_probe: TextProbe | None = None,
+        payload_folded: str | None = None,
     ) -> Iterator[Recorded]:
         """Records after `after` in position order, fetched `batch` rows at a time.
 
         `since` is inclusive and `until` exclusive (recorded_at); `until_position` inclusive.
         `payload_has`: only records whose stored payload (its canonical JSON text) contains
-        this text, found by the database without decoding the others. `payload_probe`: only
-        those the probe leaves (`TextProbe`), the same way.
+        this text, found by the database without decoding the others. `payload_folded`: only
+        those whose stored payload, case-folded (`str.casefold`), contains this folded text;
+        the others are not decoded either.
         """
         where: list[sa.ColumnElement[bool]] = []
         if payload_has is not None:
             where.append(events.c.data.contains(payload_has, autoescape=True))
-        if payload_probe is not None:
-            where.append(self._probed(payload_probe))
+        if payload_folded is not None:
+            where.append(self._may_fold_to(payload_folded))
         if until_position is not None:
             where.append(events.c.position <= until_position)
         if types:
@@ -162,18 +167,37 @@ class EventStore:
         if until is not None:
             where.append(events.c.recorded_at < format_time(until))
         for rows in self._batches(after, where, batch, stream=stream):
+            if payload_folded is not None:
+                rows = [row for row in rows if payload_folded in row[7].casefold()]
             yield from map(to_record, rows)
 
-    def _probed(self, probe: TextProbe) -> sa.ColumnElement[bool]:
-        # SQLite's LIKE ignores the case of ASCII letters, and only theirs; PostgreSQL's LIKE
-        # minds case, so the text's ASCII capitals are lowered first (ILIKE and lower() follow
-        # the locale, which may fold more, or fold I to a dotless ı)
-        text: sa.ColumnElement[str] = events.c.data
-        if self.dialect != "sqlite":
+    def _may_fold_to(self, folded: str) -> sa.ColumnElement[bool]:
+        """The payloads whose casefold() may contain `folded`, as the database can tell.
+
+        A text case-folds as its ASCII capitals lowered, which LIKE sees (SQLite's LIKE ignores
+        the case of ASCII letters, and only theirs; PostgreSQL's minds case, so the capitals
+        are lowered first: ILIKE and lower() follow the locale, which may fold I to ı), unless
+        it holds a character that folds into one of `folded`'s (ß into ss, K into k), which
+        only a text that is not ASCII can. Each such character costs the database a pass over
+        every text: past MAX_FOLDING of them, every text is left to `read`.
+        """
+        data = events.c.data
+        text: sa.ColumnElement[str] = data
+        other: sa.ColumnElement[bool]
+        if self.dialect == "sqlite":  # more bytes than characters: not ASCII
+            other = sa.func.length(data) != sa.func.length(sa.cast(data, sa.LargeBinary))
+        else:  # a byte above 127, in a UTF8 or an SQL_ASCII database alike
             upper, lower = string.ascii_uppercase, string.ascii_lowercase
-            text = sa.func.translate(events.c.data, upper, lower, type_=sa.Text)
-        found = [events.c.data.contains(ch, autoescape=True) for ch in probe.or_any]
-        return sa.or_(text.contains(probe.lower, autoescape=True), *found)
+            text = sa.func.translate(data, upper, lower, type_=sa.Text)
+            other = data.regexp_match("[^\x01-\x7f]")
+        folding = sorted(folded_from(folded))
+        if len(folding) > MAX_FOLDING:
+            return sa.true()
+        found = text.contains(folded, autoescape=True)
+        if not folding:
+            return found
+        holds = [data.contains(ch, autoescape=True) for ch in folding]
+        return sa.or_(found, sa.and_(other, sa.or_(*holds)))
 
     def read_raw(
         self, *, after: int = 0, types: Sequence[str] = (), batch: int = 5000

@@ -97,16 +97,6 @@ class Appended:
     hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class TextProbe:
-    """Which stored payloads may hold a text, for the database to find without decoding the
-    others: those holding `lower` with its ASCII letters in either case, and those holding
-    any of `or_any` exactly (characters whose case folding the database does not know)."""
-
-    lower: str
-    or_any: tuple[str, ...] = ()
-
-
 @dataclass(frozen=True)
 class VerifyReport:
     """The outcome of walking the chain; `problem` names the first bad position."""
