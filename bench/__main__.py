@@ -8,6 +8,7 @@ import time
 
 MODULES = (
     "bench_store",
+    "bench_reads",
     "bench_match",
     "rules_quality",
     "bench_fetch",
