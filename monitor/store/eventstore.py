@@ -179,7 +179,7 @@ class EventStore:
         are lowered first: ILIKE and lower() follow the locale, which may fold I to ı), unless
         it holds a character that folds into one of `folded`'s (ß into ss, K into k), which
         only a text that is not ASCII can. Each such character costs the database a pass over
-        every text: past MAX_FOLDING of them, every text is left to `read`.
+        the texts that are not ASCII: past MAX_FOLDING of them, every text is left to `read`.
         """
         data = events.c.data
         text: sa.ColumnElement[str] = data
