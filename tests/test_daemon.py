@@ -9,8 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
