@@ -57,6 +57,7 @@ class ParsedFeed:
     language: str | None
     entries: tuple[Entry, ...]
     warnings: tuple[str, ...]
+    unread: int = 0  # entries left out beyond a cap on items read
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,12 @@ from monitor.errors import ParseError
 from monitor.feedtext import html_to_text, plain
 
 
-def parse_json_feed(data: bytes, *, now: datetime, cap: int, base: str | None = None) -> ParsedFeed:
+def parse_json_feed(
+    data: bytes, *, now: datetime, cap: int, base: str | None = None, max_items: int | None = None
+) -> ParsedFeed:
     """The document's entries, or ParseError("not_a_feed") when it is JSON but no JSON Feed;
-    `base`, the feed's URL, resolves relative item URLs."""
+    `base`, the feed's URL, resolves relative item URLs. Of more than `max_items` items only
+    the first are read (ParsedFeed.unread counts the rest)."""
     try:
         doc = orjson.loads(data.lstrip(b"\xef\xbb\xbf"))
     except orjson.JSONDecodeError as exc:
@@ -36,14 +39,16 @@ def parse_json_feed(data: bytes, *, now: datetime, cap: int, base: str | None = 
     ):
         raise ParseError("not_a_feed", "body is JSON but not a JSON Feed")
     language = language_tag(doc.get("language"))
-    items: list[Any] = doc["items"] if isinstance(doc.get("items"), list) else []
-    entries = tuple(_json_entry(i, language, now, cap, base) for i in items if isinstance(i, dict))
+    given: list[Any] = doc["items"] if isinstance(doc.get("items"), list) else []
+    items = [i for i in given if isinstance(i, dict)]
+    read = items if max_items is None else items[:max_items]
     return ParsedFeed(
         title=capped(plain(html.unescape(str(doc.get("title") or ""))), cap),
         link=clean_url(doc.get("home_page_url"), cap),
         language=language,
-        entries=entries,
+        entries=tuple(_json_entry(i, language, now, cap, base) for i in read),
         warnings=(),
+        unread=len(items) - len(read),
     )
 
 

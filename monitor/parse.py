@@ -111,11 +111,10 @@ def parse_drafts(
         raise ValueError("now must be timezone-aware")
     data = inflate(body, max_bytes=max_bytes)
     if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
-        parsed = parse_json_feed(data, now=now, cap=max_field, base=base)
-        whole = tuple(built(e) for e in parsed.entries[:max_items])
-        unread = max(len(parsed.entries) - max_items, 0)
+        parsed = parse_json_feed(data, now=now, cap=max_field, base=base, max_items=max_items)
+        whole = tuple(built(e) for e in parsed.entries)
         return DraftFeed(
-            parsed.title, parsed.link, parsed.language, whole, parsed.warnings, unread=unread
+            parsed.title, parsed.link, parsed.language, whole, parsed.warnings, unread=parsed.unread
         )
     screen(data, content_type=content_type)
     warnings: list[str] = []

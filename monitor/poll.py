@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 from monitor import evaluate, identity, workstate
 from monitor.config import Config, Feed
-from monitor.entries import DraftFeed
+from monitor.entries import DraftFeed, built
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
@@ -180,7 +181,7 @@ async def _parse_apart(
             settle: Callable[[], None]
             try:
                 settle = functools.partial(
-                    done.set_result, parse_body(p, feed, result, now, work.item_prints)
+                    done.set_result, _built(parse_body(p, feed, result, now, work.item_prints))
                 )
             except BaseException as exc:  # noqa: BLE001 (parse_body returns a feed's errors)
                 settle = functools.partial(done.set_exception, exc)
@@ -189,6 +190,14 @@ async def _parse_apart(
 
         threading.Thread(target=run, name="monitor-parser", daemon=True).start()
         return await done
+
+
+def _built(parsed: DraftFeed | ParseError) -> DraftFeed | ParseError:
+    """The entries built here, on the parse's thread: a long body's text (a megabyte of markup
+    in one description) would otherwise be made on the writer, as it records."""
+    if isinstance(parsed, ParseError):
+        return parsed
+    return dataclasses.replace(parsed, entries=tuple(built(d.build()) for d in parsed.entries))
 
 
 def _unless_done(done: asyncio.Future[Any], settle: Callable[[], None]) -> None:

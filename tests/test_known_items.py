@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import parse, workstate
+from monitor import jsonfeed, parse, workstate
 from monitor.runtime import open_store
 from tests.feedserver import FeedServer
 from tests.kit import cli, load, rss, write_config
@@ -156,8 +156,13 @@ def test_the_cap_keeps_feedparser_from_reading_the_items_over_it(
         {"id": f"g{n}", "title": f"t{n}"} for n in range(30)]}).encode(),
     tiny(30).decode().replace('encoding="utf-8"', 'encoding="utf-16"').encode("utf-16"),
 ])
-def test_a_body_that_cannot_be_cut_reads_its_first_entries(body: bytes) -> None:
+def test_a_body_that_cannot_be_cut_reads_its_first_entries(
+        body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = []
+    entry = jsonfeed._json_entry
+    monkeypatch.setattr(jsonfeed, "_json_entry", lambda *a: made.append(1) or entry(*a))
     drafts = parse.parse_drafts(body, now=NOW, max_items=10)
+    assert len(made) in (0, 10)  # a JSON Feed's items over the cap are not even read
     assert [d.guid for d in drafts.entries] == [f"g{n}" for n in range(10)]
     assert (drafts.unread, drafts.prints) == (20, ())
 

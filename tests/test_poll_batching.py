@@ -6,14 +6,16 @@ import asyncio
 import functools
 import logging
 import random
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from monitor import logs, poll, pollrecord, workstate
+from monitor import logs, parse, poll, pollrecord, workstate
 from monitor.clients import Clients, fetch_limits
 from monitor.daemon import Daemon
 from monitor.fetch import Fetcher
@@ -206,6 +208,15 @@ def test_a_long_body_is_parsed_apart_while_the_writer_records_other_feeds(
     a feed polled while it runs is recorded first."""
     monkeypatch.setattr(poll, "BIG_BODY", 100_000)
     assert len(LONG_BODY) > poll.BIG_BODY > len(BODY)
+    built_on: dict[str, str] = {}  # an entry's title -> the thread that built its text
+    entry = parse._entry
+
+    def noting(draft: Any, e: Any, language: Any, cap: int) -> Any:
+        made = entry(draft, e, language, cap)
+        built_on[made.title] = threading.current_thread().name
+        return made
+
+    monkeypatch.setattr(parse, "_entry", noting)
     feed_server.route("/long.xml", body=LONG_BODY)
     feed_server.route("/short.xml", body=BODY)
     feeds = {"long": feed_server.url("/long.xml"), "short": feed_server.url("/short.xml")}
@@ -243,6 +254,9 @@ def test_a_long_body_is_parsed_apart_while_the_writer_records_other_feeds(
     assert (long.outcome, long.discovered) == ("new", 1)
     found = [r.data["feed_id"] for r in store.read(types=("ItemDiscovered",))]
     assert found == ["short", "long"]
+    # the long body's text was made on its parse's thread, not on the writer as it recorded
+    assert built_on["Long"] == "monitor-parser"
+    assert built_on["Unrelated story"].startswith("monitor-writer")
     assert store.verify().ok
     store.close()
 
