@@ -218,6 +218,9 @@ class Daemon(Ticks):
         logs.scrub_also(secret_values(self.config, self.env))
         self._warn_held()
         self.clients = await Clients.open(self.config, self.store, self.env, self.instance)
+        # the polls still running on the old poller (a long body's parse) are renewed with the
+        # new one's: each tick renews the current poller's leases only
+        self.clients.poller.leases = old.poller.leases
         log.info("configuration reloaded (%s)", why)
         retiring = asyncio.create_task(self._guard(old.close_later(self.lease())))
         self.retiring.add(retiring)

@@ -348,3 +348,41 @@ def test_run_once_keeps_the_leases_of_its_long_polls(
 
     assert asyncio.run(other_claims_meanwhile()) == []
     assert feed_server.hits("/slow.xml") == 1
+
+
+def test_a_reload_keeps_renewing_the_leases_of_the_polls_it_left_running(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload replaces the poller while a slow poll runs on the old one: the ticks after it
+    renew that poll's lease all the same, so no claim takes the feed and polls it twice."""
+    feed_server.route("/slow.xml", body=BODY, delay=4)
+    feeds = {"slow": feed_server.url("/slow.xml")}
+    path = write_config(tmp_path, feeds=feeds)
+    monkeypatch.setattr(Daemon, "lease", lambda self: 2.0)
+
+    async def ticking() -> tuple[list[str | None], int]:
+        daemon = Daemon(load(path), {})
+        await daemon.start()
+        make_all_due(daemon.store)
+        await daemon.poll_tick()
+        while not feed_server.hits("/slow.xml"):  # the slow poll runs on the first poller
+            await asyncio.sleep(0.01)
+        write_config(tmp_path, feeds=feeds, extra_settings='user_agent = "reloaded/1.0"')
+        await daemon._reload("test")
+        owners = []
+        for _ in range(9):  # a tick every half second while the poll runs
+            await asyncio.sleep(0.5)
+            await daemon.poll_tick()
+            owners.append(workstate.feed_rows(daemon.store)["slow"].lease_owner)
+        await asyncio.gather(*daemon.inflight)
+        polls = workstate.feed_rows(daemon.store)["slow"].polls
+        for task in daemon.retiring:
+            task.cancel()
+        await asyncio.gather(*daemon.retiring, return_exceptions=True)
+        await daemon.close()
+        return owners, polls
+
+    owners, polls = asyncio.run(ticking())
+    assert feed_server.hits("/slow.xml") == 1
+    assert polls == 1
+    assert set(owners[:6]) == {owners[0]} and owners[0] is not None  # held while in flight
