@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 from monitor import evaluate, identity, workstate
 from monitor.config import Config, Feed
 from monitor.entries import DraftFeed, built
@@ -41,6 +43,7 @@ from monitor.pollrecord import (
     record_parsed,
     record_unchanged,
 )
+from monitor.redact import redacted_line
 from monitor.store import EventStore
 from monitor.workstate import FeedWork
 
@@ -116,8 +119,11 @@ async def renew_leases(p: Poller, lease: float) -> None:
         await asyncio.to_thread(
             workstate.renew_leases, p.store, owner=p.instance, feed_ids=old, until=now + lease
         )
-    except StoreError as exc:
-        log.warning("leases of %s not renewed: %s", counted(len(old), "poll"), exc)
+    except (StoreError, sa.exc.SQLAlchemyError) as exc:  # PostgreSQL's work_tx: SQLAlchemy's
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning(
+            "leases of %s not renewed: %s", counted(len(old), "poll"), redacted_line(reason)
+        )
         return
     for feed_id in old:
         if feed_id in p.leases:

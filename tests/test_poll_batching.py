@@ -386,3 +386,25 @@ def test_a_reload_keeps_renewing_the_leases_of_the_polls_it_left_running(
     assert feed_server.hits("/slow.xml") == 1
     assert polls == 1
     assert set(owners[:6]) == {owners[0]} and owners[0] is not None  # held while in flight
+
+
+def test_a_renewal_that_postgresql_refuses_is_one_line_not_an_error_raised(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL the leases' transaction is the engine's own, so a server out of reach
+    raises SQLAlchemy's errors, not StoreError: a renewal that fails is logged in one line (and
+    tried again at the next tick), not raised into the tick or `run --once`'s lease keeper."""
+    config = load(write_config(tmp_path, feeds={"a": "https://news.example.com/a.xml"},
+                               db_url=pg_url))  # fmt: skip
+    store = open_store(config)
+    reachable = store.engine
+    store.engine = sa.create_engine("postgresql+psycopg://postgres@127.0.0.1:1/test")
+    p = poll.Poller(config, store, None, None, "me")  # type: ignore[arg-type]
+    p.leases["a"] = time.time() - 60  # in flight for longer than half a lease
+    with kept_logging(), caplog.at_level(logging.WARNING, logger="monitor"):
+        asyncio.run(poll.renew_leases(p, 2.0))
+    store.engine.dispose()
+    store.engine = reachable
+    store.close()
+    [line] = [r.getMessage() for r in caplog.records if "not renewed" in r.getMessage()]
+    assert "\n" not in line and "[SQL" not in line, line
