@@ -126,6 +126,7 @@ class Daemon(Ticks):
             )  # fmt: skip
         scheduler.add_job(self._watch_config, "interval", seconds=2, **common)
         scheduler.start()
+        keeper = asyncio.ensure_future(self.keep_leases())  # of polls in flight, until the end
         log.info(
             "monitoring %s and %s as %s",
             counted(len(self.config.feeds), "feed"),
@@ -141,6 +142,7 @@ class Daemon(Ticks):
             _, pending = await asyncio.wait(self.inflight, timeout=SHUTDOWN_GRACE)
             for task in pending:
                 task.cancel()
+        keeper.cancel()
         for task in self.retiring:
             task.cancel()
         await asyncio.gather(*self.retiring, return_exceptions=True)

@@ -151,12 +151,18 @@ class Ticks:
         finally:
             await poll.flush_unchanged(self.poller)
 
+    def lease_period(self) -> float:
+        """How often the leases of polls in flight are looked at: a tick, or a quarter of a
+        lease when that is sooner, so that a lease renewed once half of it has passed is
+        renewed again before it lapses (a tick of 30 s and a lease of 50 s: it would lapse)."""
+        return min(self.config.settings.tick.total_seconds(), self.lease() / 4)
+
     async def keep_leases(self) -> None:
-        """Renew the leases of long polls every tick, until cancelled (`run --once`, whose
-        polls no poll tick follows)."""
+        """Renew the leases of long polls every `lease_period`, until cancelled (the daemon's,
+        whose poll ticks may come too seldom for them, and `run --once`'s, which has none)."""
         while True:
-            await asyncio.sleep(self.config.settings.tick.total_seconds())
-            await poll.renew_leases(self.poller, self.lease())
+            await asyncio.sleep(self.lease_period())
+            await self._guard(poll.renew_leases(self.poller, self.lease()))
 
     async def _poll_one(self, work: workstate.FeedWork) -> None:
         report = await poll.poll_feed(self.poller, work)

@@ -408,3 +408,32 @@ def test_a_renewal_that_postgresql_refuses_is_one_line_not_an_error_raised(
     store.close()
     [line] = [r.getMessage() for r in caplog.records if "not renewed" in r.getMessage()]
     assert "\n" not in line and "[SQL" not in line, line
+
+
+def test_leases_are_renewed_in_time_when_a_tick_is_longer_than_half_a_lease(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick of 3 s and a lease of 2 s: renewing once a tick, the lease would lapse a second
+    before the next renewal and another daemon could claim the feed meanwhile."""
+    feed_server.route("/slow.xml", body=BODY, delay=4)
+    path = write_config(
+        tmp_path, feeds={"slow": feed_server.url("/slow.xml")}, extra_settings='tick = "3s"'
+    )
+    monkeypatch.setattr(Daemon, "lease", lambda self: 2.0)
+
+    async def other_claims_meanwhile() -> list[workstate.FeedWork]:
+        daemon = Daemon(load(path), {})
+        once = asyncio.ensure_future(daemon.run_once())
+        await asyncio.sleep(2.5)  # past the lease the run took at its start, before a tick
+        store = open_store(load(path))
+        claim = functools.partial(
+            workstate.claim_feeds, store, owner="other", now=time.time(), lease=60, limit=1,
+            feed_ids=["slow"], due_only=False,
+        )  # fmt: skip
+        taken = await asyncio.to_thread(claim)
+        store.close()
+        assert await once == 0
+        return taken
+
+    assert asyncio.run(other_claims_meanwhile()) == []
+    assert feed_server.hits("/slow.xml") == 1
