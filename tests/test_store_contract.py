@@ -990,6 +990,15 @@ def test_a_grep_finds_what_decoding_every_payload_finds(
         assert [r.position for r in chosen.select(store, after=start)] == every, needle
 
 
+def test_a_grep_longer_than_a_like_pattern_sqlite_takes_is_looked_for_all_the_same(
+        store: EventStore) -> None:
+    from monitor.review import Filter
+
+    long = "ab%_/" * 12_000  # 60,000 bytes, escaped to more: SQLite takes 50,000
+    store.append([NewEvent(failed("x")), NewEvent(failed(long.upper() + "!"))])
+    assert [r.data["message"] for r in Filter(grep=long).select(store)] == [long.upper() + "!"]
+
+
 def test_no_character_beyond_the_scanned_planes_case_folds() -> None:
     from monitor import textfold
 

@@ -32,6 +32,8 @@ from monitor.textfold import folded_from
 # `read(payload_folded=…)`: a text whose characters more than this many others fold into
 # (Greek ι: 71) is looked for in every payload's text by `read` instead of by the database
 MAX_FOLDING = 16
+# SQLite refuses a LIKE pattern longer than this many bytes (SQLITE_MAX_LIKE_PATTERN_LENGTH)
+SQLITE_LIKE_BYTES = 50_000
 
 
 def _never() -> bool:
@@ -191,7 +193,9 @@ class EventStore:
             text = sa.func.translate(data, upper, lower, type_=sa.Text)
             other = data.regexp_match("[^\x01-\x7f]")
         folding = sorted(folded_from(folded))
-        if len(folding) > MAX_FOLDING:
+        if len(folding) > MAX_FOLDING or (
+            self.dialect == "sqlite" and 2 * len(folded.encode()) + 2 > SQLITE_LIKE_BYTES
+        ):  # a pattern SQLite refuses ("LIKE or GLOB pattern too complex"): `read` looks
             return sa.true()
         found = text.contains(folded, autoescape=True)
         if not folding:
