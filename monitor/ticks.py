@@ -44,19 +44,21 @@ class Ticks:
         self.delivering: set[str] = set()  # alert ids this process is sending now
         self.stopping = False
         self.heartbeat_failing = False
-        self.log_unreachable = False  # a job met an event log out of reach, none ended well since
+        # the jobs that met an event log out of reach since it was said to be (a poll's and a
+        # delivery's: the tick's that started them; "task": another's, a reload's)
+        self.unreachable: set[str] = set()
 
     @property
     def poller(self) -> poll.Poller:
         """The current configuration's poller."""
         return self.clients.poller
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(self._guard(coro))
+    def spawn(self, coro: Coroutine[Any, Any, Any], job: str = "task") -> None:
+        task = asyncio.ensure_future(self._guard(coro, job))
         self.inflight.add(task)
         task.add_done_callback(self.inflight.discard)
 
-    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> bool:
+    async def _guard(self, coro: Coroutine[Any, Any, Any], job: str = "task") -> bool:
         """The per-job wrapper, keeping the daemon alive: an event log out of reach is said in
         one line once (`_log_unreachable`), anything else unexpected with its traceback.
         True when the job ended well."""
@@ -65,7 +67,7 @@ class Ticks:
         except asyncio.CancelledError:
             raise
         except (StoreError, sa.exc.SQLAlchemyError) as exc:
-            self._log_unreachable(exc)
+            self._log_unreachable(exc, job)
         except Exception:
             log.exception("unexpected error in a background task")
         else:
@@ -73,18 +75,23 @@ class Ticks:
         return False
 
     async def scheduled(self, job: str) -> None:
-        """A scheduled tick (`job` names it); the first to end well after the event log was out
-        of reach says it is back."""
-        if await self._guard(getattr(self, job)()) and self.log_unreachable:
-            self.log_unreachable = False
+        """A scheduled tick (`job` names it). The event log is back when a job that met it out
+        of reach ends well: not any job, as a full disk fails the claims of a poll tick while a
+        deliver tick with nothing to send ends well (it would be said back every tick), and
+        not every job, as the deadline tick may run an hour later."""
+        if not await self._guard(getattr(self, job)(), job):
+            return
+        if job in self.unreachable or self.unreachable == {"task"}:
+            self.unreachable.clear()
             log.info("event log reachable again")
 
-    def _log_unreachable(self, exc: Exception) -> None:
+    def _log_unreachable(self, exc: Exception, job: str) -> None:
         """An event log out of reach (a server down or restarting, a full disk) stops no tick:
-        each tries again. Said once, in one line, until a tick ends well."""
-        if self.log_unreachable:
+        each tries again. Said once, in one line, until the jobs that met it end well."""
+        said = bool(self.unreachable)
+        self.unreachable.add(job)
+        if said:
             return
-        self.log_unreachable = True
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.error("event log out of reach: %s; every tick tries again", redacted_line(reason))
 
@@ -145,7 +152,7 @@ class Ticks:
                     feed_ids=ids,
                 )
                 for work in works:
-                    self.spawn(self._poll_one(work))
+                    self.spawn(self._poll_one(work), "poll_tick")
                 if len(works) < room:
                     break  # nothing more is due now
         finally:
@@ -198,7 +205,7 @@ class Ticks:
             if alert_id in self.delivering:
                 continue  # its lease ran out while this process sends it: the claim renewed it
             self.delivering.add(alert_id)
-            self.spawn(self._deliver_one(d, alert_id, now))
+            self.spawn(self._deliver_one(d, alert_id, now), "deliver_tick")
 
     async def _deliver_one(self, d: deliver.Dispatcher, alert_id: str, now: datetime) -> None:
         try:

@@ -509,3 +509,46 @@ def test_an_event_log_out_of_reach_is_one_line_and_the_daemon_carries_on(
     assert "Traceback" not in logged, logged
     line = next(x for x in logged.splitlines() if "event log out of reach" in x)
     assert "every tick tries again" in line and "ERROR" in line
+
+
+def test_an_event_log_one_job_cannot_write_is_not_said_back_by_another_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk fails the poll tick's claims while a deliver tick with nothing to send ends
+    well: the log is said out of reach once, not out of reach and back again every tick."""
+    import asyncio
+    import logging
+
+    from monitor.daemon import Daemon
+    from monitor.errors import StoreError
+    from tests.kit import kept_logging
+
+    async def full(self: Daemon) -> None:
+        raise StoreError("event log: write failed: database or disk is full")
+
+    async def nothing(self: Daemon) -> None:
+        return None
+
+    monkeypatch.setattr(Daemon, "poll_tick", full)
+    monkeypatch.setattr(Daemon, "deliver_tick", nothing)
+    daemon = Daemon(load(write_config(tmp_path, feeds={"a": "https://e.org/a.xml"})), {})
+
+    async def ticks(*jobs: str) -> None:
+        for _ in range(3):
+            for job in jobs:
+                await daemon.scheduled(job)
+
+    with kept_logging(), caplog.at_level(logging.INFO, logger="monitor"):
+        asyncio.run(ticks("poll_tick", "deliver_tick"))
+        monkeypatch.setattr(Daemon, "poll_tick", nothing)
+        asyncio.run(ticks("poll_tick", "deliver_tick"))
+        # the hourly deadline tick met it too: the poll tick says it back, not an hour later
+        monkeypatch.setattr(Daemon, "poll_tick", full)
+        monkeypatch.setattr(Daemon, "deadline_tick", full)
+        asyncio.run(ticks("deadline_tick", "poll_tick"))
+        monkeypatch.setattr(Daemon, "poll_tick", nothing)
+        asyncio.run(ticks("poll_tick", "deliver_tick"))
+    daemon.store.close()
+    said = [m for m in caplog.messages if "event log" in m]
+    full_line = ("event log out of reach: event log: write failed: database or disk is full;"
+                 " every tick tries again")
+    assert said == [full_line, "event log reachable again"] * 2, said
