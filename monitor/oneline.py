@@ -37,3 +37,10 @@ def printable_line(text: str) -> str:
 def counted(n: int, noun: str) -> str:
     """`n` and the noun, plural unless one: `1 new item`, `0 transitions`."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (SQLAlchemy's run on with the statement and a
+    link), or the error's type when it has none."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -32,7 +32,7 @@ from monitor.entries import DraftFeed, built
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.fetch import Fetcher, FetchResult
 from monitor.match import Matcher
-from monitor.oneline import counted
+from monitor.oneline import counted, first_line
 from monitor.pollrecord import (
     UNFORESEEN_HINT,
     PollReport,
@@ -120,9 +120,10 @@ async def renew_leases(p: Poller, lease: float) -> None:
             workstate.renew_leases, p.store, owner=p.instance, feed_ids=old, until=now + lease
         )
     except (StoreError, sa.exc.SQLAlchemyError) as exc:  # PostgreSQL's work_tx: SQLAlchemy's
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning(
-            "leases of %s not renewed: %s", counted(len(old), "poll"), redacted_line(reason)
+            "leases of %s not renewed: %s",
+            counted(len(old), "poll"),
+            redacted_line(first_line(exc)),
         )
         return
     for feed_id in old:

@@ -23,7 +23,7 @@ from monitor import alertwork, deliver, poll, runtime, workstate
 from monitor.clients import Clients
 from monitor.config import Config
 from monitor.errors import StoreError
-from monitor.oneline import counted
+from monitor.oneline import counted, first_line
 from monitor.redact import redacted_line
 from monitor.store import EventStore
 
@@ -92,8 +92,9 @@ class Ticks:
         self.unreachable.add(job)
         if said:
             return
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.error("event log out of reach: %s; every tick tries again", redacted_line(reason))
+        log.error(
+            "event log out of reach: %s; every tick tries again", redacted_line(first_line(exc))
+        )
 
     def lease(self) -> float:
         """Long enough for a fetch and its recording; a dead owner's lease soon expires."""
