@@ -60,16 +60,19 @@ class Ticks:
 
     async def _guard(self, coro: Coroutine[Any, Any, Any], job: str = "task") -> bool:
         """The per-job wrapper, keeping the daemon alive: an event log out of reach is said in
-        one line once (`_log_unreachable`), anything else unexpected with its traceback.
-        True when the job ended well."""
+        one line once (`_log_unreachable`), a log that refuses what a job does in one line, and
+        anything else, a bug, with its traceback. True when the job ended well."""
         try:
             await coro
         except asyncio.CancelledError:
             raise
-        except (StoreError, sa.exc.SQLAlchemyError) as exc:
-            self._log_unreachable(exc, job)
-        except Exception:
-            log.exception("unexpected error in a background task")
+        except Exception as exc:
+            if out_of_reach(exc):
+                self._log_unreachable(exc, job)
+            elif isinstance(exc, StoreError):  # our own sentence: a damaged log, say
+                log.error("%s", redacted_line(str(exc)))
+            else:
+                log.exception("unexpected error in a background task")
         else:
             return True
         return False
@@ -231,3 +234,15 @@ class Ticks:
                 change.reason,
                 extra={"milestone": change.milestone_id},
             )
+
+
+# The errors of a database the daemon cannot reach now: the server down or restarting, a lost
+# connection, the pool's wait, a lock held too long, a full disk (SQLite's are all operational).
+_UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def out_of_reach(exc: BaseException) -> bool:
+    """Whether an error says the event log is out of reach, directly or as the cause of the
+    store's own StoreError; not a constraint or a statement the log refuses, which is a bug."""
+    cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+    return isinstance(cause, _UNREACHABLE)

@@ -552,3 +552,56 @@ def test_an_event_log_one_job_cannot_write_is_not_said_back_by_another_job(
     full_line = ("event log out of reach: event log: write failed: database or disk is full;"
                  " every tick tries again")
     assert said == [full_line, "event log reachable again"] * 2, said
+
+
+def raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:
+    """`exc` as raised (from `cause`), its __cause__ set as `raise … from` sets it."""
+    try:
+        raise exc from cause
+    except BaseException as caught:  # noqa: BLE001
+        return caught
+
+
+def test_only_a_database_out_of_reach_is_taken_for_one() -> None:
+    """A server down, a lost connection, a full disk: out of reach, said once. A constraint
+    or a statement the log refuses is a bug, logged with its traceback."""
+    import sqlalchemy as sa
+
+    from monitor.errors import StoreError
+    from monitor.ticks import out_of_reach
+
+    down = sa.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+    full = sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+    refused = sa.exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+    assert out_of_reach(down) and out_of_reach(full)
+    assert out_of_reach(raised(StoreError("event log: write failed: x"), down))
+    assert not out_of_reach(refused)
+    assert not out_of_reach(raised(StoreError("event log: write failed: x"), refused))
+    assert not out_of_reach(StoreError("event at position 7: the stored record cannot be read"))
+    assert not out_of_reach(ValueError("a bug"))
+
+
+def test_a_job_that_breaks_a_constraint_is_logged_as_a_bug(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    import sqlalchemy as sa
+
+    from monitor.daemon import Daemon
+
+    path = write_config(tmp_path, feeds={"a": "https://news.example.com/a.xml"})
+
+    async def failing() -> None:
+        raise sa.exc.IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+
+    async def guarded() -> bool:
+        daemon = Daemon(load(path), {})
+        try:
+            return await daemon._guard(failing(), "poll_tick")
+        finally:
+            daemon.store.close()
+
+    with caplog.at_level("ERROR", logger="monitor.daemon"):
+        assert asyncio.run(guarded()) is False
+    [record] = caplog.records
+    assert record.exc_info is not None and "out of reach" not in record.getMessage()
