@@ -266,6 +266,7 @@ async def _defer_unchanged(
     p.deferred.append(
         {
             "feed_id": feed.id,
+            "owner": p.instance,
             "etag": result.etag or work.etag,
             "last_modified": result.last_modified or work.last_modified,
             "next_poll_at": next_poll(p, feed, now),

@@ -132,6 +132,7 @@ def record_unchanged(
         workstate.release_feed(
             tx.conn,
             feed.id,
+            owner=p.instance,
             url=result.moved_to or work.url,
             failures=0,
             etag=result.etag or work.etag,
@@ -178,6 +179,7 @@ def record_failure(
         workstate.release_feed(
             tx.conn,
             feed.id,
+            owner=p.instance,
             failures=failures,
             next_poll_at=next_poll.timestamp(),
             last_attempt_at=now.timestamp(),
@@ -270,6 +272,7 @@ def _record_changed(
         workstate.release_feed(
             tx.conn,
             feed.id,
+            owner=p.instance,
             url=result.moved_to or work.url,
             failures=0,
             etag=result.etag,

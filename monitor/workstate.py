@@ -231,12 +231,11 @@ def renew_leases(store: EventStore, *, owner: str, feed_ids: Sequence[str], unti
         )
 
 
-def release_feed(conn: sa.Connection, feed_id: str, **values: Any) -> None:
-    """Record a poll's outcome, count the poll and give the lease back (inside the poll's
+def release_feed(conn: sa.Connection, feed_id: str, *, owner: str, **values: Any) -> None:
+    """Record a poll's outcome, count the poll and give `owner`'s lease back (inside the poll's
     transaction). One statement per set of columns, built once: a changed poll is short."""
-    values.update(lease_owner=None, lease_expires=None)
     params = {f"v_{k}": v for k, v in values.items()}
-    params["v__feed_id"] = feed_id
+    params.update(v__feed_id=feed_id, v__owner=owner)
     rawsql.execute_many(conn, _release_statement(tuple(sorted(values))), [params])
 
 
@@ -244,14 +243,25 @@ def release_feed(conn: sa.Connection, feed_id: str, **values: Any) -> None:
 def _release_statement(columns: tuple[str, ...]) -> sa.Update:
     c = feed_state.c
     values: dict[str, Any] = {k: sa.bindparam(f"v_{k}") for k in columns}
-    values["polls"] = c.polls + 1
+    values.update(polls=c.polls + 1, **_given_back(sa.bindparam("v__owner")))
     return feed_state.update().where(c.feed_id == sa.bindparam("v__feed_id")).values(values)
+
+
+def _given_back(owner: sa.BindParameter[str]) -> dict[str, Any]:
+    """The lease columns once `owner` gives the lease back: cleared if the lease is still
+    `owner`'s; one that lapsed and another daemon took meanwhile stays that daemon's."""
+    c = feed_state.c
+    mine = c.lease_owner == owner
+    return {
+        "lease_owner": sa.case((mine, sa.null()), else_=c.lease_owner),
+        "lease_expires": sa.case((mine, sa.null()), else_=c.lease_expires),
+    }
 
 
 def release_unchanged(store: EventStore, polls: Sequence[Mapping[str, Any]]) -> None:
     """Record many unchanged polls (no event) in one transaction and give their leases back.
 
-    Each of `polls` holds feed_id, etag, last_modified, next_poll_at and attempted_at. Losing
+    Each of `polls` holds feed_id, owner, etag, last_modified, next_poll_at and attempted_at. Losing
     these in a crash loses only next-poll times: the leases expire and the feeds are polled again.
     """
     if not polls:
@@ -275,9 +285,8 @@ def _unchanged_statement() -> sa.Update:
             last_success_at=sa.bindparam("b_attempted_at"),
             failures=0,
             last_error=None,
-            lease_owner=None,
-            lease_expires=None,
             polls=c.polls + 1,
+            **_given_back(sa.bindparam("b_owner")),
         )
     )
 

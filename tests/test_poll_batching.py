@@ -437,3 +437,44 @@ def test_leases_are_renewed_in_time_when_a_tick_is_longer_than_half_a_lease(
 
     assert asyncio.run(other_claims_meanwhile()) == []
     assert feed_server.hits("/slow.xml") == 1
+
+
+@pytest.mark.parametrize("unchanged", [False, True])
+def test_a_poll_whose_lapsed_lease_another_daemon_took_leaves_that_lease(
+    tmp_path: Path, feed_server: FeedServer, unchanged: bool
+) -> None:
+    """A poll outlives its lease and another daemon claims the feed: giving the lease back, the
+    late poll leaves the other's claim alone (else a third could claim and poll the feed),
+    whether it records in a transaction of its own or with the unchanged polls at a flush."""
+    feed_server.route("/a.xml", body=BODY, etag='"v1"', delay=1)
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    if unchanged:
+        run_once(path)  # the next answer is a 304
+    config = load(path)
+    store = open_store(config)
+    workstate.sync_feeds(store, config, now=time.time(), rng=random.Random(1))
+
+    def claim(owner: str, lease: float) -> list[workstate.FeedWork]:
+        return workstate.claim_feeds(
+            store, owner=owner, now=time.time(), lease=lease, limit=1, feed_ids=["a"],
+            due_only=False,
+        )  # fmt: skip
+
+    async def late_poll() -> pollrecord.PollReport:
+        [work] = claim("late", 0.5)
+        async with Fetcher(fetch_limits(config)) as fetcher:
+            poller = poll.poller_for(config, store, fetcher, "late")
+            poller.defer_unchanged = unchanged
+            polling = asyncio.create_task(poll.poll_feed(poller, work))
+            await asyncio.sleep(0.7)  # the lease lapsed while the answer is awaited
+            assert len(await asyncio.to_thread(claim, "other", 60)) == 1
+            report = await polling
+            await poll.flush_unchanged(poller)
+            poller.close()
+            return report
+
+    report = asyncio.run(late_poll())
+    assert report.outcome == ("not_modified" if unchanged else "new")
+    row = workstate.feed_rows(store)["a"]
+    assert row.lease_owner == "other"
+    store.close()
