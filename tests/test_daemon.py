@@ -488,8 +488,9 @@ def test_an_event_log_out_of_reach_is_one_line_and_the_daemon_carries_on(
         pg_role: tuple[str, Callable[[bool], None]]) -> None:
     url, can_log_in = pg_role
     feed_server.route("/a.xml", body=rss(items(1, 2)))
+    # fetch_timeout 2s: a lease of 14 s, so a poll the outage cut off is soon polled again
     path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")}, db_url=url,
-                        interval="2s", extra_settings='tick = "1s"')
+                        interval="2s", extra_settings='tick = "1s"\nfetch_timeout = "2s"')
     proc = start(path)
     try:
         wait_for(lambda: "monitoring 1 feed" in stderr_of(proc, path))
@@ -518,12 +519,15 @@ def test_an_event_log_one_job_cannot_write_is_not_said_back_by_another_job(
     import asyncio
     import logging
 
+    import sqlalchemy as sa
+
     from monitor.daemon import Daemon
     from monitor.errors import StoreError
     from tests.kit import kept_logging
 
-    async def full(self: Daemon) -> None:
-        raise StoreError("event log: write failed: database or disk is full")
+    async def full(self: Daemon) -> None:  # as the store raises it, from SQLite's error
+        disk = sa.exc.OperationalError("INSERT", {}, Exception("database or disk is full"))
+        raise StoreError("event log: write failed: database or disk is full") from disk
 
     async def nothing(self: Daemon) -> None:
         return None
