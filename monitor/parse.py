@@ -104,8 +104,8 @@ def parse_drafts(
     At most `max_items` entries are read, the first in the document's order (of a body cut
     into items, the first not known; the first of all when the whole document had to be read
     after all): 15 MiB of tiny items is some 290,000 of them, a minute and 2 GB to record. The
-    rest are counted in `DraftFeed.unread`; of a cut body their prints are left out, so they
-    are read when the body next changes.
+    rest are counted in `DraftFeed.unread`; of a cut body their prints are left out, so the
+    next parse of the body reads them (the poll keeps no validators then, see `pollrecord`).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")

@@ -243,7 +243,7 @@ def record_parsed(
             feed.id,
             counted(parsed.unread, "item"),
             cap,
-            f"they are read as the feed changes, {cap} at a time"
+            f"they are read at the next polls, {cap} at a time"
             if parsed.prints
             else f"only the first {cap} entries of this feed are read",
             extra={"feed": feed.id},
@@ -263,6 +263,9 @@ def _record_changed(
     meta = _meta(p, feed)
     newest = items.newest_published(parsed.entries, work.newest_item_at)
     entries = items.by_item_id(parsed.entries)
+    # items left unread of a cut body: the same body is fetched and read again at the next poll
+    # (no validators, no body hash to find it unchanged by), up to the cap again
+    again = bool(parsed.unread and parsed.prints)
     with p.store.transaction() as tx:
         tx.append([NewEvent(e, meta=meta) for e in _health_events(tx, feed, work, result)])
         counts = items.record_items(tx, p.config, p.matcher, feed, entries, meta=meta, now=now)
@@ -275,9 +278,9 @@ def _record_changed(
             owner=p.instance,
             url=result.moved_to or work.url,
             failures=0,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            body_hash=body_hash,
+            etag=None if again else result.etag,
+            last_modified=None if again else result.last_modified,
+            body_hash=None if again else body_hash,
             next_poll_at=next_poll(p, feed, now),
             last_attempt_at=now.timestamp(),
             last_success_at=now.timestamp(),

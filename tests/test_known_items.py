@@ -175,7 +175,7 @@ def test_a_poll_records_at_most_max_feed_items_and_says_so(
     first = cli(path, "poll", "a")
     assert first.returncode == 0, first.stderr
     assert "10 new items" in first.stdout
-    assert ("15 items left unread, over max_feed_items (10): they are read as the feed changes"
+    assert ("15 items left unread, over max_feed_items (10): they are read at the next polls"
             in first.stderr)
     feed_server.route("/a.xml", body=tiny(26, -1))  # g-1 on top
     second = cli(path, "poll", "a")
@@ -205,3 +205,21 @@ def test_a_cut_body_read_whole_after_all_reads_the_rest_as_it_changes() -> None:
         known = frozenset(drafts.prints)
     assert len(read) == len(set(read))  # none read twice
     assert set(read) == {f"g{n}" for n in range(first, 25)}  # all read
+
+
+def test_items_over_the_cap_of_a_body_that_does_not_change_are_read_at_the_next_polls(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """A feed of 25 items that never changes (an archive), 10 read a poll: the body is fetched
+    again without validators until every item is read, then the feed is unchanged as any."""
+    feed_server.route("/a.xml", body=tiny(25), etag='"v1"')
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")},
+                        extra_settings="max_feed_items = 10")
+    said = [cli(path, "poll", "a") for _ in range(4)]
+    assert all(r.returncode == 0 for r in said), [r.stderr for r in said]
+    assert ["10 new items" in said[0].stdout, "10 new items" in said[1].stdout,
+            "5 new items" in said[2].stdout] == [True, True, True]
+    assert "left unread" in said[1].stderr and "left unread" not in said[2].stderr
+    assert "not_modified" in said[3].stdout
+    assert discovered(path) == [f"g{n}" for n in range(25)]
+    conditional = [bool(h.get("If-None-Match")) for h in feed_server.requests("/a.xml")]
+    assert conditional == [False, False, False, True]  # the last poll: a 304
