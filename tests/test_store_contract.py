@@ -918,13 +918,23 @@ def test_the_race_test_detects_a_writer_without_the_lock(pg_url: str) -> None:
 def test_a_feed_filter_decodes_only_that_feeds_events(
         store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
     from monitor.review import Filter
-    from monitor.store import eventstore
 
     tricky = "a_b%"  # LIKE's wildcards, taken literally
     store.append([NewEvent(sighted(f"i{n}", feed=("axb%" if n % 10 else tricky)))
                   for n in range(100)])
     store.append([NewEvent(ev.FeedFailed(feed_id=tricky, url="https://e.org/f", kind="gone",
                                          message="410"))])
+    decoded = decoded_positions(monkeypatch)
+    found = list(Filter(feed=tricky).select(store))
+    assert [r.type for r in found] == ["ItemSighted"] * 10 + ["FeedFailed"]
+    assert all(r.data["feed_id"] == tricky for r in found)
+    assert len(decoded) == len(found)  # the other feed's 90 events were never decoded
+
+
+def decoded_positions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The positions of the records the store decodes from now on, in order."""
+    from monitor.store import eventstore
+
     decoded: list[int] = []
     real = eventstore.to_record
 
@@ -933,10 +943,7 @@ def test_a_feed_filter_decodes_only_that_feeds_events(
         return real(row)
 
     monkeypatch.setattr(eventstore, "to_record", counted)
-    found = list(Filter(feed=tricky).select(store))
-    assert [r.type for r in found] == ["ItemSighted"] * 10 + ["FeedFailed"]
-    assert all(r.data["feed_id"] == tricky for r in found)
-    assert len(decoded) == len(found)  # the other feed's 90 events were never decoded
+    return decoded
 
 
 def failed(message: str, feed: str = "f") -> ev.FeedFailed:
@@ -946,20 +953,12 @@ def failed(message: str, feed: str = "f") -> ev.FeedFailed:
 def test_a_grep_decodes_only_the_payloads_that_may_hold_it(
         store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
     from monitor.review import Filter
-    from monitor.store import eventstore
 
     store.append([NewEvent(failed("Noetra POSTPONES training" if n % 10 == 0 else
                                   "read timed out after 30 s; Müller’s “quotes”"))
                   for n in range(100)])
     store.append([NewEvent(failed("Noetra poſtpones training"))])  # long s: folds to s
-    decoded: list[int] = []
-    real = eventstore.to_record
-
-    def counted(row: Any) -> Recorded:
-        decoded.append(row[0])
-        return real(row)
-
-    monkeypatch.setattr(eventstore, "to_record", counted)
+    decoded = decoded_positions(monkeypatch)
     found = list(Filter(grep="PostPones").select(store))
     assert len(found) == 11 and found[-1].data["message"] == "Noetra poſtpones training"
     assert len(decoded) == len(found)  # the 90 others were never decoded
