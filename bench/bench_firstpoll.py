@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
-import io
 import logging
 import random
 import shutil
@@ -29,8 +28,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import feedparser
 
 from bench import bench_poll
 from monitor import poll, pollrecord, workstate
@@ -99,9 +96,7 @@ def per_feed(files: list[Path], reps: int = REPS) -> list[FeedCost]:
 
 
 def feedparser_cpu(body: bytes) -> float:
-    started = time.process_time()
-    feedparser.parse(io.BytesIO(body))
-    return time.process_time() - started
+    return bench_poll.feedparser_alone([body])
 
 
 async def first_round(folder: Path, base: str, bodies: list[bytes]) -> tuple[float, float, int]:

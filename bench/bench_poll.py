@@ -10,6 +10,7 @@ is the real one: `Daemon` ticks claiming leases on SQLite (WAL, synchronous=FULL
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import io
 import json
@@ -21,13 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
 import aiohttp
 import feedparser
+import feedparser.mixin
 import sqlalchemy as sa
 
 from monitor import poll, workstate
@@ -246,12 +249,25 @@ async def poll_round(
     return out
 
 
+@contextmanager
+def stock_feedparser() -> Iterator[None]:
+    """feedparser as it ships, for the reference: monitor.parse gives it a faster copy of its
+    content parameters, which would speed the reference up alike."""
+    tuned = feedparser.mixin.copy  # type: ignore[attr-defined]
+    feedparser.mixin.copy = copy  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        feedparser.mixin.copy = tuned  # type: ignore[attr-defined]
+
+
 def feedparser_alone(bodies: list[bytes]) -> float:
-    """CPU seconds feedparser itself takes over `bodies`, default options."""
-    cpu = time.process_time()
-    for body in bodies:
-        feedparser.parse(io.BytesIO(body))
-    return time.process_time() - cpu
+    """CPU seconds feedparser itself takes over `bodies`, as it ships, default options."""
+    with stock_feedparser():
+        cpu = time.process_time()
+        for body in bodies:
+            feedparser.parse(io.BytesIO(body))
+        return time.process_time() - cpu
 
 
 def rss_child(base: str, etag_file: str) -> None:
