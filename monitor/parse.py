@@ -78,7 +78,7 @@ class _ContentParamsCopy:
         return copy.deepcopy(value, memo)
 
 
-feedparser.mixin.copy = _ContentParamsCopy()  # type: ignore[attr-defined]
+feedparser.mixin.copy = _ContentParamsCopy()
 
 
 def parse_feed(
