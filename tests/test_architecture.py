@@ -26,7 +26,8 @@ _PLACES: dict[int, tuple[str, ...]] = {
         "chunks", "rules", "prefilter", "revisions",
     ),
     EDGE: (
-        "fetch", "bodies", "connect", "netguard", "parse", "entries", "jsonfeed", "feedtext",
+        "fetch", "bodies", "connect", "netguard", "parse", "feedtuning", "entries", "jsonfeed",
+        "feedtext",
         "htmlmarkup",
         "screen", "store",
         "channels", "workstate", "alertwork",

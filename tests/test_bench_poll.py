@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -11,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
-import feedparser.mixin
 import pytest
 
-import monitor.parse  # noqa: F401 (installs the faster copy this file's last test looks for)
 from bench import bench_firstpoll, bench_poll
+from monitor import feedtuning
 from monitor.store import EventStore
 
 
@@ -106,18 +104,17 @@ def test_the_real_feed_bench_polls_each_feed_first_in_a_fresh_log() -> None:
 
 
 def test_the_reference_is_feedparser_as_it_ships(monkeypatch: pytest.MonkeyPatch) -> None:
-    """monitor.parse speeds feedparser's copies up; the reference parse must not gain from it."""
-    tuned = feedparser.mixin.copy
-    assert tuned is not copy
+    """monitor.feedtuning speeds feedparser up; the reference parse must not gain from it."""
+    assert feedtuning.installed()
     seen = []
     real_parse = feedparser.parse
 
     def parse(*args: Any, **kwargs: Any) -> Any:
-        seen.append(feedparser.mixin.copy)
+        seen.append(feedtuning.installed())
         return real_parse(*args, **kwargs)
 
     monkeypatch.setattr(feedparser, "parse", parse)
     assert bench_poll.feedparser_alone([bench_poll.feed_body(0, 2)]) > 0
     assert bench_firstpoll.feedparser_cpu(bench_poll.feed_body(1, 2)) > 0
-    assert seen == [copy, copy]
-    assert feedparser.mixin.copy is tuned  # and the daemon's parses keep the faster copy
+    assert seen == [False, False]
+    assert feedtuning.installed()  # and the daemon's parses keep the tuning

@@ -7,6 +7,7 @@ import html
 import os
 import sys
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,9 +17,11 @@ from typing import Any
 import feedparser
 import orjson
 import pytest
+from feedparser.util import FeedParserDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor import feedtuning
 from monitor.errors import ParseError
 from monitor.feedtext import plain
 from monitor.parse import ParsedFeed, html_to_text, parse_feed
@@ -371,22 +374,41 @@ PAGE = """<!DOCTYPE html><html><head><title>METI News</title>
 @pytest.mark.parametrize(
     ("links", "found"),
     [
-        ('<link rel="alternate" type="application/rss+xml" title="RSS" href="/press/rss.xml">',
-         "https://www.meti.go.jp/press/rss.xml"),
-        (("<LINK REL='Alternate feed' TYPE='application/atom+xml; charset=utf-8' "
-         "HREF='//feeds.example.org/a?x=1&amp;y=2'>"),
-         "https://feeds.example.org/a?x=1&y=2"),
-        ("<link href=https://example.org/f.json rel=alternate type=application/feed+json>",
-         "https://example.org/f.json"),
-        (('<link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">\n'
-         '<link rel="alternate" type="application/rss+xml" href="rss2.xml">'),
-         "https://www.meti.go.jp/news/rss2.xml"),
+        (
+            '<link rel="alternate" type="application/rss+xml" title="RSS" href="/press/rss.xml">',
+            "https://www.meti.go.jp/press/rss.xml",
+        ),
+        (
+            (
+                "<LINK REL='Alternate feed' TYPE='application/atom+xml; charset=utf-8' "
+                "HREF='//feeds.example.org/a?x=1&amp;y=2'>"
+            ),
+            "https://feeds.example.org/a?x=1&y=2",
+        ),
+        (
+            "<link href=https://example.org/f.json rel=alternate type=application/feed+json>",
+            "https://example.org/f.json",
+        ),
+        (
+            (
+                '<link rel="alternate" type="application/rss+xml" href="javascript:alert(1)">\n'
+                '<link rel="alternate" type="application/rss+xml" href="rss2.xml">'
+            ),
+            "https://www.meti.go.jp/news/rss2.xml",
+        ),
         # a relative URL is resolved against the page's <base href>, itself relative
-        (('<base href="/press/2026/"><link rel="alternate" type="application/rss+xml" '
-          'href="rss.xml">'), "https://www.meti.go.jp/press/2026/rss.xml"),
+        (
+            (
+                '<base href="/press/2026/"><link rel="alternate" type="application/rss+xml" '
+                'href="rss.xml">'
+            ),
+            "https://www.meti.go.jp/press/2026/rss.xml",
+        ),
         # attribute names after a run of letters (no '=') are still read
-        ("<link " + "a" * 1900 + ' rel="alternate" type="application/rss+xml" href="r.xml">',
-         "https://www.meti.go.jp/news/r.xml"),
+        (
+            "<link " + "a" * 1900 + ' rel="alternate" type="application/rss+xml" href="r.xml">',
+            "https://www.meti.go.jp/news/r.xml",
+        ),
     ],
 )
 def test_an_html_page_that_links_to_a_feed_names_it(links: str, found: str) -> None:
@@ -394,19 +416,24 @@ def test_an_html_page_that_links_to_a_feed_names_it(links: str, found: str) -> N
         parse(PAGE.format(links=links), base="https://www.meti.go.jp/news/index.html")
     assert caught.value.kind == "not_a_feed"
     assert str(caught.value) == (
-        f"body is an HTML page (title 'METI News'); it links to the feed {found}")
+        f"body is an HTML page (title 'METI News'); it links to the feed {found}"
+    )
 
 
 @pytest.mark.parametrize(
     "links",
     [
         "",  # no feed announced
-        ('<link rel="alternate" type="application/rss+xml" '
-        'href="https://u:secret@example.org/rss?token=abc">'),  # credentials are never shown
+        (
+            '<link rel="alternate" type="application/rss+xml" '
+            'href="https://u:secret@example.org/rss?token=abc">'
+        ),  # credentials are never shown
         '<link rel="alternate" type="application/rss+xml" href="ftp://example.org/rss">',
         '<link rel="alternate" type="application/rss+xml" href="/' + "a" * 400 + '">',
-        ('<base href="https://u:secret@cdn.example.org/">'  # nor a base's credentials
-         '<link rel="alternate" type="application/rss+xml" href="rss.xml">'),
+        (
+            '<base href="https://u:secret@cdn.example.org/">'  # nor a base's credentials
+            '<link rel="alternate" type="application/rss+xml" href="rss.xml">'
+        ),
     ],
 )
 def test_a_page_names_no_feed_it_cannot_show_safely(links: str) -> None:
@@ -631,7 +658,67 @@ def test_relative_item_links_are_resolved_against_the_feeds_url() -> None:
 
 
 def test_relative_json_feed_item_urls_are_resolved_too() -> None:
-    body = orjson.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "j",
-                         "items": [{"id": "1", "url": "/p/77", "content_text": "x"}]})
+    body = orjson.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "j",
+            "items": [{"id": "1", "url": "/p/77", "content_text": "x"}],
+        }
+    )
     [entry] = parse_feed(body, now=NOW, base="https://blog.example.net/feed.json").entries
     assert entry.link == "https://blog.example.net/p/77"
+
+
+_KEYS = sorted(
+    {
+        *feedtuning.SPECIAL_KEYS,
+        "tags",
+        "links",
+        "published",
+        "published_parsed",
+        "summary",
+        "subtitle",
+        "summary_detail",
+        "href",
+        "id",
+        "rights",
+        "entries",
+        "feed",
+        "title",
+        "type",
+        "value",
+        "base64",
+        "x",
+    }
+)
+_VALUES = st.one_of(
+    st.text(max_size=3),
+    st.just([]),
+    st.just([FeedParserDict(term="t", rel="license", href="h")]),
+    st.just([FeedParserDict(rel="enclosure", href="e")]),
+)
+
+
+@settings(deadline=None)  # a cold first example can take a busy machine's 200 ms
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=8), st.sampled_from(_KEYS))
+def test_tuned_lookups_answer_as_feedparsers_own(items: dict[str, Any], key: str) -> None:
+    """FeedParserDict's `get` and `in`, tuned, answer what feedparser's own answer, aliases,
+    computed keys and missing keys included (an error raised is the same error)."""
+    assert feedtuning.installed()
+    data = FeedParserDict(items)
+
+    def answers() -> tuple[object, object]:
+        out = []
+        for look in (lambda: data.get(key, "absent"), lambda: key in data):
+            try:
+                out.append(look())
+            except Exception as exc:  # noqa: BLE001 (feedparser's own errors, compared)
+                out.append(type(exc))
+        return out[0], out[1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tuned = answers()
+        with feedtuning.as_shipped():
+            stock = answers()
+    assert tuned == stock
