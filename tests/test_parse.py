@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+import feedparser.mixin
 import orjson
 import pytest
 from feedparser.util import FeedParserDict
@@ -721,4 +722,36 @@ def test_tuned_lookups_answer_as_feedparsers_own(items: dict[str, Any], key: str
         tuned = answers()
         with feedtuning.as_shipped():
             stock = answers()
+    assert tuned == stock
+
+
+@settings(deadline=None)
+@given(st.sampled_from(_KEYS), _VALUES, st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4))
+def test_tuned_item_assignment_stores_as_feedparsers_own(
+    key: str, value: object, items: dict[str, Any]
+) -> None:
+    tuned = FeedParserDict(items)
+    tuned[key] = value
+    with feedtuning.as_shipped():
+        stock = FeedParserDict(items)
+        stock[key] = value
+    assert dict.items(tuned) == dict.items(stock)
+
+
+_URI_STARTS = ["", "http://", "https:///", "HTTP:////", "feed://", "x+y.z://", "1http://", ":///"]
+
+
+@settings(deadline=None)
+@given(
+    st.sampled_from(["", "https://news.example.org/a/b", "http:///x/", "mailto:x@y"]),
+    st.sampled_from(_URI_STARTS),
+    st.text(alphabet="/:.?#%[]@ aé日0", max_size=12),
+)
+def test_tuned_urljoin_joins_as_feedparsers_own(base: str, start: str, rest: str) -> None:
+    """feedparser's URL join, tuned for the empty base it mostly has, joins alike: the slashes
+    after a scheme's '//' dropped, brackets that make urllib refuse a URL included."""
+    assert feedtuning.installed()
+    tuned = feedparser.mixin._urljoin(base, start + rest)
+    with feedtuning.as_shipped():
+        stock = feedparser.mixin._urljoin(base, start + rest)
     assert tuned == stock
