@@ -59,14 +59,17 @@ class Clients:
         await asyncio.to_thread(self.poller.close)
 
     async def close_later(self, delay: float) -> None:
-        """Once polls started before a reload are done: their deferred writes, then the clients;
-        at once when cancelled (the daemon stops, its in-flight polls done or abandoned).
-        `delay`, a lease, is what deliveries get; a poll still parsing a long body after it,
-        or fetching under a longer fetch_timeout, is waited for: its recording needs the writer."""
+        """Once the polls and sends started before a reload are done: the polls' deferred
+        writes, then the clients; at once when cancelled (the daemon stops, its in-flight work
+        done or abandoned). `delay`, a lease, lets a tick that took these clients just before
+        the reload start its work on them; a poll still parsing a long body after it, or
+        fetching under a longer fetch_timeout, is waited for (its recording needs the writer),
+        and so is an alert still being sent (a slow receiver needs the webhook client)."""
         try:
             await poll.flush_unchanged(self.poller)
             await asyncio.sleep(delay)
             await self.poller.idle.wait()
+            await self.dispatcher.idle.wait()
         finally:
             await poll.flush_unchanged(self.poller)
             await self.close()

@@ -43,8 +43,8 @@ class Daemon(Ticks):
         self.stop_event = asyncio.Event()
         self.config_stamp = config_stamp(config)
         self.scheduler: AsyncIOScheduler | None = None  # run_forever's
-        # clients replaced by a reload, closed once the polls that use them are done: not
-        # in-flight work, so a stop waits for none of them and closes them at once
+        # clients replaced by a reload, closed once the polls and sends that use them are done:
+        # not in-flight work, so a stop waits for none of them and closes them at once
         self.retiring: set[asyncio.Task[bool]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------

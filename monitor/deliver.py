@@ -54,6 +54,11 @@ class Dispatcher:
     client: httpx.AsyncClient
     instance: str
     rng: random.Random = field(default_factory=random.Random)
+    # alerts being delivered, and whether there are none: clients a reload replaced close
+    # their webhook client only then, as a slow receiver may answer after the lease they
+    # wait (Clients.close_later); closed under a send, it fails the send and spends a retry
+    sends: int = 0
+    idle: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
 
     def missing_secret(self, channel: EmailChannel | WebhookChannel) -> str | None:
         """The variable the channel's secret comes from, if this dispatcher does not have it."""
@@ -65,6 +70,11 @@ class Dispatcher:
     def held_channels(self) -> frozenset[str]:
         """The channels whose alerts wait for their secret."""
         return frozenset(c.id for c in self.config.channels if self.missing_secret(c))
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +108,18 @@ async def deliver_due(
 
 
 async def deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
+    """Attempt one claimed alert and record the outcome, counted among `d`'s sends meanwhile."""
+    d.sends += 1
+    d.idle.clear()
+    try:
+        return await _deliver_one(d, alert_id, now)
+    finally:
+        d.sends -= 1
+        if not d.sends:
+            d.idle.set()
+
+
+async def _deliver_one(d: Dispatcher, alert_id: str, now: datetime) -> Outcome:
     row = d.store.state("outbox", alert_id)
     if row is None or row.get("status") != "pending":
         await asyncio.to_thread(_finish, d, alert_id, None)

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitor import alertwork, deliver, runtime, workstate
+from monitor.daemon import Daemon
 from monitor.events import AlertQueued, ChannelDisabled
 from monitor.fetch import guarded_client
 from monitor.runtime import open_store
@@ -654,6 +655,52 @@ def test_a_410_from_the_url_a_reload_replaced_does_not_disable_the_new_url(
     assert received.verified and received.webhook_id == ids[1]
     [enabled] = json_out(path, "log", "--type", "ChannelEnabled", env=ENV)
     assert enabled["data"]["reason"] == "its url changed after the channel was disabled"
+
+
+def test_a_reload_during_a_slow_send_closes_the_old_client_only_once_it_is_answered(
+        tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clients a reload replaces are closed a lease later, and not before the alerts being
+    sent through them are answered: a receiver slower than the lease gets one request, and the
+    alert is delivered at its first attempt, not failed by a client closed under it."""
+    receiver.respond(Reply(delay=2.0))  # four leases
+    path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
+    monkeypatch.setattr(Daemon, "lease", lambda self: 0.5)
+    store = open_store(load(path, ENV))
+    q = AlertQueued(alert_id="alt_" + "5" * 32, channel_id="hook", milestone_id="m", subject="s",
+                    payload={})
+    with store.transaction() as tx:
+        tx.append([NewEvent(q)])
+        alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, datetime.now(UTC).timestamp())
+    store.close()
+
+    async def reload_while_sending() -> bool:
+        daemon = Daemon(load(path, ENV), ENV)
+        await daemon.start()
+        old = daemon.clients
+        try:
+            await daemon.deliver_tick()
+            while not receiver.received:
+                await asyncio.sleep(0.01)
+            path.write_text(path.read_text().replace('timeout = "5s"', 'timeout = "6s"'))
+            await daemon._reload("test")
+            assert daemon.clients is not old
+            await asyncio.gather(*daemon.inflight)
+            # the send answered, the replaced clients close (they are not left open)
+            await asyncio.wait_for(asyncio.gather(*daemon.retiring), timeout=5)
+            return old.client.is_closed
+        finally:
+            for task in daemon.retiring:
+                task.cancel()
+            await asyncio.gather(*daemon.retiring, return_exceptions=True)
+            await daemon.close()
+
+    assert asyncio.run(reload_while_sending())
+    assert receiver.count(q.alert_id) == 1
+    [received] = receiver.received
+    assert received.verified
+    [(kind, data)] = alert_events(path)[1:]
+    assert (kind, data["attempt"]) == ("AlertDelivered", 1), data
 
 
 def test_a_slow_429_retries_a_minute_after_the_answer_not_after_the_claim(
