@@ -4,8 +4,9 @@ A changed feed usually carries one new item beside twenty it already had, and fe
 about 0.4 ms an item. `split_items` cuts the bytes into head, items, the gaps between them and
 tail, with one compiled regex per item name that walks comments, CDATA sections, processing
 instructions and quoted attribute values in C; `Split.reduced` rebuilds the document without
-the items a caller already knows. Whenever the cut is not certain the answer is None and the
-caller parses the whole document.
+the items a caller already knows, and `Split.newest_last` tells by the dates of the first and
+last items a body listed oldest first. Whenever the cut is not certain the answer is None and
+the caller parses the whole document.
 
 The cut is made on bytes, so it is only sound where the bytes '<' and '>' mean those characters
 wherever they occur: ASCII supersets whose multibyte characters never use them (UTF-8,
@@ -20,6 +21,8 @@ import codecs
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from hashlib import blake2b
 
@@ -54,6 +57,28 @@ class Split:
         key = blake2b(self.root + b"\0" + context, digest_size=32).digest()
         return tuple(blake2b(item, digest_size=8, key=key).hexdigest() for item in self.items)
 
+    def newest_last(self) -> bool:
+        """Whether the items run oldest first (an archive's order: new items at the end), by
+        the dates of the first and last, of a kind both carry, in feedparser's preference:
+        published, updated, created. Undated or dated alike: newest first, the usual order."""
+        if len(self.items) < 2:
+            return False
+        first, last = _dates(self.items[0]), _dates(self.items[-1])
+        kind = next((k for k in sorted(first) if k in last), None)
+        return kind is not None and first[kind] < last[kind]
+
+
+# An item's dates, whatever their prefix, by the kind feedparser reads each as: 0 published
+# (RSS pubDate, Atom, dcterms:issued), 1 updated (Atom, dc:date, dcterms:modified), 2 created
+_DATE = re.compile(
+    rb"<(?:[^\s<>/!?\"'=:]*+:)?(pubDate|published|issued|updated|date|modified|created)\s*+>"
+    rb"\s*+([^<]{1,80}?)\s*+</"
+)
+_DATE_KINDS = {
+    b"pubDate": 0, b"published": 0, b"issued": 0,
+    b"updated": 1, b"date": 1, b"modified": 1,
+    b"created": 2,
+}  # fmt: skip
 
 # Names are read leniently (the parser downstream judges them); '<' in an attribute value is
 # not well-formed XML, so a value holding one makes the document untokenisable.
@@ -145,6 +170,29 @@ def _cut(data: bytes, start: int, splitter: re.Pattern[bytes], root: int) -> Spl
     if found is None or found.end() != len(data):  # a stray '<', a nested or unclosed item
         return None
     return Split(data[:start], tuple(items), tuple(gaps), data[pos:], data[:root])
+
+
+def _dates(item: bytes) -> dict[int, datetime]:
+    """An item's first date of each kind (`_DATE_KINDS`) that reads as one."""
+    found: dict[int, datetime] = {}
+    for match in _DATE.finditer(item):
+        kind = _DATE_KINDS[match.group(1)]
+        if kind not in found and (when := _date(match.group(2))) is not None:
+            found[kind] = when
+    return found
+
+
+def _date(text: bytes) -> datetime | None:
+    """An RFC 3339 (Atom, Dublin Core) or RFC 822 (RSS) date, UTC when it names no zone."""
+    written = text.decode("ascii", "replace")  # the cut admits ASCII-transparent codecs only
+    try:
+        when = datetime.fromisoformat(written)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(written)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 @lru_cache(maxsize=64)

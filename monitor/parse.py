@@ -69,7 +69,8 @@ def parse_feed(
     max_items: int = 1000,
 ) -> ParsedFeed:
     """Parse an RSS, RDF, Atom or JSON Feed body; raise ParseError for anything else. `base`,
-    the feed's URL, resolves relative item links; entries past `max_items` are not read."""
+    the feed's URL, resolves relative item links; entries over `max_items` are not read
+    (`parse_drafts` says which)."""
     drafts = parse_drafts(
         body,
         now=now,
@@ -105,11 +106,13 @@ def parse_drafts(
     items were parsed then, byte for byte, so feedparser reads only the others. With nothing
     known the entries, errors and warnings are exactly parse_feed's.
 
-    At most `max_items` entries are read, the first in the document's order (of a body cut
-    into items, the first not known; the first of all when the whole document had to be read
-    after all): 15 MiB of tiny items is some 290,000 of them, a minute and 2 GB to record. The
-    rest are counted in `DraftFeed.unread`; of a cut body their prints are left out, so the
-    next parse of the body reads them (the poll keeps no validators then, see `pollrecord`).
+    At most `max_items` entries are read, the newest first: the first in the document's order
+    (of a body cut into items, the first not known; the first of all when the whole document
+    had to be read after all), or the last where the dates of its first and last items say it
+    runs oldest first (`Split.newest_last`). 15 MiB of tiny items is some 290,000 of them, a
+    minute and 2 GB to record. The rest are counted in `DraftFeed.unread`; of a cut body their
+    prints are left out, so the next parse of the body reads them (the poll keeps no
+    validators then, see `pollrecord`).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -130,19 +133,21 @@ def parse_drafts(
     split = split_items(data) if all(transparent(c) for c in charsets) else None
     prints = split.prints(";".join(charsets).encode()) if split is not None else ()
     new = [i for i, p in enumerate(prints) if p not in known]
-    keep = frozenset(new[:max_items])
+    last = split is not None and len(prints) > max_items and split.newest_last()
+    keep = frozenset(new[i] for i in _window(len(new), max_items, last))
     result, reduced, shifted = _read(data, content_type, split, keep)
     skipped = len(prints) - len(new) if reduced else 0
-    # the items read: those kept, or of the whole document its first entries, which are its
-    # first items when feedparser found an entry for each item (else the reading is unknown)
+    # the items read: those kept, or of the whole document its first (last) entries, which are
+    # those items when feedparser found an entry for each item (else the reading is unknown)
+    taken = _window(len(result.entries), max_items, last)
     read: Collection[int] | None = keep
     unread = len(new) - len(keep)
     if not reduced:
-        read = range(max_items) if len(result.entries) == len(prints) else None
+        read = taken if len(result.entries) == len(prints) else None
         unread = (
-            sum(1 for p in prints[max_items:] if p not in known)
+            sum(1 for i, p in enumerate(prints) if i not in taken and p not in known)
             if read is not None
-            else max(len(result.entries) - max_items, 0)
+            else len(result.entries) - len(taken)
         )
     if unread:  # unread items must not pass for known at the next poll
         prints = (
@@ -156,7 +161,10 @@ def parse_drafts(
     bozo = _bozo_reason(result.get("bozo_exception"), shifted) if result.get("bozo") else None
     if bozo:
         warnings.append(bozo)
-    drafts = [_draft(e, language, rdf, now, max_field, base) for e in result.entries[:max_items]]
+    drafts = [
+        _draft(e, language, rdf, now, max_field, base)
+        for e in result.entries[taken.start : taken.stop]
+    ]
     kept = tuple(d for d in drafts if d.guid or d.link or _has_text(d.build()))
     if len(kept) < len(drafts):
         warnings.append(f"dropped {len(drafts) - len(kept)} empty entries")
@@ -177,6 +185,11 @@ def parse_drafts(
         skipped=skipped,
         unread=unread,
     )
+
+
+def _window(count: int, cap: int, last: bool) -> range:
+    """The indices of the `cap` first of `count` (the last, when `last`)."""
+    return range(max(count - cap, 0), count) if last else range(min(cap, count))
 
 
 def _read(

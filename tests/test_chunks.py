@@ -255,6 +255,41 @@ def test_prints_are_per_item_bytes() -> None:
     )
 
 
+@pytest.mark.parametrize("document, newest_last", [
+    # RSS pubDate (RFC 822), either way, and in two zones that put the later one first
+    (RSS.format("<item><pubDate>Mon, 01 Jun 2026 09:00:00 GMT</pubDate></item><item/>"
+                "<item><pubDate>Tue, 02 Jun 2026 09:00:00 +0900</pubDate></item>"), True),
+    (RSS.format("<item><pubDate>Tue, 02 Jun 2026 09:00:00 +0900</pubDate></item>"
+                "<item><pubDate>Mon, 01 Jun 2026 09:00:00 GMT</pubDate></item>"), False),
+    (RSS.format("<item><pubDate>Mon, 01 Jun 2026 09:00:00 -0500</pubDate></item>"
+                "<item><pubDate>Mon, 01 Jun 2026 20:00:00 +0900</pubDate></item>"), False),
+    # Atom: published before updated, whichever is written first; RFC 3339
+    (ATOM.format("<entry><updated>2026-06-09T00:00:00Z</updated>"
+                 "<published>2026-06-01T00:00:00Z</published></entry>"
+                 "<entry><published>2026-06-02T00:00:00Z</published>"
+                 "<updated>2026-06-03T00:00:00Z</updated></entry>"), True),
+    # like with like: the first item's published is not compared with the last's updated
+    (ATOM.format("<entry><published>2026-06-01T00:00:00Z</published>"
+                 "<updated>2026-06-09T00:00:00Z</updated></entry>"
+                 "<entry><updated>2026-06-05T00:00:00Z</updated></entry>"), False),
+    # RSS 1.0's dc:date, with its prefix
+    (RDF.format('<item rdf:about="https://example.org/1"><dc:date>2026-06-01</dc:date></item>'
+                '<item rdf:about="https://example.org/2"><dc:date>2026-06-02</dc:date></item>'),
+     True),
+    # undated, dated on one end only, unreadable, equal, or a single item: newest first
+    (RSS.format("<item>a</item><item>b</item>"), False),
+    (RSS.format("<item>a</item><item><pubDate>Tue, 02 Jun 2026 09:00:00 GMT</pubDate></item>"),
+     False),
+    (RSS.format("<item><pubDate>yesterday</pubDate></item>"
+                "<item><pubDate>Tue, 02 Jun 2026 09:00:00 GMT</pubDate></item>"), False),
+    (RSS.format("<item><pubDate>Tue, 02 Jun 2026 09:00:00 GMT</pubDate></item>" * 2), False),
+    (RSS.format("<item><pubDate>Tue, 02 Jun 2026 09:00:00 GMT</pubDate></item>"), False),
+])
+def test_newest_last_reads_the_dates_of_the_first_and_last_items(
+        document: str, newest_last: bool) -> None:
+    assert cut(document).newest_last() is newest_last
+
+
 def test_an_item_read_in_another_context_prints_differently() -> None:
     based = '<rss version="2.0" xml:base="https://b.example/"><channel>{}</channel></rss>'
     plain, rebased = cut(RSS.format("<item>a</item>")), cut(based.format("<item>a</item>"))

@@ -223,3 +223,75 @@ def test_items_over_the_cap_of_a_body_that_does_not_change_are_read_at_the_next_
     assert discovered(path) == [f"g{n}" for n in range(25)]
     conditional = [bool(h.get("If-None-Match")) for h in feed_server.requests("/a.xml")]
     assert conditional == [False, False, False, True]  # the last poll: a 304
+
+
+def dated(first: int, stop: int, *, oldest_first: bool = True) -> bytes:
+    """Items g{first} … g{stop - 1}, g{n} dated n minutes after a day ago: oldest first, as some
+    archives and ministries list them, or newest first."""
+    numbers = range(first, stop) if oldest_first else range(stop - 1, first - 1, -1)
+    return rss([{"title": f"t{n}", "guid": f"g{n}",
+                 "published": NOW - timedelta(days=1) + timedelta(minutes=n)} for n in numbers])
+
+
+@settings(max_examples=40, deadline=None)
+@given(count=st.integers(0, 40), cap=st.integers(2, 12), added=st.integers(0, 1),
+       oldest_first=st.booleans())
+def test_items_over_the_cap_are_read_newest_first_whichever_way_the_body_runs(
+        count: int, cap: int, added: int, oldest_first: bool) -> None:
+    """A dated body read `cap` items a poll gives each poll its newest unread items, at the
+    end of a body listed oldest first as at the top of one listed newest first; every item is
+    read once, though `added` new items come out at every poll."""
+    stop, known, read = count, frozenset[str](), list[str]()
+    for _ in range(count // (cap - added) + 2):
+        body = dated(0, stop, oldest_first=oldest_first)
+        drafts = parse.parse_drafts(body, now=NOW, known=known, max_items=cap)
+        got = [str(d.guid) for d in drafts.entries]
+        numbers = range(stop) if oldest_first else range(stop - 1, -1, -1)
+        unread = [f"g{n}" for n in numbers if f"g{n}" not in read]  # in the body's order
+        assert got == (unread[-cap:] if oldest_first else unread[:cap])
+        assert drafts.unread == len(unread) - len(got)
+        read += got
+        known = frozenset(drafts.prints)
+        stop += added
+    assert len(read) == len(set(read))  # none read twice
+    assert set(read) == {f"g{n}" for n in range(stop - added)}  # all read
+
+
+def test_an_oldest_first_body_read_whole_after_all_gives_its_last_entries() -> None:
+    """Its newest item holds an entity feedparser's strict reading refuses, so the whole body
+    is read after all (`parse._faithful`): its last entries are the ones read, and the rest are
+    read at the next polls, none twice."""
+    def body(stop: int) -> bytes:
+        return dated(0, stop).replace(b"<title>t24</title>", b"<title>t24 &nbsp;</title>")
+
+    drafts = parse.parse_drafts(body(25), now=NOW, max_items=10)
+    assert [d.guid for d in drafts.entries] == [f"g{n}" for n in range(15, 25)]
+    assert drafts.unread == 15
+    read, known = [str(d.guid) for d in drafts.entries], frozenset(drafts.prints)
+    for _ in range(2):
+        drafts = parse.parse_drafts(body(25), now=NOW, known=known, max_items=10)
+        read += [str(d.guid) for d in drafts.entries]
+        known = frozenset(drafts.prints)
+    assert read == [f"g{n}" for n in [*range(15, 25), *range(5, 15), *range(5)]]
+
+
+def test_a_poll_of_an_oldest_first_feed_over_the_cap_records_its_newest_items_first(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    """An archive of 25 items listed oldest first, 10 read a poll: the first poll records the
+    10 newest, an item added at the end is read at the next poll, and once every item is read
+    the feed is unchanged as any (a 304)."""
+    feed_server.route("/a.xml", body=dated(0, 25), etag='"v1"')
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")},
+                        extra_settings="max_feed_items = 10")
+    first = cli(path, "poll", "a")
+    assert first.returncode == 0, first.stderr
+    assert "10 new items" in first.stdout and "15 items left unread" in first.stderr
+    assert discovered(path) == [f"g{n}" for n in range(15, 25)]
+    feed_server.route("/a.xml", body=dated(0, 26), etag='"v2"')  # g25 at the end
+    said = [cli(path, "poll", "a") for _ in range(3)]
+    assert all(r.returncode == 0 for r in said), [r.stderr for r in said]
+    assert ["10 new items" in said[0].stdout, "6 new items" in said[1].stdout] == [True, True]
+    assert "not_modified" in said[2].stdout
+    assert discovered(path) == [f"g{n}" for n in [*range(15, 25), *range(6, 15), 25, *range(6)]]
+    conditional = [bool(h.get("If-None-Match")) for h in feed_server.requests("/a.xml")]
+    assert conditional == [False, False, False, True]  # the last poll: a 304
