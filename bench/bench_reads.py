@@ -1,8 +1,9 @@
-"""Reads that grew with the log: start-up's baseline checks, `status`/`alerts`, `log --grep`.
+"""Reads that grew with the log: start-up's configuration and baseline checks,
+`status`/`alerts`, `log --grep`.
 
 Run: .venv/bin/python -m bench.bench_reads [EVENTS]   (SQLite; the log is made once, in a
 temporary folder: 200,000 events by default, 8,600 of them one milestone's matches and
-60,000 of them 20,000 alerts' events)
+60,000 of them 20,000 alerts' events; and 5,000 ConfigApplied beside them, one per reload)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from monitor.events import (
     AlertAbandoned,
     AlertDelivered,
     AlertQueued,
+    ConfigApplied,
     ItemDiscovered,
     MilestoneMatched,
 )
@@ -53,6 +55,7 @@ all = [["Noetra"], ["training", "学習"]]
 
 MATCHES = 8_600
 ALERTS = 20_000
+RELOADS = 5_000
 TITLES = (
     "Noetra begins training its foundation model",
     "日本AI基盤モデル開発、基盤モデルの学習を開始",
@@ -130,6 +133,14 @@ def build(path: Path, total: int) -> tuple[Any, EventStore]:
             store.append(pending)
             pending = []
     store.append(pending)
+    # a configuration changed at each reload; the one in effect is applied last
+    fingerprints = runtime.fingerprints(config)
+    changes = [
+        ConfigApplied(config_sha256=f"{n:064x}", fingerprints=fingerprints)
+        for n in range(RELOADS - 1)
+    ]
+    store.append([NewEvent(e) for e in changes])
+    runtime.apply_config(store, config, instance="bench", now=datetime.now(UTC))
     return config, store
 
 
@@ -165,6 +176,10 @@ def run(total: int = 200_000) -> None:
         config, store = build(Path(tmp), total)
         head = (store.head() or (0, ""))[0]
         print(f"  ({head} events written in {time.perf_counter() - started:.0f} s)")
+        timed(
+            f"apply_config (nothing to record, {RELOADS:,} applied)",
+            lambda: runtime.apply_config(store, config, instance="b", now=datetime.now(UTC)),
+        )
         timed("baseline_conflicts", lambda: runtime.baseline_conflicts(store, config))
         timed(
             "record_baselines (nothing to record)",
