@@ -98,11 +98,11 @@ def config_change(
 def apply_config(
     store: EventStore, config: Config, *, instance: str, now: datetime
 ) -> ConfigApplied | None:
-    """Record ConfigApplied unless the last one recorded is this very configuration."""
+    """Record ConfigApplied unless the last one recorded is this very configuration.
+
+    Only the stream's last event is read: the stream gains one at every reload, for ever."""
     for _ in range(5):
-        last: Any = None
-        for record in store.read(stream=CONFIG_STREAM):
-            last = record
+        last = store.last(CONFIG_STREAM)
         version = last.stream_version if last is not None else 0
         if last is not None and last.data.get("config_sha256") == config.sha256:
             return None

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -17,8 +18,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import orjson
+import sqlalchemy as sa
 
 from monitor.config import Config, load_config
+from monitor.store import EventStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,3 +216,54 @@ def webhook_channel(url: str, channel_id: str = "hook") -> str:
         f'\n[[channels]]\nid = "{channel_id}"\ntype = "webhook"\nurl = "{url}"\n'
         'secret_env = "MONITOR_WEBHOOK_SECRET"\n'
     )
+
+
+def sqlite_steps(store: EventStore, run: Callable[[], object]) -> int:
+    """SQLite's virtual machine instructions while `run` runs: the rows it reads, and more."""
+    steps = itertools.count()
+
+    def counting(dbapi_conn: Any, *_: Any) -> None:
+        dbapi_conn.set_progress_handler(lambda: next(steps) and 0, 1)
+
+    store.engine.dispose()  # new connections, each counting
+    sa.event.listen(store.engine, "connect", counting)
+    run()
+    sa.event.remove(store.engine, "connect", counting)
+    return next(steps)
+
+
+def rows_read(store: EventStore, run: Callable[[], object], table: str) -> int:
+    """The rows of `table` PostgreSQL reads for the queries `run` sends through SQLAlchemy (the
+    writer's own statements bypass it): each is run again afterwards under EXPLAIN ANALYZE,
+    and each scan of `table` counts the rows it kept and those its filter dropped."""
+    sent: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", record)
+    found = 0
+    with store.engine.connect() as conn:
+        for statement, parameters in sent:
+            explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}"
+            nodes = [conn.exec_driver_sql(explain, parameters).scalar_one()[0]["Plan"]]
+            while nodes:
+                node = nodes.pop()
+                nodes.extend(node.get("Plans", []))
+                if node.get("Relation Name") == table:
+                    kept, dropped = node["Actual Rows"], node.get("Rows Removed by Filter", 0)
+                    found += (kept + dropped) * node["Actual Loops"]
+    return found
+
+
+def database_work(store: EventStore, run: Callable[[], object], table: str) -> int:
+    """What the database does for `run`: SQLite's steps, or the rows of `table` PostgreSQL
+    reads (`sqlite_steps`, `rows_read`)."""
+    if store.dialect == "sqlite":
+        return sqlite_steps(store, run)
+    return rows_read(store, run, table)

@@ -237,6 +237,17 @@ def test_reading_a_streams_version_does_not_grow_with_the_stream(db_url: str) ->
     store.close()
 
 
+def test_last_is_the_last_record_of_its_stream(store: EventStore) -> None:
+    assert store.last("milestone:m") is None
+    store.append(
+        [NewEvent(changed("m")), NewEvent(sighted("a")), NewEvent(changed("m", "at_risk"))]
+    )
+    store.append([NewEvent(sighted("b"))])
+    last = store.last("milestone:m")
+    assert last is not None
+    assert (last.position, last.stream_version, last.data["to_status"]) == (3, 2, "at_risk")
+
+
 def test_appending_compiles_no_statement_again(sqlite_url: str) -> None:
     """Statements are compiled once per dialect and kept: one built per call (an INSERT, say)
     would be compiled on every commit and kept for ever."""
