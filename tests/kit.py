@@ -232,10 +232,13 @@ def sqlite_steps(store: EventStore, run: Callable[[], object]) -> int:
     return next(steps)
 
 
-def rows_read(store: EventStore, run: Callable[[], object], table: str) -> int:
+def rows_read(
+    store: EventStore, run: Callable[[], object], table: str, column: str | None = None
+) -> int:
     """The rows of `table` PostgreSQL reads for the queries `run` sends through SQLAlchemy (the
     writer's own statements bypass it): each is run again afterwards under EXPLAIN ANALYZE,
-    and each scan of `table` counts the rows it kept and those its filter dropped."""
+    and each scan of `table` counts the rows it kept and those its filter dropped; `column`:
+    only the scans that output it or filter on it (a count from an index reads no state)."""
     sent: list[tuple[str, Any]] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -250,20 +253,23 @@ def rows_read(store: EventStore, run: Callable[[], object], table: str) -> int:
     found = 0
     with store.engine.connect() as conn:
         for statement, parameters in sent:
-            explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}"
+            explain = f"EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) {statement}"
             nodes = [conn.exec_driver_sql(explain, parameters).scalar_one()[0]["Plan"]]
             while nodes:
                 node = nodes.pop()
                 nodes.extend(node.get("Plans", []))
-                if node.get("Relation Name") == table:
+                uses = " ".join([*node.get("Output", []), node.get("Filter", "")])
+                if node.get("Relation Name") == table and (column is None or column in uses):
                     kept, dropped = node["Actual Rows"], node.get("Rows Removed by Filter", 0)
                     found += (kept + dropped) * node["Actual Loops"]
     return found
 
 
-def database_work(store: EventStore, run: Callable[[], object], table: str) -> int:
+def database_work(
+    store: EventStore, run: Callable[[], object], table: str, column: str | None = None
+) -> int:
     """What the database does for `run`: SQLite's steps, or the rows of `table` PostgreSQL
     reads (`sqlite_steps`, `rows_read`)."""
     if store.dialect == "sqlite":
         return sqlite_steps(store, run)
-    return rows_read(store, run, table)
+    return rows_read(store, run, table, column)

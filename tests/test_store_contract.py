@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from monitor import events as ev
 from monitor import upcast
 from monitor.errors import AppendOnlyError, ConflictError, StoreError, WrongDatabaseError
-from monitor.store import GENESIS, EventStore, NewEvent, Recorded, rawsql
+from monitor.store import GENESIS, EventStore, NewEvent, Recorded, rawsql, schema
 from monitor.store.verify import verify as verify_chain
 
 T0 = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
@@ -246,6 +246,30 @@ def test_last_is_the_last_record_of_its_stream(store: EventStore) -> None:
     last = store.last("milestone:m")
     assert last is not None
     assert (last.position, last.stream_version, last.data["to_status"]) == (3, 2, "at_risk")
+
+
+def _indexes(store: EventStore) -> set[str]:
+    sql = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if store.dialect == "sqlite"
+        else "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    )
+    with store.engine.connect() as conn:
+        return set(conn.exec_driver_sql(sql).scalars())
+
+
+def test_a_log_made_before_the_outbox_index_gains_it_when_a_writer_opens_it(db_url: str) -> None:
+    store = EventStore.open(db_url)
+    assert schema.OUTBOX_INDEX in _indexes(store)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP INDEX {schema.OUTBOX_INDEX}")
+    store.close()
+    reader = EventStore.open(db_url, read_only=True)  # creates nothing
+    assert schema.OUTBOX_INDEX not in _indexes(reader)
+    reader.close()
+    store = EventStore.open(db_url)
+    assert schema.OUTBOX_INDEX in _indexes(store)
+    store.close()
 
 
 def test_appending_compiles_no_statement_again(sqlite_url: str) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from monitor.errors import AppendOnlyError, StoreError, WrongDatabaseError
 from monitor.redact import redact_url
@@ -122,9 +121,14 @@ class EventStore:
             raise StoreError(f"event log: write failed: {_first_line(exc)}") from exc
 
     @contextmanager
-    def _reading(self) -> Iterator[sa.Connection]:
+    def _reading(self, *, one_snapshot: bool = False) -> Iterator[sa.Connection]:
+        """A connection to read with; `one_snapshot`: its statements see the log as of one
+        moment (SQLite's read transaction does already; PostgreSQL's READ COMMITTED would
+        give each statement a snapshot of its own)."""
         try:
             with self.engine.connect() as conn:
+                if one_snapshot and self.dialect == "postgresql":
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 yield conn
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"event log: read failed: {_first_line(exc)}") from exc
@@ -337,6 +341,30 @@ class EventStore:
         with self._reading() as conn:
             return {found: int(n) for found, n in conn.execute(query.group_by(value))}
 
+    def count_states_among(
+        self, projection: str, by: str, among: Sequence[str], *, unless: str | None = None
+    ) -> tuple[dict[str, int], int]:
+        """How many state rows hold each of the values `among` of their field `by`, and how
+        many hold another (or none); rows whose field `unless` is true are left out.
+
+        The database finds the first through an index of the field (the outbox's,
+        `schema.outbox_index`) and counts the others as all the rows less the first and those
+        left out, from indexes too, so that their states are not read: the outbox keeps every
+        alert ever queued, nearly all of them delivered, and PostgreSQL answers no GROUP BY of
+        a field from the index alone (it scans no index of expressions without the table).
+        The counts are taken in one snapshot, so that they add up."""
+        table, value = projection_state, _field(self.dialect, by)
+        rows = _rows(self.dialect, projection, unless)
+        query = sa.select(value, sa.func.count()).where(*rows, value.in_(list(among)))
+        every = sa.select(sa.func.count()).where(table.c.name == projection)
+        with self._reading(one_snapshot=True) as conn:
+            found = {str(v): int(n) for v, n in conn.execute(query.group_by(value))}
+            others = int(conn.execute(every).scalar_one()) - sum(found.values())
+            if unless is not None:
+                flagged = _field(self.dialect, unless) == _TRUE[self.dialect]
+                others -= int(conn.execute(every.where(flagged)).scalar_one())
+        return found, others
+
     def find_states(
         self,
         projection: str,
@@ -385,20 +413,26 @@ class EventStore:
 def _field(
     dialect: str, name: str, kind: type[sa.types.TypeEngine[Any]] = sa.Text
 ) -> sa.ColumnElement[Any]:
-    """A top-level field of a projection's JSON state, read by the database (text, or `kind`)."""
-    state = projection_state.c.state
+    """A top-level field of a projection's JSON state, read by the database (text, or `kind`)
+    and spelled as the outbox's index spells it (`schema.state_field`)."""
+    field = schema.state_field(dialect, name)
+    if kind is sa.Text:
+        return field
     if dialect == "sqlite":  # json_extract gives numbers as numbers already
-        return sa.func.json_extract(state, f'$."{name}"', type_=kind)
-    text = sa.cast(state, postgresql.JSONB)[name].astext
-    return text if kind is sa.Text else sa.cast(text, kind)
+        return sa.type_coerce(field, kind)
+    return sa.cast(field, kind)
+
+
+# a true field as `_field` reads it
+_TRUE: dict[str, Any] = {"sqlite": 1, "postgresql": "true"}
 
 
 def _rows(dialect: str, projection: str, unless: str | None) -> list[sa.ColumnElement[bool]]:
     """The projection's rows, without those whose field `unless` is true."""
     where = [projection_state.c.name == projection]
     if unless is not None:
-        flag = _field(dialect, unless)  # SQLite: 1 for true; PostgreSQL: 'true'
-        where.append(sa.func.coalesce(flag, "") != (1 if dialect == "sqlite" else "true"))
+        flag = _field(dialect, unless)
+        where.append(sa.func.coalesce(flag, "") != _TRUE[dialect])
     return where
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from monitor.errors import StoreError, WrongDatabaseError
 from monitor.redact import redact_url
@@ -95,6 +96,40 @@ projection_state = sa.Table(
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
+
+
+def state_field(
+    dialect: str, name: str, state: sa.ColumnElement[str] = projection_state.c.state
+) -> sa.ColumnElement[Any]:
+    """A top-level field of a projection row's JSON state, read by the database (SQLite's
+    json_extract gives numbers as numbers; PostgreSQL's ->> gives text).
+
+    The field's name is written into the statement, not bound: an index on an expression
+    serves only the queries that spell it alike (`outbox_index`)."""
+    path = f'$."{name}"' if dialect == "sqlite" else name
+    written = sa.literal_column("'" + path.replace("'", "''") + "'", sa.Text)
+    if dialect == "sqlite":
+        return sa.func.json_extract(state, written, type_=sa.Text)
+    return sa.cast(state, postgresql.JSONB).op("->>", return_type=sa.Text)(written)
+
+
+def outbox_index(dialect: sa.Dialect) -> str:
+    """The outbox rows' index by status and test flag (no other projection's rows are in it):
+    `monitor status` and `monitor alerts` count the alerts by status and pick the pending and
+    abandoned ones, and the outbox keeps every alert ever queued (`EventStore.count_states_among`).
+    Created when a writer opens the log, so that a log made before it gains it too."""
+    state = sa.column("state", sa.Text)
+    fields = [state_field(dialect.name, f, state) for f in ("status", "test")]
+    spelled = [str(f.compile(dialect=dialect)) for f in fields]
+    if dialect.name == "postgresql":  # an expression in a PostgreSQL index is parenthesized
+        spelled = [f"({f})" for f in spelled]
+    return (
+        f"CREATE INDEX IF NOT EXISTS {OUTBOX_INDEX} ON projection_state "
+        f"(name, {', '.join(spelled)}) WHERE name = 'outbox'"
+    )
+
+
+OUTBOX_INDEX = "ix_projection_state_outbox_status"
 
 APPEND_ONLY = "events are append-only"
 
@@ -197,6 +232,7 @@ def create_schema(engine: sa.Engine) -> None:
         metadata.create_all(conn, checkfirst=True)
         for ddl in triggers:
             conn.exec_driver_sql(ddl)
+        conn.exec_driver_sql(outbox_index(conn.dialect))
 
 
 # the tables a monitor makes (the working state's are `monitor.workstate`'s)
