@@ -62,9 +62,11 @@ class Clients:
         """Once the polls and sends started before a reload are done: the polls' deferred
         writes, then the clients; at once when cancelled (the daemon stops, its in-flight work
         done or abandoned). `delay`, a lease, lets a tick that took these clients just before
-        the reload start its work on them; a poll still parsing a long body after it, or
-        fetching under a longer fetch_timeout, is waited for (its recording needs the writer),
-        and so is an alert still being sent (a slow receiver needs the webhook client)."""
+        the reload start its work on them (a tick takes them once its claims return, so a claim
+        that waits longer starts its work on the new clients); a poll still parsing a long body
+        after it, or fetching under a longer fetch_timeout, is waited for (its recording needs
+        the writer), and so is an alert still being sent (a slow receiver needs the webhook
+        client)."""
         try:
             await poll.flush_unchanged(self.poller)
             await asyncio.sleep(delay)

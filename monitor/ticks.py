@@ -192,9 +192,14 @@ class Ticks:
             )
 
     async def deliver_tick(self) -> None:
+        """Claim the due alerts and send each in a task of its own.
+
+        The dispatcher is the one in effect once the claim returns, not when it began: a claim
+        can wait longer than a reload's lease (a database slow to answer), and the clients the
+        reload replaced are closed once that lease has passed and their dispatcher is idle.
+        """
         if self.stopping:
             return
-        d = self.clients.dispatcher
         now = datetime.now(UTC)
         claimed = await asyncio.to_thread(
             alertwork.claim_alerts,
@@ -203,8 +208,9 @@ class Ticks:
             now=now.timestamp(),
             lease=deliver.LEASE_SECONDS,
             limit=50,
-            skip_channels=d.held_channels(),
+            skip_channels=self.clients.dispatcher.held_channels(),
         )
+        d = self.clients.dispatcher
         for alert_id, _ in claimed:
             if alert_id in self.delivering:
                 continue  # its lease ran out while this process sends it: the claim renewed it

@@ -703,6 +703,66 @@ def test_a_reload_during_a_slow_send_closes_the_old_client_only_once_it_is_answe
     assert (kind, data["attempt"]) == ("AlertDelivered", 1), data
 
 
+def test_a_claim_that_outlasts_a_reload_sends_through_the_new_client(
+        tmp_path: Path, pg_url: str, feed_server: FeedServer, receiver: WebhookReceiver,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deliver tick whose claim is still waiting when a reload's lease runs out sends through
+    the clients of the configuration then in effect, not through those the reload closed: the
+    alert is delivered at its first attempt, in one request."""
+    feed_server.route("/news.xml", body=rss([]))
+    path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")}, db_url=pg_url,
+                        channels=channels(1, receiver.url()), notify=("hook",))
+    monkeypatch.setattr(Daemon, "lease", lambda self: 0.5)
+    store = open_store(load(path, ENV))
+    q = AlertQueued(alert_id="alt_" + "6" * 32, channel_id="hook", milestone_id="m", subject="s",
+                    payload={})
+    with store.transaction() as tx:
+        tx.append([NewEvent(q)])
+        alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, datetime.now(UTC).timestamp())
+    store.close()
+    # another connection's lock on alert_work keeps the tick's claim (a SELECT … FOR UPDATE)
+    # waiting, and nothing the reload does
+    engine = sa.create_engine(pg_url)
+    locker = engine.connect()
+
+    async def reload_while_claiming() -> bool:
+        daemon = Daemon(load(path, ENV), ENV)
+        await daemon.start()
+        old = daemon.clients
+        try:
+            locker.exec_driver_sql("LOCK TABLE alert_work IN EXCLUSIVE MODE")
+            tick = asyncio.ensure_future(daemon.deliver_tick())
+            await asyncio.sleep(0.2)  # the tick has begun its claim, which waits for the lock
+            assert not tick.done()
+            path.write_text(path.read_text().replace('timeout = "5s"', 'timeout = "6s"'))
+            await daemon._reload("test")
+            assert daemon.clients is not old
+            # the lease runs out and the old clients, idle, close while the claim still waits
+            await asyncio.wait_for(asyncio.gather(*daemon.retiring), timeout=5)
+            assert not tick.done()
+            locker.rollback()
+            await tick
+            await asyncio.gather(*daemon.inflight)
+            return old.client.is_closed
+        finally:
+            locker.rollback()
+            for task in daemon.retiring:
+                task.cancel()
+            await asyncio.gather(*daemon.retiring, return_exceptions=True)
+            await daemon.close()
+
+    try:
+        assert asyncio.run(reload_while_claiming())
+    finally:
+        locker.close()
+        engine.dispose()
+    assert receiver.count(q.alert_id) == 1
+    [received] = receiver.received
+    assert received.verified
+    [(kind, data)] = alert_events(path)[1:]
+    assert (kind, data["attempt"]) == ("AlertDelivered", 1), data
+
+
 def test_a_slow_429_retries_a_minute_after_the_answer_not_after_the_claim(
         tmp_path: Path, feed_server: FeedServer, receiver: WebhookReceiver) -> None:
     receiver.respond(Reply(status=429, delay=1.0))  # no Retry-After: a minute at least
