@@ -176,6 +176,12 @@ class Ticks:
             await self._guard(poll.renew_leases(self.poller, self.lease()))
 
     async def _poll_one(self, work: workstate.FeedWork) -> None:
+        try:
+            self.poller.config.feed(work.feed_id)
+        except KeyError:  # claimed under the configuration a reload replaced, which removed it:
+            # not polled (its lease lapses; nothing is recorded of a feed no longer watched)
+            log.debug("feed '%s': removed by a reload since it was claimed", work.feed_id)
+            return
         report = await poll.poll_feed(self.poller, work)
         log.debug("feed '%s': %s", report.feed_id, report.outcome)
         if report.outcome == "failed":

@@ -141,6 +141,44 @@ def test_claims_skip_feeds_not_configured_here_and_carry_health(
     store.close()
 
 
+def test_a_feed_a_reload_removed_after_its_claim_is_not_polled(
+    tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tick's claim reads the configuration it began with; a reload meanwhile may remove a
+    claimed feed. That feed is not fetched nor recorded (it was a KeyError's traceback, logged
+    as a bug), and the others are polled."""
+    for name in ("a", "b"):
+        feed_server.route(f"/{name}.xml", body=BODY)
+    both = {name: feed_server.url(f"/{name}.xml") for name in ("a", "b")}
+    path = write_config(tmp_path, feeds=both)
+
+    async def claim_then_reload() -> None:
+        daemon = Daemon(load(path), {})
+        await daemon.start()
+        try:
+            make_all_due(daemon.store)
+            works = workstate.claim_feeds(
+                daemon.store, owner=daemon.instance, now=time.time(), lease=60, limit=10,
+                feed_ids={"a", "b"},
+            )  # fmt: skip
+            write_config(tmp_path, feeds={"a": both["a"]})
+            await daemon._reload("test")
+            for work in sorted(works, key=lambda w: w.feed_id):
+                await daemon._poll_one(work)
+        finally:
+            await daemon.close()
+
+    with caplog.at_level(logging.DEBUG, logger="monitor"):
+        asyncio.run(claim_then_reload())
+    assert (feed_server.hits("/a.xml"), feed_server.hits("/b.xml")) == (1, 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "feed 'b': removed by a reload since it was claimed" in caplog.text
+    store = open_store(load(path))
+    found = {r.data.get("feed_id") for r in store.read(types=("ItemDiscovered",))}
+    store.close()
+    assert found == {"a"}
+
+
 def test_a_heartbeat_that_cannot_be_written_stops_no_poll(
     tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
