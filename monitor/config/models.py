@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -11,7 +12,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -210,14 +210,18 @@ class Config(Model):
     channels: tuple[Channel, ...] = ()
     aliases: Aliases = {}
     milestones: tuple[Milestone, ...] = ()
-    # kind -> (the tuple indexed, id -> entry); rebuilt when model_copy swaps the tuple
-    _index: dict[str, tuple[object, dict[str, Any]]] = PrivateAttr(default_factory=dict)
+    @cached_property
+    def lookups(self) -> dict[str, tuple[object, dict[str, Any]]]:
+        """kind -> (the tuple indexed, id -> entry), filled as entries are looked up and
+        rebuilt when model_copy swaps the tuple. A plain attribute once made: a private one
+        costs pydantic's lookup, a few microseconds at every poll."""
+        return {}
 
     def _lookup(self, kind: str, entries: tuple[Any, ...], id: str) -> Any:
-        cached = self._index.get(kind)
+        cached = self.lookups.get(kind)
         if cached is None or cached[0] is not entries:
             cached = (entries, {entry.id: entry for entry in entries})
-            self._index[kind] = cached
+            self.lookups[kind] = cached
         try:
             return cached[1][id]
         except KeyError:
