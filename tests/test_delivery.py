@@ -71,6 +71,19 @@ def setup(tmp_path: Path, feed_server: FeedServer, smtp_port: int, hook_url: str
 deliver_at = functools.partial(kit.deliver_at, env=ENV)  # one dispatcher tick at a set time
 
 
+def queue_hook_alert(path: Path, digit: str, when: datetime | None = None) -> AlertQueued:
+    """An alert to the channel "hook", queued in the log of `path` for `when` (now)."""
+    store = open_store(load(path, ENV))
+    q = AlertQueued(alert_id="alt_" + digit * 32, channel_id="hook", milestone_id="m", subject="s",
+                    payload={})
+    with store.transaction() as tx:
+        tx.append([NewEvent(q)])
+        alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id,
+                              (when or datetime.now(UTC)).timestamp())
+    store.close()
+    return q
+
+
 def alert_events(path: Path) -> list[tuple[str, dict[str, object]]]:
     store = open_store(load(path, ENV))
     try:
@@ -666,13 +679,7 @@ def test_a_reload_during_a_slow_send_closes_the_old_client_only_once_it_is_answe
     receiver.respond(Reply(delay=2.0))  # four leases
     path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
     monkeypatch.setattr(Daemon, "lease", lambda self: 0.5)
-    store = open_store(load(path, ENV))
-    q = AlertQueued(alert_id="alt_" + "5" * 32, channel_id="hook", milestone_id="m", subject="s",
-                    payload={})
-    with store.transaction() as tx:
-        tx.append([NewEvent(q)])
-        alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, datetime.now(UTC).timestamp())
-    store.close()
+    q = queue_hook_alert(path, "5")
 
     async def reload_while_sending() -> bool:
         daemon = Daemon(load(path, ENV), ENV)
@@ -713,13 +720,7 @@ def test_a_claim_that_outlasts_a_reload_sends_through_the_new_client(
     path = write_config(tmp_path, feeds={"news": feed_server.url("/news.xml")}, db_url=pg_url,
                         channels=channels(1, receiver.url()), notify=("hook",))
     monkeypatch.setattr(Daemon, "lease", lambda self: 0.5)
-    store = open_store(load(path, ENV))
-    q = AlertQueued(alert_id="alt_" + "6" * 32, channel_id="hook", milestone_id="m", subject="s",
-                    payload={})
-    with store.transaction() as tx:
-        tx.append([NewEvent(q)])
-        alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, datetime.now(UTC).timestamp())
-    store.close()
+    q = queue_hook_alert(path, "6")
     # another connection's lock on alert_work keeps the tick's claim (a SELECT … FOR UPDATE)
     # waiting, and nothing the reload does
     engine = sa.create_engine(pg_url)
@@ -768,13 +769,7 @@ def test_a_slow_429_retries_a_minute_after_the_answer_not_after_the_claim(
     receiver.respond(Reply(status=429, delay=1.0))  # no Retry-After: a minute at least
     path = setup(tmp_path, feed_server, 1, receiver.url(), notify=("hook",))
     now = datetime.now(UTC)
-    store = open_store(load(path, ENV))
-    q = AlertQueued(alert_id="alt_" + "4" * 32, channel_id="hook", milestone_id="m", subject="s",
-                    payload={})
-    with store.transaction() as tx:
-        tx.append([NewEvent(q)])
-        alertwork.queue_alert(tx.conn, q.alert_id, q.channel_id, now.timestamp())
-    store.close()
+    queue_hook_alert(path, "4", now)
     [outcome] = deliver_at(path, now)
     assert outcome.status == "retry"
     [(kind, data)] = alert_events(path)[1:]
