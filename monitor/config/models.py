@@ -210,6 +210,7 @@ class Config(Model):
     channels: tuple[Channel, ...] = ()
     aliases: Aliases = {}
     milestones: tuple[Milestone, ...] = ()
+
     @cached_property
     def lookups(self) -> dict[str, tuple[object, dict[str, Any]]]:
         """kind -> (the tuple indexed, id -> entry), filled as entries are looked up and
