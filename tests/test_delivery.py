@@ -84,6 +84,17 @@ def queue_hook_alert(path: Path, digit: str, when: datetime | None = None) -> Al
     return q
 
 
+def assert_delivered_once_at_first_attempt(path: Path, receiver: WebhookReceiver,
+                                           alert_id: str) -> None:
+    """The receiver got one signed request for the alert, and the log says: delivered, at
+    attempt 1 (the alert's only event after its queueing)."""
+    assert receiver.count(alert_id) == 1
+    [received] = receiver.received
+    assert received.verified
+    [(kind, data)] = alert_events(path)[1:]
+    assert (kind, data["attempt"]) == ("AlertDelivered", 1), data
+
+
 def alert_events(path: Path) -> list[tuple[str, dict[str, object]]]:
     store = open_store(load(path, ENV))
     try:
@@ -703,11 +714,7 @@ def test_a_reload_during_a_slow_send_closes_the_old_client_only_once_it_is_answe
             await daemon.close()
 
     assert asyncio.run(reload_while_sending())
-    assert receiver.count(q.alert_id) == 1
-    [received] = receiver.received
-    assert received.verified
-    [(kind, data)] = alert_events(path)[1:]
-    assert (kind, data["attempt"]) == ("AlertDelivered", 1), data
+    assert_delivered_once_at_first_attempt(path, receiver, q.alert_id)
 
 
 def test_a_claim_that_outlasts_a_reload_sends_through_the_new_client(
@@ -757,11 +764,7 @@ def test_a_claim_that_outlasts_a_reload_sends_through_the_new_client(
     finally:
         locker.close()
         engine.dispose()
-    assert receiver.count(q.alert_id) == 1
-    [received] = receiver.received
-    assert received.verified
-    [(kind, data)] = alert_events(path)[1:]
-    assert (kind, data["attempt"]) == ("AlertDelivered", 1), data
+    assert_delivered_once_at_first_attempt(path, receiver, q.alert_id)
 
 
 def test_a_slow_429_retries_a_minute_after_the_answer_not_after_the_claim(

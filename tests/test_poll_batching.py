@@ -367,21 +367,21 @@ async def owners_while_slow_polls(daemon: Daemon) -> tuple[list[str | None], int
     return owners, workstate.feed_rows(daemon.store)["slow"].polls
 
 
-def test_run_once_keeps_the_leases_of_its_long_polls(
-    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`run --once` claims every feed at its start: a poll still running after its lease would
-    be up keeps it, so another daemon cannot claim the feed meanwhile."""
+def run_once_beside_another_claim(
+    tmp_path: Path, feed_server: FeedServer, *, tick: str, after: float
+) -> list[workstate.FeedWork]:
+    """What another daemon's claim takes, `after` seconds in, of the one feed a `run --once`
+    is polling (it answers in 4 s; the caller patches Daemon.lease to 2 s); the feed is fetched
+    once."""
     feed_server.route("/slow.xml", body=BODY, delay=4)
     path = write_config(
-        tmp_path, feeds={"slow": feed_server.url("/slow.xml")}, extra_settings='tick = "1s"'
+        tmp_path, feeds={"slow": feed_server.url("/slow.xml")}, extra_settings=f'tick = "{tick}"'
     )
-    monkeypatch.setattr(Daemon, "lease", lambda self: 2.0)
 
     async def other_claims_meanwhile() -> list[workstate.FeedWork]:
         daemon = Daemon(load(path), {})
         once = asyncio.ensure_future(daemon.run_once())
-        await asyncio.sleep(3)  # past the lease the run took at its start
+        await asyncio.sleep(after)
         store = open_store(load(path))
         claim = functools.partial(
             workstate.claim_feeds, store, owner="other", now=time.time(), lease=60, limit=1,
@@ -392,8 +392,19 @@ def test_run_once_keeps_the_leases_of_its_long_polls(
         assert await once == 0
         return taken
 
-    assert asyncio.run(other_claims_meanwhile()) == []
+    taken = asyncio.run(other_claims_meanwhile())
     assert feed_server.hits("/slow.xml") == 1
+    return taken
+
+
+def test_run_once_keeps_the_leases_of_its_long_polls(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run --once` claims every feed at its start: a poll still running after its lease would
+    be up keeps it, so another daemon cannot claim the feed meanwhile."""
+    monkeypatch.setattr(Daemon, "lease", lambda self: 2.0)
+    # past the lease the run took at its start
+    assert run_once_beside_another_claim(tmp_path, feed_server, tick="1s", after=3) == []
 
 
 def test_a_reload_keeps_renewing_the_leases_of_the_polls_it_left_running(
@@ -455,28 +466,9 @@ def test_leases_are_renewed_in_time_when_a_tick_is_longer_than_half_a_lease(
 ) -> None:
     """A tick of 3 s and a lease of 2 s: renewing once a tick, the lease would lapse a second
     before the next renewal and another daemon could claim the feed meanwhile."""
-    feed_server.route("/slow.xml", body=BODY, delay=4)
-    path = write_config(
-        tmp_path, feeds={"slow": feed_server.url("/slow.xml")}, extra_settings='tick = "3s"'
-    )
     monkeypatch.setattr(Daemon, "lease", lambda self: 2.0)
-
-    async def other_claims_meanwhile() -> list[workstate.FeedWork]:
-        daemon = Daemon(load(path), {})
-        once = asyncio.ensure_future(daemon.run_once())
-        await asyncio.sleep(2.5)  # past the lease the run took at its start, before a tick
-        store = open_store(load(path))
-        claim = functools.partial(
-            workstate.claim_feeds, store, owner="other", now=time.time(), lease=60, limit=1,
-            feed_ids=["slow"], due_only=False,
-        )  # fmt: skip
-        taken = await asyncio.to_thread(claim)
-        store.close()
-        assert await once == 0
-        return taken
-
-    assert asyncio.run(other_claims_meanwhile()) == []
-    assert feed_server.hits("/slow.xml") == 1
+    # past the lease the run took at its start, before a tick
+    assert run_once_beside_another_claim(tmp_path, feed_server, tick="3s", after=2.5) == []
 
 
 @pytest.mark.parametrize("unchanged", [False, True])
