@@ -755,3 +755,36 @@ def test_tuned_urljoin_joins_as_feedparsers_own(base: str, start: str, rest: str
     with feedtuning.as_shipped():
         stock = feedparser.mixin._urljoin(base, start + rest)
     assert tuned == stock
+
+
+# the C1 controls feedparser maps, their neighbours, and text on either side of the BMP's end
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(min_codepoint=0x7E, max_codepoint=0xA1),
+        st.sampled_from("aé日本語€\ufffd\uffff\U00010000😀\U0010ffff"),
+    ),
+    max_size=12,
+)
+
+
+@settings(deadline=None)
+@given(_TEXT)
+def test_tuned_windows_1252_map_translates_as_feedparsers_own(text: str) -> None:
+    """feedparser's map of C1 controls to windows-1252 characters, as a table: every text
+    comes out alike, characters past the table's end included."""
+    assert feedtuning.installed()
+    tuned = text.translate(feedparser.mixin._cp1252)
+    with feedtuning.as_shipped():
+        stock = text.translate(feedparser.mixin._cp1252)
+    assert tuned == stock
+
+
+def test_c1_controls_in_a_feed_read_as_windows_1252_characters() -> None:
+    """The table in place: an item title holding U+0080 and U+0099 (a windows-1252 feed read
+    as Latin-1) comes out with the euro and trade mark signs feedparser maps them to."""
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        "<item><title>5\u0080 \u65e5\u0099</title><guid>g</guid></item></channel></rss>"
+    ).encode()
+    [entry] = parse_feed(body, now=NOW).entries
+    assert entry.title == "5€ 日™"

@@ -62,7 +62,7 @@ def test_the_whole_corpus_is_present() -> None:
 
 
 def test_tuned_feedparser_reads_every_feed_as_feedparser_as_it_ships() -> None:
-    """monitor.feedtuning's two shortcuts change nothing feedparser reads from any feed of the
+    """monitor.feedtuning's shortcuts change nothing feedparser reads from any feed of the
     corpus: the same feed and entries, details and all."""
     assert feedtuning.installed()
 
