@@ -140,7 +140,7 @@ def build(path: Path, total: int) -> tuple[Any, EventStore]:
         for n in range(RELOADS - 1)
     ]
     store.append([NewEvent(e) for e in changes])
-    runtime.apply_config(store, config, instance="bench", now=datetime.now(UTC))
+    runtime.apply_config(store, config, instance="bench")
     return config, store
 
 
@@ -178,7 +178,7 @@ def run(total: int = 200_000) -> None:
         print(f"  ({head} events written in {time.perf_counter() - started:.0f} s)")
         timed(
             f"apply_config (nothing to record, {RELOADS:,} applied)",
-            lambda: runtime.apply_config(store, config, instance="b", now=datetime.now(UTC)),
+            lambda: runtime.apply_config(store, config, instance="b"),
         )
         timed("baseline_conflicts", lambda: runtime.baseline_conflicts(store, config))
         timed(

@@ -176,7 +176,7 @@ class Daemon(Ticks):
     def _take_config(self, now: datetime) -> None:
         """What the configuration in effect records at start and reload: ConfigApplied, webhook
         channels enabled again, baselines; then the feeds' rows."""
-        applied = runtime.apply_config(self.store, self.config, instance=self.instance, now=now)
+        applied = runtime.apply_config(self.store, self.config, instance=self.instance)
         if applied is not None:
             log.info("configuration %s applied", applied.config_sha256[:12])
         self._enable_moved()

@@ -95,9 +95,7 @@ def config_change(
     return out
 
 
-def apply_config(
-    store: EventStore, config: Config, *, instance: str, now: datetime
-) -> ConfigApplied | None:
+def apply_config(store: EventStore, config: Config, *, instance: str) -> ConfigApplied | None:
     """Record ConfigApplied unless the last one recorded is this very configuration.
 
     Only the stream's last event is read: the stream gains one at every reload, for ever."""

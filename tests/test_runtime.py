@@ -178,11 +178,11 @@ def test_applying_the_configuration_reads_only_the_last_one_applied(
             earlier = store.stream_version("config:main")
             store.append([NewEvent(ConfigApplied(config_sha256=f"{n:064x}"))
                           for n in range(earlier, reloads)])
-            applied = apply_config(store, config, instance="t", now=NOW)
+            applied = apply_config(store, config, instance="t")
             assert applied is not None and applied.feeds_added == ("a", "b")
             assert store.stream_version("config:main") == reloads + 1
             work.append(database_work(
-                store, lambda: apply_config(store, config, instance="t", now=NOW), "events"))
+                store, lambda: apply_config(store, config, instance="t"), "events"))
             assert store.stream_version("config:main") == reloads + 1  # the same: nothing new
     finally:
         store.close()
