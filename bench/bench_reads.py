@@ -30,8 +30,7 @@ from monitor.events import (
     MilestoneMatched,
 )
 from monitor.review import Filter
-from monitor.store import EventStore, NewEvent
-from monitor.store import eventstore as eventstore_module
+from monitor.store import EventStore, NewEvent, logreads
 
 CONFIG = """
 [settings]
@@ -146,13 +145,13 @@ def build(path: Path, total: int) -> tuple[Any, EventStore]:
 
 def timed(label: str, run: Callable[[], Any], note: str = "") -> None:
     decoded = [0]
-    real = eventstore_module.to_record
+    real = logreads.to_record
 
     def counted(row: Any) -> Any:
         decoded[0] += 1
         return real(row)
 
-    eventstore_module.to_record = counted
+    logreads.to_record = counted
     try:
         best = float("inf")
         for _ in range(3):
@@ -161,7 +160,7 @@ def timed(label: str, run: Callable[[], Any], note: str = "") -> None:
             run()
             best = min(best, time.perf_counter() - started)
     finally:
-        eventstore_module.to_record = real
+        logreads.to_record = real
     line(label, f"{best * 1000:.1f} ms", f"{decoded[0]} events decoded {note}".rstrip())
 
 

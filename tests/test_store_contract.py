@@ -968,16 +968,16 @@ def test_a_feed_filter_decodes_only_that_feeds_events(
 
 def decoded_positions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The positions of the records the store decodes from now on, in order."""
-    from monitor.store import eventstore
+    from monitor.store import logreads
 
     decoded: list[int] = []
-    real = eventstore.to_record
+    real = logreads.to_record
 
     def counted(row: Any) -> Recorded:
         decoded.append(row[0])
         return real(row)
 
-    monkeypatch.setattr(eventstore, "to_record", counted)
+    monkeypatch.setattr(logreads, "to_record", counted)
     return decoded
 
 
