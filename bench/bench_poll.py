@@ -341,7 +341,7 @@ def changed_rows(tmp: Path, base: str, root: Path) -> None:
             ratios[label].append((poll_cpu / ref_cpu, poll_cpu / polls, ref_cpu / polls))
     for label, runs in ratios.items():
         ratio, per_poll, per_ref = sorted(runs)[LOGS // 2]
-        every = f"logs {sorted(runs)[0][0]:.2f}–{sorted(runs)[-1][0]:.2f}"
+        every = f"logs {min(runs)[0]:.2f}–{max(runs)[0]:.2f}"
         row(f"feedparser.parse alone, body of {label}", f"{per_ref * 1000:.2f} ms", "(reference)")
         row(f"changed poll, {label}: CPU", f"{per_poll * 1000:.2f} ms")
         row(f"  … ÷ feedparser alone ({every})", f"{ratio:.2f}×", "≤ 1.3×", ratio <= 1.3)

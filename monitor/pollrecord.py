@@ -77,9 +77,14 @@ def next_poll(p: Poller, feed: Feed, now: datetime) -> float:
 
 
 def _health_events(tx: Transaction, feed: Feed, work: FeedWork, result: FetchResult) -> list[Event]:
-    """FeedRecovered after a failure, FeedMoved after a permanent redirect."""
+    """FeedRecovered after a failure, FeedMoved after a permanent redirect.
+
+    A feed its claim found healthy has no failure to recover from: only the lease holder
+    records feed events, so that holds while the lease does, and a poll that outlived its lease
+    leaves the recovery to the next poll, whose claim reads the health again. Any other health,
+    or none, is read in the transaction."""
     out: list[Event] = []
-    health = tx.state("feeds", feed.id) or {}
+    health = {} if work.health == "ok" else tx.state("feeds", feed.id) or {}
     if health.get("health") in ("failing", "gone"):
         out.append(
             FeedRecovered(

@@ -20,7 +20,7 @@ from monitor.clients import Clients, fetch_limits
 from monitor.daemon import Daemon
 from monitor.fetch import Fetcher
 from monitor.runtime import open_store
-from monitor.store import EventStore
+from monitor.store import EventStore, Transaction
 from tests.feedserver import FeedServer
 from tests.kit import kept_logging, load, rss, run_once, write_config
 
@@ -58,6 +58,31 @@ def test_recovery_is_recorded_when_the_first_good_answer_is_a_304(
     run_once(path)
     run_once(path)
     assert feed_server.requests("/a.xml")[-1].get("If-None-Match") == '"v1"'
+    assert feed_types(path, "a") == ["FeedFailed", "FeedRecovered"]
+
+
+def test_a_changed_poll_reads_the_feeds_health_only_when_its_claim_found_it_unwell(
+    tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim reads each feed's health; a changed poll of a feed it found healthy has no
+    failure to recover from and spares the read in its transaction, one it found failing reads
+    it there and records the recovery."""
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/a.xml")})
+    read: list[tuple[str, str]] = []
+    real_state = Transaction.state
+
+    def state(tx: Transaction, projection: str, key: str) -> dict[str, Any] | None:
+        read.append((projection, key))
+        return real_state(tx, projection, key)
+
+    monkeypatch.setattr(Transaction, "state", state)
+    story = {"title": "Unrelated story", "link": "https://news.example.com/"}
+    for n, status in enumerate([200, 500, 200, 200]):  # new body, failure, new body, new body
+        feed_server.route("/a.xml", status=status, body=rss([{**story, "guid": f"g{n}"}]))
+        read.clear()
+        run_once(path)
+        failing_before = n == 2
+        assert (("feeds", "a") in read) == (status == 500 or failing_before), n
     assert feed_types(path, "a") == ["FeedFailed", "FeedRecovered"]
 
 
