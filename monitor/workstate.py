@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from monitor.config import Config
@@ -166,30 +165,22 @@ def claim_feeds(
     """Lease up to `limit` due feeds (all of `feed_ids` when due_only is False)."""
     if not feed_ids:
         return []
-    c = feed_state.c
-    free = sa.or_(c.lease_expires.is_(None), c.lease_expires < now)
-    query = sa.select(feed_state).where(free)
-    if due_only:
-        query = query.where(c.next_poll_at <= now)
-    query = query.order_by(c.next_poll_at)
+    values: dict[str, Any] = {"now": now}
+    if store.dialect == "postgresql":
+        values.update(limit=limit, **rawsql.members(list(feed_ids)))
     with work_tx(store) as conn:
-        if store.dialect == "postgresql":
-            query = query.where(_member(store, c.feed_id, list(feed_ids)))
-            rows = list(conn.execute(query.limit(limit).with_for_update(skip_locked=True)))
-        else:
+        found = conn.execute(_claim_query(store.dialect, due_only), values)
+        if store.dialect != "postgresql":
             # Under SQLite's writer lock, walking the next-poll index and skipping feeds not
             # configured here costs far less than matching every row against 10,000 ids.
             wanted = feed_ids if isinstance(feed_ids, AbstractSet) else frozenset(feed_ids)
-            found = (r for r in conn.execute(query) if r.feed_id in wanted)
-            rows = list(itertools.islice(found, limit))
+            found = (r for r in found if r.feed_id in wanted)  # type: ignore[assignment]
+        rows = list(itertools.islice(found, limit))
         if not rows:
             return []
         claimed = [r.feed_id for r in rows]
-        conn.execute(
-            feed_state.update()
-            .where(_member(store, c.feed_id, claimed))
-            .values(lease_owner=owner, lease_expires=now + lease)
-        )
+        until = {"owner": owner, "until": now + lease, **rawsql.members(claimed)}
+        conn.execute(_lease_statement(store.dialect), until)
     # Read once the claim commits: only the lease holder records feed events, so it still holds.
     health = {k: str(s.get("health")) for k, s in store.states_of("feeds", claimed).items()}
     return [
@@ -208,27 +199,49 @@ def claim_feeds(
     ]
 
 
-def _member(
-    store: EventStore, column: sa.ColumnElement[Any], values: Sequence[str]
-) -> sa.ColumnElement[bool]:
-    """`column IN values` with the list as one JSON parameter: one compiled statement, and
-    no bound-parameter per feed (10,000 of them cost more than the claim itself)."""
-    doc = orjson.dumps(list(values)).decode()
-    if store.dialect == "postgresql":
-        elements = sa.func.json_array_elements_text(sa.cast(sa.literal(doc, sa.Text), sa.JSON))
-        return column.in_(sa.select(elements))
-    return column.in_(sa.select(sa.column("value")).select_from(sa.func.json_each(doc)))
+@cache
+def _claim_query(dialect: str, due_only: bool) -> sa.Select[Any]:
+    """Free feeds (and due, with `due_only`) in next-poll order; on PostgreSQL only those in
+    `members`, at most `limit`, locked, skipping those another claim holds. Built once: a
+    claim is short, and building its statements cost more than running them."""
+    c = feed_state.c
+    now: sa.BindParameter[float] = sa.bindparam("now")
+    query = sa.select(feed_state).where(sa.or_(c.lease_expires.is_(None), c.lease_expires < now))
+    if due_only:
+        query = query.where(c.next_poll_at <= now)
+    query = query.order_by(c.next_poll_at)
+    if dialect == "postgresql":
+        query = query.where(rawsql.member(dialect, c.feed_id)).limit(sa.bindparam("limit"))
+        query = query.with_for_update(skip_locked=True)
+    return query
+
+
+@cache
+def _lease_statement(dialect: str) -> sa.Update:
+    """The feeds in `members` leased to `owner` until `until`."""
+    return (
+        feed_state.update()
+        .where(rawsql.member(dialect, feed_state.c.feed_id))
+        .values(lease_owner=sa.bindparam("owner"), lease_expires=sa.bindparam("until"))
+    )
+
+
+@cache
+def _renew_statement(dialect: str) -> sa.Update:
+    """`owner`'s leases of the feeds in `members` extended to `until`."""
+    c = feed_state.c
+    return (
+        feed_state.update()
+        .where(rawsql.member(dialect, c.feed_id), c.lease_owner == sa.bindparam("owner"))
+        .values(lease_expires=sa.bindparam("until"))
+    )
 
 
 def renew_leases(store: EventStore, *, owner: str, feed_ids: Sequence[str], until: float) -> None:
     """Extend `owner`'s leases of these feeds to `until`; a lease another has taken stays."""
-    c = feed_state.c
+    values = {"owner": owner, "until": until, **rawsql.members(list(feed_ids))}
     with work_tx(store) as conn:
-        conn.execute(
-            feed_state.update()
-            .where(_member(store, c.feed_id, feed_ids), c.lease_owner == owner)
-            .values(lease_expires=until)
-        )
+        conn.execute(_renew_statement(store.dialect), values)
 
 
 def release_feed(conn: sa.Connection, feed_id: str, *, owner: str, **values: Any) -> None:

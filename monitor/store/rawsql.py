@@ -97,22 +97,20 @@ INSERT_EVENT = events.insert()  # one object: statements are compiled once per o
 @cache
 def known_query(dialect: str, column: str) -> sa.Select[Any]:
     cols = (events.c.position, events.c.event_id, events.c.hash, events.c.dedupe_key)
-    return sa.select(*cols).where(_member(dialect, events.c[column]))
+    return sa.select(*cols).where(member(dialect, events.c[column]))
 
 
 @cache
 def streams_query(dialect: str) -> sa.Select[Any]:
     """The events of the streams in `members`, in log order."""
     cols = (events.c.stream, events.c.type, events.c.data)
-    return sa.select(*cols).where(_member(dialect, events.c.stream)).order_by(events.c.position)
+    return sa.select(*cols).where(member(dialect, events.c.stream)).order_by(events.c.position)
 
 
 @cache
 def keyed_query(dialect: str) -> sa.Select[Any]:
     """The payloads of the events recorded under the dedupe keys in `members`."""
-    return sa.select(events.c.dedupe_key, events.c.data).where(
-        _member(dialect, events.c.dedupe_key)
-    )
+    return sa.select(events.c.dedupe_key, events.c.data).where(member(dialect, events.c.dedupe_key))
 
 
 @cache
@@ -143,12 +141,12 @@ def versions_query(dialect: str) -> sa.Select[Any]:
 def states_query(dialect: str) -> sa.Select[Any]:
     table = projection_state
     return sa.select(table.c.key, table.c.state).where(
-        table.c.name == sa.bindparam("name"), _member(dialect, table.c.key)
+        table.c.name == sa.bindparam("name"), member(dialect, table.c.key)
     )
 
 
 def members(values: Sequence[str]) -> dict[str, str]:
-    """The parameter `_member` binds: the values as one JSON array."""
+    """The parameter `member` binds: the values as one JSON array."""
     return {"members": orjson.dumps(list(values)).decode()}
 
 
@@ -168,7 +166,7 @@ def _members_table(dialect: str) -> sa.TableValuedAlias:
     return sa.func.json_each(doc).table_valued("value").alias("members")
 
 
-def _member(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+def member(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     """`column IN :members`, the list bound as one JSON text value: the statement compiles
     once, no list meets a bound-parameter limit, and it is several times faster than
     an expanding IN or a PostgreSQL array parameter at a hundred values."""
