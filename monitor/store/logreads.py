@@ -28,8 +28,8 @@ def _never() -> bool:
     return False
 
 
-class LogReads:
-    """The log's reads, for EventStore, which provides `dialect` and `_reading`."""
+class Reads:
+    """What a mixin of EventStore's reads relies on: EventStore provides both."""
 
     dialect: str
 
@@ -38,6 +38,10 @@ class LogReads:
         def _reading(
             self, *, one_snapshot: bool = False
         ) -> AbstractContextManager[sa.Connection]: ...
+
+
+class LogReads(Reads):
+    """The log's reads, for EventStore."""
 
     def read(
         self,

@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
 from monitor.store import schema
+from monitor.store.logreads import Reads
 from monitor.store.rawsql import load_states
 from monitor.store.schema import projection_state
 
 
-class StateReads:
-    """The projections' reads, for EventStore, which provides `dialect` and `_reading`."""
-
-    dialect: str
-
-    if TYPE_CHECKING:
-
-        def _reading(
-            self, *, one_snapshot: bool = False
-        ) -> AbstractContextManager[sa.Connection]: ...
+class StateReads(Reads):
+    """The projections' reads, for EventStore."""
 
     def state(self, projection: str, key: str) -> dict[str, Any] | None:
         table = projection_state
