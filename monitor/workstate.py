@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,12 +169,12 @@ def claim_feeds(
     if store.dialect == "postgresql":
         values.update(limit=limit, **rawsql.members(list(feed_ids)))
     with work_tx(store) as conn:
-        found = conn.execute(_claim_query(store.dialect, due_only), values)
+        found: Iterable[Any] = conn.execute(_claim_query(store.dialect, due_only), values)
         if store.dialect != "postgresql":
             # Under SQLite's writer lock, walking the next-poll index and skipping feeds not
             # configured here costs far less than matching every row against 10,000 ids.
             wanted = feed_ids if isinstance(feed_ids, AbstractSet) else frozenset(feed_ids)
-            found = (r for r in found if r.feed_id in wanted)  # type: ignore[assignment]
+            found = (r for r in found if r.feed_id in wanted)
         rows = list(itertools.islice(found, limit))
         if not rows:
             return []
