@@ -32,8 +32,9 @@ from monitor.entries import (
 from monitor.errors import ParseError
 from monitor.feedtext import html_to_text, lookup, text_of
 from monitor.jsonfeed import parse_json_feed
+from monitor.notafeed import describe
 from monitor.oneline import printable_line
-from monitor.screen import declaration_alone, describe, inflate, screen, sniff_japanese
+from monitor.screen import declaration_alone, inflate, screen, sniff_japanese
 
 __all__ = [  # html_to_text: feedtext's
     "Draft",

@@ -29,7 +29,7 @@ _PLACES: dict[int, tuple[str, ...]] = {
         "fetch", "bodies", "connect", "netguard", "parse", "feedtuning", "entries", "jsonfeed",
         "feedtext",
         "htmlmarkup",
-        "screen", "store",
+        "screen", "notafeed", "store",
         "channels", "workstate", "alertwork",
     ),
     ORCHESTRATION: (
