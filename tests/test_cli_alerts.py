@@ -120,7 +120,7 @@ def listed(width: int, rows: list[dict[str, Any]] = LISTED) -> str:
     """`monitor alerts` as a terminal of `width` columns shows it (lines right-stripped)."""
     from rich.console import Console
 
-    from monitor.cli.alerts import AlertListing
+    from monitor.cli.alertlisting import AlertListing
 
     console = Console(width=width, highlight=False, soft_wrap=True, no_color=True, record=True,
                       file=io.StringIO())
