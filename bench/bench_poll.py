@@ -14,7 +14,6 @@ import gc
 import io
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -30,6 +29,7 @@ import aiohttp
 import feedparser
 import sqlalchemy as sa
 
+from bench.peak import peak_rss_mib
 from monitor import feedtuning, poll, workstate
 from monitor.config import load_config
 from monitor.daemon import Daemon
@@ -261,7 +261,7 @@ def rss_child(base: str, etag_file: str) -> None:
     etags = json.loads(Path(etag_file).read_text())
     with tempfile.TemporaryDirectory() as tmp:
         [(_, _, polls)] = asyncio.run(poll_round(Path(tmp), base, "f", RSS_FEEDS, etags))
-    print(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} {polls}")
+    print(f"{peak_rss_mib():.1f} {polls}")
 
 
 def row(label: str, value: str, goal: str = "", met: bool | None = None) -> None:

@@ -6,7 +6,6 @@ Run: .venv/bin/python -m bench.bench_store   (about two minutes; PostgreSQL if r
 from __future__ import annotations
 
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from bench.peak import peak_rss_mib
 from monitor.events import ItemSighted
 from monitor.store import GENESIS, EventStore, NewEvent, canonical_json
 from monitor.store.records import new_event_id, record_hash
@@ -152,7 +152,7 @@ def replay(path: str, mode: str) -> None:
             per_feed[feed] = per_feed.get(feed, 0) + 1
             count += 1
     elapsed = time.perf_counter() - started
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     print(count, elapsed, peak_mib, sum(per_feed.values()))
 
 
@@ -208,7 +208,7 @@ def log_json_child(config: str) -> None:
         app(["--config", config, "log", "--json"], standalone_mode=False)
     finally:
         elapsed = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mib = peak_rss_mib()
         print(elapsed, peak_mib, file=sys.stderr)
 
 
