@@ -101,6 +101,12 @@ class Fetcher:
         )
         self._transport: httpx.AsyncBaseTransport | None = None
 
+    @property
+    def host_queued(self) -> int:
+        """Fetches waiting for their host's slot: those beyond `per_host` at one host."""
+        size = self._limits.per_host
+        return sum(gate.users - size for gate in self._hosts.values() if gate.users > size)
+
     async def __aenter__(self) -> Self:
         check = None if self._limits.allow_private else self._policy
         self._transport = guarded_transport(check, self._kind, 2 * self._limits.concurrency)

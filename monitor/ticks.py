@@ -82,8 +82,13 @@ class Ticks:
         of reach ends well: not any job, as a full disk fails the claims of a poll tick while a
         deliver tick with nothing to send ends well (it would be said back every tick), and
         not every job, as the deadline tick may run an hour later."""
-        if not await self._guard(getattr(self, job)(), job):
-            return
+        try:
+            if not await self._guard(getattr(self, job)(), job):
+                return
+        except asyncio.CancelledError:
+            if self.stopping:  # the stop cancels a tick still waiting for room: no error
+                return
+            raise
         if job in self.unreachable or self.unreachable == {"task"}:
             self.unreachable.clear()
             log.info("event log reachable again")
@@ -128,7 +133,10 @@ class Ticks:
 
         At most `concurrency * 4` polls are in flight (a lease must outlast the queue behind
         it); a batch is claimed once half of that is free, so a busy tick costs a few claim
-        transactions rather than one per feed. Unchanged polls are written together at the end.
+        transactions rather than one per feed. Polls queued behind their own host's limit do
+        not count: 45 feeds of one hanging host filled the cap, and the other feeds went
+        unpolled until the hanging fetches timed out, two at a time (their leases are renewed
+        while they wait). Unchanged polls are written together at the end.
         """
         self._heartbeat()
         await poll.renew_leases(self.poller, self.lease())
@@ -138,7 +146,7 @@ class Ticks:
         ids = frozenset(f.id for f in self.config.feeds if f.enabled)
         try:
             while not self.stopping and loop.time() < until:
-                room = cap - len(self.inflight)
+                room = cap - len(self.inflight) + self.poller.fetcher.host_queued
                 if room < max(cap // 2, 1):
                     await asyncio.wait(
                         set(self.inflight),

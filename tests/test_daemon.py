@@ -96,6 +96,18 @@ def expire_leases(path: Path) -> None:
     store.close()
 
 
+def leased(path: Path) -> int:
+    """How many feeds a poll holds now."""
+    from monitor.workstate import feed_state
+
+    store = open_store(load(path))
+    with store.engine.connect() as conn:
+        rows = conn.execute(feed_state.select().where(feed_state.c.lease_owner.is_not(None)))
+        held = sum(1 for row in rows if (row.lease_expires or 0) > time.time())
+    store.close()
+    return held
+
+
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(
         tmp_path: Path, feed_server: FeedServer) -> None:
     feeds = {}
@@ -163,6 +175,26 @@ def test_sigterm_while_polling_exits_zero_quickly_and_the_log_verifies(
     store = open_store(load(path))
     assert store.verify().ok
     store.close()
+
+
+def test_sigterm_while_a_poll_tick_waits_for_room_is_no_error(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    # concurrency 1: room for 4 polls in flight, and a batch claimed once 2 are free. Once 3
+    # hanging feeds are claimed, the tick that claimed them waits for one to end (up to 0.9
+    # of its 5 s), and the stop cancels it there.
+    feeds = {}
+    for f in range(4):
+        feed_server.route(f"/h{f}.xml", delay=60)
+        feeds[f"h{f}"] = feed_server.url(f"/h{f}.xml")
+    path = write_config(tmp_path, feeds=feeds, extra_settings=(
+        'tick = "5s"\nfetch_timeout = "50s"\nconcurrency = 1\nper_host_concurrency = 4'))
+    proc = start(path)
+    wait_for(lambda: leased(path) >= 3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    logged = stderr_of(proc, path)
+    assert "stopped" in logged
+    assert "Traceback" not in logged and "raised an exception" not in logged, logged[-3000:]
 
 
 def dense_feed(megabytes: float) -> bytes:
@@ -324,6 +356,34 @@ def test_one_hanging_feed_does_not_delay_fifty_healthy_ones(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_a_hanging_host_with_many_feeds_does_not_delay_the_other_hosts(
+        tmp_path: Path, feed_server: FeedServer) -> None:
+    # concurrency 5: at most 20 polls in flight. The hanging host's 15 feeds wait two at a time
+    # for its slots; counted against the 20, they left no room to claim the other feeds.
+    with FeedServer() as hanging:
+        feeds = {}
+        for f in range(15):
+            hanging.route(f"/h{f}.xml", delay=60)
+            feeds[f"h{f}"] = hanging.url(f"/h{f}.xml")
+        for f in range(20):
+            feed_server.route(f"/{f}.xml", body=rss(items(f, 1)))
+            feeds[f"f{f}"] = feed_server.url(f"/{f}.xml")
+        path = write_config(tmp_path, feeds=feeds, interval="2s", extra_settings=(
+            'tick = "1s"\nfetch_timeout = "120s"\nconcurrency = 5\nper_host_concurrency = 2'))
+        proc = start(path)
+        try:
+            wait_for(lambda: min(feed_server.hits(f"/{f}.xml") for f in range(20)) >= 3,
+                     timeout=40)
+            assert sum(hanging.hits(f"/h{f}.xml") for f in range(15)) == 2  # its two slots
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=10)
+    logged = stderr_of(proc, path)
+    assert code == 0, logged[-3000:]
+    # a tick still waiting when the scheduler stops is no error
+    assert "Traceback" not in logged and "raised an exception" not in logged, logged[-3000:]
 
 
 @pytest.mark.slow

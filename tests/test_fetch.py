@@ -502,7 +502,7 @@ def test_hanging_host_does_not_delay_other_feeds(transport: str) -> None:
         for n in range(50):
             healthy.route(f"/f{n}", body=RSS)
 
-        async def go() -> tuple[list[FetchResult], int]:
+        async def go() -> tuple[list[FetchResult], int, list[int]]:
             async with Fetcher(limits, transport=transport) as fetcher:
                 stuck = [asyncio.create_task(fetcher.fetch(hanging.url("/f"))) for _ in range(10)]
                 await asyncio.sleep(0)
@@ -510,14 +510,16 @@ def test_hanging_host_does_not_delay_other_feeds(transport: str) -> None:
                     asyncio.gather(*(fetcher.fetch(healthy.url(f"/f{n}")) for n in range(50))), 30
                 )
                 pending = sum(not task.done() for task in stuck)
+                queued = [fetcher.host_queued]
                 for task in stuck:
                     task.cancel()
                 await asyncio.gather(*stuck, return_exceptions=True)
-                return done, pending
+                return done, pending, [*queued, fetcher.host_queued]
 
-        done, pending = run(go())
+        done, pending, queued = run(go())
     assert [r.body for r in done] == [RSS] * 50
     assert pending == 10
+    assert queued == [8, 0]  # beyond the host's 2 slots (the daemon's tick leaves them out)
 
 
 def test_unknown_transport_is_refused() -> None:
