@@ -16,6 +16,7 @@ protocol, too_many_redirects, redirect_loop, gone, rate_limited, http_4xx, http_
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,6 +68,7 @@ class FetchResult:
     last_modified: str | None
     content_type: str | None
     moved_to: str | None  # permanent (301/308) target of the requested URL, if any
+    moved_status: int = 0  # with moved_to: the first of those redirects' status, 301 or 308
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +155,15 @@ class Fetcher:
     async def _follow(self, url: str, target: _Target, headers: httpx.Headers) -> FetchResult:
         seen = [target.text]
         moved_to: str | None = None
+        moved_status = 0
         permanent = True  # every hop so far was 301/308, so the feed itself has moved
         while True:
             shown = url if len(seen) == 1 else f"{target.text} (redirected from {url})"
-            answer = await self._hop(target, headers, shown, moved_to)
+            answer = await self._hop(target, headers, shown)
             if isinstance(answer, FetchResult):
-                return answer
+                if moved_to is None:
+                    return answer
+                return dataclasses.replace(answer, moved_to=moved_to, moved_status=moved_status)
             status, location = answer
             try:
                 joined = urljoin(target.text, location)
@@ -175,12 +180,13 @@ class Fetcher:
                     "too_many_redirects", f"{url}: more than {self._limits.max_redirects} redirects"
                 )
             permanent = permanent and status in (301, 308)
-            moved_to = nxt.text if permanent else moved_to
+            if permanent:
+                moved_to, moved_status = nxt.text, moved_status or status
             seen.append(nxt.text)
             target = nxt
 
     async def _hop(
-        self, target: _Target, headers: httpx.Headers, url: str, moved_to: str | None
+        self, target: _Target, headers: httpx.Headers, url: str
     ) -> FetchResult | tuple[int, str]:
         """One request: the answer, or (status, Location) for a redirect; errors name `url`."""
         assert self._transport is not None, "use Fetcher as an async context manager"
@@ -213,7 +219,7 @@ class Fetcher:
                 etag=found.get("etag"),
                 last_modified=found.get("last-modified"),
                 content_type=found.get("content-type"),
-                moved_to=moved_to,
+                moved_to=None,
             )
         finally:
             await response.aclose()

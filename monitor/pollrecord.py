@@ -97,7 +97,7 @@ def _health_events(tx: Transaction, feed: Feed, work: FeedWork, result: FetchRes
                 feed_id=feed.id,
                 old_url=redact_url(work.url),
                 new_url=redact_url(result.moved_to),
-                status=301,
+                status=result.moved_status,
             )
         )
     return out

@@ -149,7 +149,7 @@ def test_permanent_redirect_reports_moved_to(
     feed_server.route("/new", body=RSS)
     result = fetch(feed_server.url("/old"), transport)
     assert (result.body, result.url) == (RSS, feed_server.url("/new"))
-    assert result.moved_to == feed_server.url("/new")
+    assert (result.moved_to, result.moved_status) == (feed_server.url("/new"), status)
 
 
 @pytest.mark.parametrize("status", [302, 307])
@@ -169,6 +169,7 @@ def test_moved_to_stops_at_the_first_temporary_hop(feed_server: FeedServer, tran
     feed_server.route("/d", body=RSS)
     result = fetch(feed_server.url("/a"), transport)
     assert (result.url, result.moved_to) == (feed_server.url("/d"), feed_server.url("/b"))
+    assert result.moved_status == 301
 
 
 def test_redirect_loop_is_named(feed_server: FeedServer, transport: str) -> None:

@@ -51,6 +51,21 @@ def test_a_relative_item_link_is_recorded_against_the_url_the_feed_came_from(
     assert urls == [feed_server.url("/a/5"), feed_server.url("/rss/b?id=2")]
 
 
+@pytest.mark.parametrize(("hops", "recorded"), [([301], 301), ([308], 308), ([308, 301], 308)])
+def test_feed_moved_records_the_status_that_moved_it(
+        tmp_path: Path, feed_server: FeedServer, hops: list[int], recorded: int) -> None:
+    paths = [f"/{n}.xml" for n in range(len(hops) + 1)]
+    for status, here, there in zip(hops, paths, paths[1:], strict=False):
+        feed_server.route(here, status=status, redirect_to=there)
+    feed_server.route(paths[-1], body=rss([item(1)]))
+    run_once(write_config(tmp_path, feeds={"a": feed_server.url(paths[0])}))
+    store = opened(tmp_path / "feeds.toml")
+    [moved] = store.read(types=("FeedMoved",))
+    store.close()
+    assert moved.data["status"] == recorded
+    assert moved.data["new_url"] == feed_server.url(paths[-1])
+
+
 def test_a_page_configured_as_a_feed_fails_naming_the_feed_it_links_to(
         tmp_path: Path, feed_server: FeedServer) -> None:
     page = (b'<html><head><title>News</title><link rel="alternate" '
