@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import importlib.util
+import re
 import socket
 import struct
 import threading
+import tomllib
 import tracemalloc
 import zlib
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any, TypeVar
 
 import brotli
@@ -521,6 +525,15 @@ def test_hanging_host_does_not_delay_other_feeds(transport: str) -> None:
     assert [r.body for r in done] == [RSS] * 50
     assert pending == 10
     assert queued == [8, 0]  # beyond the host's 2 slots (the daemon's tick leaves them out)
+
+
+def test_sniffio_is_a_direct_dependency() -> None:
+    """anyio 4.11+ no longer brings sniffio, and without it httpcore tries the failing import
+    again on every request (httpx 1.1–1.5× slower): the project must ask for it itself."""
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    declared = [re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0] for d in project["project"]["dependencies"]]
+    assert "sniffio" in declared
+    assert importlib.util.find_spec("sniffio") is not None
 
 
 def test_unknown_transport_is_refused() -> None:

@@ -587,6 +587,19 @@ def test_every_text_field_is_capped() -> None:
     assert entry.summary_html.startswith("<p>長")
 
 
+def test_an_items_link_and_content_are_capped_in_characters() -> None:
+    long = "長" * 5000  # the cap counts characters: 1,000 here is 3,000 bytes of UTF-8
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" '
+        'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>T</title>'
+        f"<item><title>t</title><link>https://example.org/{'p' * 5000}</link>"
+        f"<content:encoded>{long}</content:encoded></item></channel></rss>"
+    )
+    entry = parse(body, max_field=1000).entries[0]
+    assert entry.content == "長" * 1000
+    assert entry.link is not None and len(entry.link) == 1000
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.text(alphabet="<>&;ab /=\"'pscript", max_size=300), st.integers(min_value=1, max_value=80)

@@ -80,6 +80,26 @@ def test_a_page_configured_as_a_feed_fails_naming_the_feed_it_links_to(
         f"it links to the feed {feed_server.url('/news/rss/news.xml')}")
 
 
+def test_a_broken_feed_keeps_the_entries_feedparser_recovers_and_logs_why(
+        tmp_path: Path, feed_server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    body = (b"<?xml version='1.0'?><rss version='2.0'><channel><title>T</title>"
+            b"<item><title>Good</title><guid>g1</guid></item>"
+            b"<item><title>Bad &amp & worse</title><guid>g2</guid></item></channel></rss>")
+    feed_server.route("/f.xml", body=body)
+    path = write_config(tmp_path, feeds={"a": feed_server.url("/f.xml")})
+    with caplog.at_level("WARNING", logger="monitor"):
+        assert run_once(path) == 0
+    store = opened(path)
+    try:
+        assert "Good" in [r.data["title"] for r in store.read(types=("ItemDiscovered",))]
+        assert list(store.read(types=("FeedFailed",))) == []
+    finally:
+        store.close()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith("feed 'a': ") and "not well-formed" in m
+               and m.endswith("(entries recovered)") for m in warned), warned
+
+
 def test_a_bug_met_while_recording_fails_that_feed_and_the_run_goes_on(
         tmp_path: Path, feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -239,11 +239,17 @@ def test_a_reload_reschedules_changed_ticks_and_scrubs_new_channels_secrets(
         'secret_env = "RELOAD_TEST_SECRET"\n'
     )
 
-    async def reload_while_running() -> dict[str, timedelta]:
+    def run_settings(daemon: Daemon) -> set[tuple[Any, ...]]:
+        assert daemon.scheduler is not None
+        jobs = daemon.scheduler.get_jobs()
+        return {(j.coalesce, j.max_instances, j.misfire_grace_time) for j in jobs}
+
+    async def reload_while_running() -> tuple[dict[str, timedelta], list[set[tuple[Any, ...]]]]:
         daemon = Daemon(load(path), {"RELOAD_TEST_SECRET": secret})
         running = asyncio.ensure_future(daemon.run_forever())
         while daemon.scheduler is None or not daemon.scheduler.running:
             await asyncio.sleep(0.05)
+        settings = [run_settings(daemon)]
         write_config(
             tmp_path, feeds=feeds, channels=hook,
             extra_settings='tick = "7s"\ndeadline_check_interval = "2h"',
@@ -251,13 +257,17 @@ def test_a_reload_reschedules_changed_ticks_and_scrubs_new_channels_secrets(
         await daemon._reload("test")
         logging.getLogger("monitor.daemon").warning("the channel's secret is %s", secret)
         jobs = {j.id: j.trigger.interval for j in daemon.scheduler.get_jobs() if j.id}
+        settings.append(run_settings(daemon))
         daemon.stop_event.set()
         await running
-        return jobs
+        return jobs, settings
 
     with kept_logging():
         logs.setup(secrets=[])
-        jobs = asyncio.run(reload_while_running())
+        jobs, settings = asyncio.run(reload_while_running())
+    # every job, before and after the reload: a late tick runs once, never skipped (3.x's
+    # default grace of 1 s would skip it silently), never two of one job at once
+    assert settings == [{(True, 1, None)}] * 2
     assert jobs["poll_tick"] == jobs["deliver_tick"] == timedelta(seconds=7)
     assert jobs["deadline_tick"] == timedelta(hours=2)
     err = capfd.readouterr().err
