@@ -81,10 +81,10 @@ class _Target:
 class _HostGate:
     """The per-host semaphore, kept only while some fetch for the host waits or runs."""
 
-    __slots__ = ("semaphore", "users")
+    __slots__ = ("holding", "semaphore", "users")
 
     def __init__(self, size: int) -> None:
-        self.semaphore, self.users = asyncio.Semaphore(size), 0
+        self.semaphore, self.users, self.holding = asyncio.Semaphore(size), 0, 0
 
 
 class Fetcher:
@@ -105,9 +105,14 @@ class Fetcher:
 
     @property
     def host_queued(self) -> int:
-        """Fetches waiting for their host's slot: those beyond `per_host` at one host."""
-        size = self._limits.per_host
-        return sum(gate.users - size for gate in self._hosts.values() if gate.users > size)
+        """Fetches that wait for their own host only: queued behind a host whose slots are all
+        taken, while the fetches holding slots leave the global limit room. Else (one host's
+        limit as large as the global one, say) they would wait for a global slot too."""
+        gates = self._hosts.values()
+        if sum(gate.holding for gate in gates) >= self._limits.concurrency:
+            return 0
+        full = self._limits.per_host
+        return sum(gate.users - gate.holding for gate in gates if gate.holding >= full)
 
     async def __aenter__(self) -> Self:
         check = None if self._limits.allow_private else self._policy
@@ -140,9 +145,13 @@ class Fetcher:
         gate.users += 1
         try:
             # the host's slot first: fetches queued for a slow host hold no global slot
-            async with gate.semaphore, self._global:
-                async with asyncio.timeout(self._limits.deadline):
-                    return await self._follow(url, target, headers)
+            async with gate.semaphore:
+                gate.holding += 1
+                try:
+                    async with self._global, asyncio.timeout(self._limits.deadline):
+                        return await self._follow(url, target, headers)
+                finally:
+                    gate.holding -= 1
         except TimeoutError:
             raise FetchError(
                 "timeout", f"{url}: no complete answer within {self._limits.deadline:g} s"

@@ -133,10 +133,10 @@ class Ticks:
 
         At most `concurrency * 4` polls are in flight (a lease must outlast the queue behind
         it); a batch is claimed once half of that is free, so a busy tick costs a few claim
-        transactions rather than one per feed. Polls queued behind their own host's limit do
-        not count: 45 feeds of one hanging host filled the cap, and the other feeds went
-        unpolled until the hanging fetches timed out, two at a time (their leases are renewed
-        while they wait). Unchanged polls are written together at the end.
+        transactions rather than one per feed. Polls that wait for their own host only do not
+        count (`Fetcher.host_queued`): 45 feeds of one hanging host filled the cap, and the
+        other feeds went unpolled until the hanging fetches timed out, two at a time (leases
+        are renewed while polls wait). Unchanged polls are written together at the end.
         """
         self._heartbeat()
         await poll.renew_leases(self.poller, self.lease())

@@ -527,6 +527,30 @@ def test_hanging_host_does_not_delay_other_feeds(transport: str) -> None:
     assert queued == [8, 0]  # beyond the host's 2 slots (the daemon's tick leaves them out)
 
 
+@pytest.mark.parametrize(("concurrency", "host_bound"), [(5, 4), (2, 0)])
+def test_fetches_queued_behind_a_full_host_wait_for_it_only_while_the_global_limit_has_room(
+    concurrency: int, host_bound: int
+) -> None:
+    """Six fetches of one hanging host with 2 slots: 4 wait for the host alone. With a global
+    limit of 2 they would wait for a global slot too, so none counts as the host's alone."""
+    limits = FetchLimits(allow_private=True, deadline=60.0, concurrency=concurrency, per_host=2)
+    with FeedServer() as hanging:
+        hanging.route("/f", delay=60.0)
+
+        async def go() -> list[int]:
+            async with Fetcher(limits) as fetcher:
+                before = fetcher.host_queued
+                stuck = [asyncio.create_task(fetcher.fetch(hanging.url("/f"))) for _ in range(6)]
+                await asyncio.sleep(0.2)
+                during = fetcher.host_queued
+                for task in stuck:
+                    task.cancel()
+                await asyncio.gather(*stuck, return_exceptions=True)
+                return [before, during, fetcher.host_queued]
+
+        assert run(go()) == [0, host_bound, 0]
+
+
 def test_sniffio_is_a_direct_dependency() -> None:
     """anyio 4.11+ no longer brings sniffio, and without it httpcore tries the failing import
     again on every request (httpx 1.1–1.5× slower): the project must ask for it itself."""
