@@ -98,14 +98,10 @@ def expire_leases(path: Path) -> None:
 
 def leased(path: Path) -> int:
     """How many feeds a poll holds now."""
-    from monitor.workstate import feed_state
-
     store = open_store(load(path))
-    with store.engine.connect() as conn:
-        rows = conn.execute(feed_state.select().where(feed_state.c.lease_owner.is_not(None)))
-        held = sum(1 for row in rows if (row.lease_expires or 0) > time.time())
+    rows = workstate.feed_rows(store).values()
     store.close()
-    return held
+    return sum(1 for row in rows if (row.lease_expires or 0) > time.time())
 
 
 def test_kill_9_at_random_moments_loses_and_doubles_nothing(
